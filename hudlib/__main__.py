@@ -1,0 +1,127 @@
+"""Command line: ``python -m hudlib {download,train,sample,evaluate,tables} ...``.
+
+Examples::
+
+    python -m hudlib download PaviaU --root data
+    python -m hudlib train --scene IndianPines --model HUD --profile quick --out runs/
+    python -m hudlib sample --run runs/IndianPines/HUD/quick-xxxx --n 64 --sampler ddim --steps 50 --seed 0 \\
+        --out samples.npz
+    python -m hudlib evaluate --scene IndianPines --model HUD --profile quick --n 256
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def _cmd_download(a):
+    from .data import download
+
+    cube, gt = download(a.scene, a.root, mirror=a.mirror, force=a.force)
+    print(f"{cube}\n{gt}")
+
+
+def _cmd_train(a):
+    from . import models
+    from .data import load_scene
+
+    overrides = {}
+    if a.steps is not None:
+        overrides["train"] = {"steps": a.steps}
+    scene = load_scene(a.scene, a.data)
+    gen = models.create(a.model).fit(scene, a.profile, a.out, resume=a.resume, overrides=overrides,
+                                     device=a.device, progress=not a.quiet)
+    print(gen.run_dir_)
+
+
+def _cmd_sample(a):
+    from . import models
+
+    gen = models.load(a.run)
+    opts = {}
+    if hasattr(gen, "sample_abundances"):
+        opts = dict(sampler=a.sampler, steps=a.steps, eta=a.eta, device=a.device, progress=not a.quiet)
+        Y, X = gen.sample(a.n, random_state=a.seed, return_abundances=True, **opts)
+    else:
+        Y, X = gen.sample(a.n, random_state=a.seed), None
+    meta = {"run": str(a.run), "model": gen.config_.model, "scene": gen.config_.scene,
+            "profile": gen.config_.profile, "n": a.n, "seed": a.seed, **{k: v for k, v in opts.items()
+                                                                        if k != "progress"}}
+    arrays = {"Y": Y, "meta": np.array(json.dumps(meta))}
+    if X is not None:
+        arrays["X"] = X
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(out)
+    print(out)
+
+
+def _cmd_evaluate(a):
+    from .evaluate import evaluate
+
+    path = evaluate(a.scene, a.model, a.profile, n=a.n, runs=a.runs, results=a.results, device=a.device,
+                    progress=not a.quiet, data_root=a.data)
+    print(path)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m hudlib", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    d = sub.add_parser("download", help="download a scene's cube and ground truth")
+    d.add_argument("scene")
+    d.add_argument("--root", default="data")
+    d.add_argument("--mirror", default=None, help="base URL replacing the official location")
+    d.add_argument("--force", action="store_true")
+    d.set_defaults(fn=_cmd_download)
+
+    t = sub.add_parser("train", help="train (or reuse) a generator")
+    t.add_argument("--scene", default="IndianPines")
+    t.add_argument("--model", default="HUD")
+    t.add_argument("--profile", default="quick")
+    t.add_argument("--out", default="runs")
+    t.add_argument("--data", default=None, help="data root (else $HUD_DATA, ./data, tensorly)")
+    t.add_argument("--steps", type=int, default=None)
+    t.add_argument("--resume", action="store_true")
+    t.add_argument("--device", default="auto")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(fn=_cmd_train)
+
+    s = sub.add_parser("sample", help="draw samples from a trained run")
+    s.add_argument("--run", required=True)
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--sampler", choices=["ddpm", "ddim"], default=None)
+    s.add_argument("--steps", type=int, default=None)
+    s.add_argument("--eta", type=float, default=None)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default="samples.npz")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(fn=_cmd_sample)
+
+    e = sub.add_parser("evaluate", help="metrics of a generator -> results/<scene>/<model>/<profile>.json")
+    e.add_argument("--scene", default="IndianPines")
+    e.add_argument("--model", default="HUD")
+    e.add_argument("--profile", default="quick")
+    e.add_argument("--n", type=int, default=None)
+    e.add_argument("--runs", default="runs")
+    e.add_argument("--results", default="results")
+    e.add_argument("--data", default=None)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(fn=_cmd_evaluate)
+
+    a = p.parse_args(argv)
+    a.fn(a)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

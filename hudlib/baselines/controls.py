@@ -1,0 +1,103 @@
+"""Reference generators (controls). Trivial by construction; every table carries them to show which metrics
+discriminate a real generator from a copy, a shuffle, a constant or noise.
+
+All draw from ``np.random.default_rng(random_state)`` and return ``(n, bands, size, size)`` float32 in the scene's
+normalised units. ``fit`` needs no training; the run directory holds ``config.json`` and ``state.pt``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import crop, load_scene, patch_corners
+from ..models import Generator
+from ..train import atomic_torch_save
+
+__all__ = ["RealCopy", "PixelShuffle", "MeanSpectrum", "RandomMixture", "Noise"]
+
+
+class _Control(Generator):
+    is_control = True
+
+    def _fit(self, scene, cfg, run_dir: Path, resume, device, progress):
+        self.cube_ = scene.cube
+        atomic_torch_save(self._state(scene), run_dir / "state.pt")
+
+    def _state(self, scene) -> dict:
+        return {}
+
+    def _load_state(self, run_dir: Path, scene=None):
+        self.cube_ = (scene or load_scene(self.config_.scene)).cube
+        st = torch.load(run_dir / "state.pt", map_location="cpu", weights_only=True)
+        for k, v in st.items():
+            setattr(self, k, v.numpy() if isinstance(v, torch.Tensor) else v)
+
+    @property
+    def size(self) -> int:
+        return self.config_.train.patch_size if self.config_ else 32
+
+
+class RealCopy(_Control):
+    """Random real ``size`` × ``size`` crops: F_p = D_b = 1, copy rate 1."""
+
+    name = "RealCopy"
+
+    def sample(self, n, random_state=0, **_):
+        rng = np.random.default_rng(random_state)
+        return crop(self.cube_, patch_corners(self.cube_.shape, self.size, n, rng), self.size).astype(np.float32)
+
+
+class PixelShuffle(_Control):
+    """Every pixel is a real pixel drawn uniformly from the whole scene: real spectra, no spatial structure."""
+
+    name = "PixelShuffle"
+
+    def sample(self, n, random_state=0, **_):
+        rng = np.random.default_rng(random_state)
+        flat = self.cube_.reshape(self.cube_.shape[0], -1)
+        idx = rng.integers(0, flat.shape[1], n * self.size * self.size)
+        return flat[:, idx].reshape(-1, n, self.size, self.size).transpose(1, 0, 2, 3).astype(np.float32)
+
+
+class MeanSpectrum(_Control):
+    """The scene's mean spectrum at every pixel (the paper's F_p gives it ≈ 0.999 on Indian Pines)."""
+
+    name = "MeanSpectrum"
+
+    def sample(self, n, random_state=0, **_):
+        mu = self.cube_.reshape(self.cube_.shape[0], -1).mean(axis=1)
+        return np.broadcast_to(mu[None, :, None, None], (n, mu.size, self.size, self.size)).astype(np.float32)
+
+
+class RandomMixture(_Control):
+    """I.i.d. Dirichlet(1) abundances per pixel of the scene's VCA endmembers (d = n_classes), decoded: physically
+    valid spectra, no spatial structure, no learned abundance distribution."""
+
+    name = "RandomMixture"
+
+    def _state(self, scene):
+        from ..unmixing import vca
+
+        u = self.config_.unmixing
+        E, _ = vca(scene.cube, u.d or scene.n_classes, random_state=u.random_state)
+        return {"E_": torch.from_numpy(E)}
+
+    def sample(self, n, random_state=0, **_):
+        rng = np.random.default_rng(random_state)
+        X = rng.dirichlet(np.ones(self.E_.shape[1]), size=(n, self.size, self.size))  # (n, s, s, d)
+        return np.einsum("bd,nhwd->nbhw", self.E_, X).astype(np.float32)
+
+
+class Noise(_Control):
+    """Gaussian noise around the mean spectrum with the scene's per-band standard deviation."""
+
+    name = "Noise"
+
+    def sample(self, n, random_state=0, **_):
+        rng = np.random.default_rng(random_state)
+        flat = self.cube_.reshape(self.cube_.shape[0], -1)
+        mu, sd = flat.mean(axis=1), flat.std(axis=1)
+        z = rng.standard_normal((n, mu.size, self.size, self.size))
+        return (mu[None, :, None, None] + sd[None, :, None, None] * z).astype(np.float32)

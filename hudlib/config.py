@@ -1,0 +1,184 @@
+"""One typed configuration and the three profiles (smoke / quick / paper): the only place defaults live.
+
+A run is fully described by a :class:`RunConfig`; it is saved as ``config.json`` next to every run and checkpoint and
+rebuilt from it with :meth:`RunConfig.from_dict` (as nanoGPT keeps the model args in its checkpoint).
+
+Profiles:
+
+- ``smoke``: seconds on a CPU; used by the tests and CI. Numbers from it mean nothing about quality.
+- ``quick``: a 2-core CPU. HUD on Indian Pines trains in well under 20 minutes; sizes chosen by measurement
+  (see README, benchmarks/diffusion.py).
+- ``paper``: the paper's setting for a GPU: T = 1000, a 32-px U-Net in the spirit of DDPM / improved-diffusion
+  (128 channels, multipliers 1-2-2-2, two residual blocks per level, attention at 16 px), batch 64, 100k steps.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["UnmixingConfig", "UNetConfig", "DiffusionConfig", "TrainConfig", "EvalConfig", "RunConfig",
+           "PROFILES", "profile_names", "make_config"]
+
+
+@dataclass
+class UnmixingConfig:
+    """UAE settings (III-B). ``d=None`` means the scene's number of classes (the paper's choice)."""
+
+    d: int | None = None
+    encoder: str = "fcls"
+    random_state: int = 0
+
+
+@dataclass
+class UNetConfig:
+    """ε-prediction U-Net size (hudlib.unet.UNet keyword arguments, less the channel counts)."""
+
+    model_channels: int = 64
+    channel_mult: tuple[int, ...] = (1, 2, 2)
+    num_res_blocks: int = 2
+    attention_resolutions: tuple[int, ...] = (16,)
+    dropout: float = 0.0
+    num_heads: int = 4
+
+
+@dataclass
+class DiffusionConfig:
+    """Schedule (paper IV-A: linear β 1e-4 → 0.02, T = 1000) and the default sampler.
+
+    ``z_scale``: ``"none"`` trains on Z as in the paper; ``"standardize"`` applies one fixed affine map
+    (Z − mean) / std computed from the scene's Z once (like latent diffusion's scale factor).
+    """
+
+    T: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    sampler: str = "ddim"
+    sample_steps: int = 100
+    eta: float = 0.0
+    z_scale: str = "none"
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation: AdamW, EMA, gradient clipping, checkpoints every ``ckpt_every`` steps."""
+
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    ckpt_every: int = 500
+    seed: int = 0
+    patch_size: int = 32
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation: how many patches, sampler steps, classifier training steps."""
+
+    n_samples: int = 256
+    classifier_steps: int = 600
+    seed: int = 0
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a trained generator on one scene."""
+
+    scene: str = "IndianPines"
+    model: str = "HUD"
+    profile: str = "quick"
+    unmixing: UnmixingConfig = field(default_factory=UnmixingConfig)
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        """Rebuild from :meth:`to_dict` output (lists become tuples where the field is a tuple)."""
+        kw = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in d:
+                continue
+            v = d[f.name]
+            sub = _SUB.get(f.name)
+            kw[f.name] = _build(sub, v) if sub else v
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"config: unknown keys {sorted(unknown)}")
+        return cls(**kw)
+
+    def training_hash(self) -> str:
+        """8-hex hash of what determines the trained weights (eval settings excluded)."""
+        d = self.to_dict()
+        d.pop("eval")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
+
+
+_SUB = {"unmixing": UnmixingConfig, "unet": UNetConfig, "diffusion": DiffusionConfig, "train": TrainConfig,
+        "eval": EvalConfig}
+
+
+def _build(cls, v: dict):
+    if not isinstance(v, dict):
+        raise ValueError(f"config: expected a mapping for {cls.__name__}, got {type(v).__name__}")
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(v) - set(names)
+    if unknown:
+        raise ValueError(f"config: unknown keys {sorted(unknown)} in {cls.__name__}")
+    return cls(**{k: tuple(x) if isinstance(x, list) else x for k, x in v.items()})
+
+
+# Profile overrides, applied on the dataclass defaults. Edit here, nowhere else.
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "smoke": {
+        "unet": dict(model_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(), num_heads=1),
+        "diffusion": dict(sample_steps=10),
+        "train": dict(steps=30, batch_size=4, ckpt_every=10, lr=1e-3, ema_decay=0.9),
+        "eval": dict(n_samples=16, classifier_steps=20),
+    },
+    "quick": {
+        "unet": dict(model_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1, attention_resolutions=(8,),
+                     num_heads=2),
+        "diffusion": dict(sample_steps=50),
+        "train": dict(steps=3000, batch_size=16, ckpt_every=250, lr=5e-4, ema_decay=0.995),
+        "eval": dict(n_samples=256, classifier_steps=600),
+    },
+    "paper": {
+        "unet": dict(model_channels=128, channel_mult=(1, 2, 2, 2), num_res_blocks=2, attention_resolutions=(16,),
+                     dropout=0.1, num_heads=4),
+        "diffusion": dict(sample_steps=1000, sampler="ddpm"),
+        "train": dict(steps=100_000, batch_size=64, ckpt_every=5000, lr=2e-4, ema_decay=0.9999),
+        "eval": dict(n_samples=1024, classifier_steps=3000),
+    },
+}
+
+
+def profile_names() -> list[str]:
+    return list(PROFILES)
+
+
+def make_config(scene: str = "IndianPines", model: str = "HUD", profile: str = "quick",
+                overrides: dict[str, dict[str, Any]] | None = None) -> RunConfig:
+    """The :class:`RunConfig` of a profile, with optional ``{"train": {"steps": 10}, ...}`` overrides."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile: unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+    d = RunConfig(scene=scene, model=model, profile=profile).to_dict()
+    for layer in (PROFILES[profile], overrides or {}):
+        for section, values in layer.items():
+            if section not in _SUB:
+                raise ValueError(f"overrides: unknown section {section!r}; expected one of {', '.join(_SUB)}")
+            d[section].update(copy.deepcopy(values))
+    return RunConfig.from_dict(d)
