@@ -22,8 +22,8 @@ class _Control(Generator):
     is_control = True
 
     def _fit(self, scene, cfg, run_dir: Path, resume, device, progress):
-        self.cube_ = scene.cube
         atomic_torch_save(self._state(scene), run_dir / "state.pt")
+        self._load_state(run_dir, scene)
 
     def _state(self, scene) -> dict:
         return {}
