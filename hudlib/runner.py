@@ -74,7 +74,8 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
             for s in present:
                 steps.append((nb, build / "notebooks" / s / nb.name, dict(scene=s, profile=profile)))
         else:
-            steps.append((nb, build / "notebooks" / nb.name, dict(scenes=present, models=models, profile=profile)))
+            steps.append((nb, build / "notebooks" / nb.name, dict(scenes=present, models=models, profile=profile,
+                                                                         fig_dir="figures", results="results")))
     (build / "logs").mkdir(parents=True, exist_ok=True)
     summary = {"profile": profile, "scenes": present, "skipped": missing, "models": models, "steps": []}
     failed = None

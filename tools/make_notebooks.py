@@ -157,6 +157,61 @@ NB["04_sample"] = [
     ("code", "patch_browser(out['ddim'][0], s.rgb_bands, class_means=data.class_mean_spectra(s), limits=lim, title=f'HUD {scene}')"),
 ]
 
+NB["05_figures"] = [
+    ("md", "# 05 · Figures 3 and 4\nFor every scene and every registered generator (controls in separate panels): "
+           "Fig. 3, pseudo-colour 2×2 mosaics of generated 32 px patches with the paper's bands and one stretch per "
+           "scene; Fig. 4, the log-density of band × reflectance over all generated pixels with the real scene's "
+           "1–99 % envelope. Samples are drawn once per run and cached (06_tables reuses them)."),
+    ("params", 'scenes = ["IndianPines"]\nmodels = None\nprofile = "smoke"\ndevice = "auto"\n'
+               'fig_dir = "build/figures"\nruns = None\ndata_root = None'),
+    ("code", "from IPython.display import Image, display\n"
+             "from hudlib import data, figures, paths\nfrom hudlib import models as registry\n"
+             "from hudlib.config import make_config\nfrom hudlib.evaluate import generate, machine_description\n"
+             "from hudlib.train import resolve_device\n\n"
+             "names = models or registry.names()\n"
+             "S = {s: data.load_scene(s, data_root) for s in scenes}\nsamples = {}\n"
+             "for s in scenes:\n"
+             "    samples[s] = {}\n"
+             "    for m in names:\n"
+             "        gen = registry.create(m).fit(S[s], profile, paths.runs_dir(runs), device=device)\n"
+             "        cfg = make_config(s, m, profile)\n"
+             "        samples[s][m] = generate(gen, cfg.eval.n_samples, cfg.eval.seed, device)\n"
+             "        print(f'{s:12} {m:14} {samples[s][m].shape}')"),
+    ("code", "label = f'profile {profile}, {machine_description(resolve_device(device))}'\n"
+             "files = figures.write_all(samples, S, [m for m in names if not registry.is_control(m)],\n"
+             "                          [m for m in names if registry.is_control(m)], paths.figures_dir(fig_dir), label)\n"
+             "for f in files:\n    print(f)\n"
+             "for f in files:\n    if f.suffix == '.png':\n        display(Image(filename=str(f)))"),
+]
+
+NB["06_tables"] = [
+    ("md", "# 06 · Tables I–IV\nEvaluates every registered generator on every scene (the paper's F_p, D_b, "
+           "D_b/F_p, IS, FID; HyperLDM's SD; precision/recall in spectral and patch space, sliced Wasserstein "
+           "distance, copy rate), then writes Tables I–III beside the paper's numbers with the controls, and Table IV "
+           "(parameters, training memory, FLOPs) for the paper profile and the chosen one. Metrics that rank a "
+           "trivial control level with HUD are flagged ⚠."),
+    ("params", 'scenes = ["IndianPines"]\nmodels = None\nprofile = "smoke"\ndevice = "auto"\n'
+               'results = "build/results"\nruns = None\ndata_root = None\nn = None'),
+    ("code", "import json\nfrom IPython.display import Markdown, display\n"
+             "from hudlib import complexity, data, evaluate, paths, tables\nfrom hudlib import models as registry\n\n"
+             "names = models or registry.names()\n"
+             "for s in scenes:\n"
+             "    sc = data.load_scene(s, data_root)\n"
+             "    for m in names:\n"
+             "        p = evaluate.evaluate(s, m, profile, n=n, runs=paths.runs_dir(runs), results=results,\n"
+             "                              device=device, scene_obj=sc)\n"
+             "        rec = json.loads(p.read_text())\n"
+             "        print(f\"{s:12} {m:14} F_p {rec['metrics']['F_p']:.4f}  D_b {rec['metrics']['D_b']:.4f}  \"\n"
+             "              f\"recall(spectra) {rec['metrics']['recall_spectra']:.3f}  FID {rec['metrics']['FID']:.2f}\")"),
+    ("code", "rows = []\nfor prof in sorted({'paper', profile}):\n"
+             "    for r in complexity.complexity_table(scenes[0], prof):\n"
+             "        if not r.get('control'):\n            rows.append({**r, 'model': f\"{r['model']} [{prof} U-Net]\"})\n"
+             "cx_md = complexity.format_table(rows) + (f'\\n\\n*{scenes[0]}; FLOPs via torch.utils.flop_counter on meta '\n"
+             "    f'tensors; memory: {rows[0][\"memory_method\"]}.*')\n"
+             "out = tables.write_tables(profile, results, scenes, names, complexity_md=cx_md)\n"
+             "print(out)\ndisplay(Markdown(out.read_text()))"),
+]
+
 
 def build(names=None, folder=Path(__file__).resolve().parents[1] / "notebooks"):
     folder.mkdir(exist_ok=True)

@@ -1,0 +1,126 @@
+"""Table IV (v1 of the paper): parameters, peak training memory at batch 4, FLOPs per network evaluation and per
+generated sample, at 32 and 256 px, for every registered generator with a network plus the paper's hypothetical
+"DDPM in pixel space" (the HUD U-Net applied to the raw bands).
+
+How it is measured, on CPU in well under a minute:
+
+- FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` over one forward pass of batch 1 on the ``meta`` device (shape
+  arithmetic only, no computation). Counted are matmuls/convolutions/attention (2 FLOPs per multiply-add), the way
+  the counter defines them; normalisations and activations are not counted. Per sample = per evaluation × number of
+  sampling steps (+ the UAE decoder for HUD).
+- Peak training memory at batch 4: on CUDA, ``torch.cuda.max_memory_allocated`` around one real AdamW step. On CPU a
+  measured estimate: parameters + gradients + two AdamW moments + every tensor autograd saves for the backward pass
+  in one forward pass at batch 4 (counted with ``torch.autograd.graph.saved_tensors_hooks`` on ``meta`` tensors; a
+  tensor saved twice is counted twice, so this errs high) + the input batch.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from . import models
+from .config import make_config
+from .data import SCENES
+from .train import build_unet
+
+__all__ = ["network_flops", "training_memory_bytes", "complexity_table", "format_table"]
+
+
+def network_flops(net: torch.nn.Module, shape: tuple[int, ...]) -> int:
+    """FLOPs of one forward pass of ``net`` on an input ``shape`` = (1, C, H, W) (meta device)."""
+    net = net.to("meta")
+    x = torch.empty(shape, device="meta")
+    t = torch.zeros(shape[0], dtype=torch.long, device="meta")
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        net(x, t)
+    return int(fc.get_total_flops())
+
+
+def training_memory_bytes(net: torch.nn.Module, shape: tuple[int, ...], device: str = "cpu") -> tuple[int, str]:
+    """Peak memory of one training step at input ``shape`` (batch first): ``(bytes, method)``."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        net = net.to(device)
+        opt = torch.optim.AdamW(net.parameters())
+        torch.cuda.reset_peak_memory_stats()
+        x = torch.randn(shape, device=device)
+        t = torch.randint(0, 1000, (shape[0],), device=device)
+        net(x, t).pow(2).mean().backward()
+        opt.step()
+        torch.cuda.synchronize()
+        return int(torch.cuda.max_memory_allocated()), "CUDA max_memory_allocated over one AdamW step"
+    net = net.to("meta")
+    n_param_bytes = sum(p.numel() * p.element_size() for p in net.parameters())
+    saved = 0
+
+    def pack(tensor):
+        nonlocal saved
+        saved += tensor.numel() * tensor.element_size()
+        return tensor
+
+    x = torch.empty(shape, device="meta")
+    t = torch.zeros(shape[0], dtype=torch.long, device="meta")
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t_: t_):
+        net(x, t)
+    total = 4 * n_param_bytes + saved + x.numel() * x.element_size()
+    return int(total), "CPU estimate: 4x parameter bytes (weights, grads, AdamW moments) + autograd-saved tensors"
+
+
+def _row(name, net, channels, px, steps, extra_flops=0, extra_params=0, device="cpu"):
+    per_eval = network_flops(net, (1, channels, px, px))
+    mem, how = training_memory_bytes(net, (4, channels, px, px), device)
+    n_params = sum(p.numel() for p in net.parameters()) + extra_params
+    return {"model": name, "px": px, "params": n_params, "params_MB": n_params * 4 / 2**20,
+            "train_memory_GB": mem / 2**30, "memory_method": how, "flops_per_eval": per_eval,
+            "sampling_steps": steps, "flops_per_sample": per_eval * steps + extra_flops}
+
+
+def complexity_table(scene: str = "IndianPines", profile: str = "paper", sizes=(32, 256), device: str = "cpu",
+                     sampler_steps: int | None = None) -> list[dict]:
+    """Rows of Table IV for ``scene`` with the U-Net of ``profile``.
+
+    HUD: the U-Net on d = n_classes channels, plus the UAE (2·bands·d parameters, the decoder's 2·d·bands FLOPs per
+    pixel once per sample). "DDPM (pixel space)": the same U-Net on all bands. Controls have no network and are
+    listed with zeros. Per-sample FLOPs use T (ancestral sampling) unless ``sampler_steps`` is given.
+    The network is built for each size (``image_size = px``) so self-attention sits at the same absolute feature-map
+    sizes (16 px in the paper profile, plus the middle block) as a U-Net designed for that input would have; the
+    32-px network run unchanged on 256 px would put attention on 128x128 maps (16384 positions, ~17 GB of attention
+    weights per block at batch 4).
+    """
+    info = SCENES[scene]
+    bands, d = info.bands, info.n_classes
+    rows = []
+    for px in sizes:
+        for name in models.names():
+            if models.is_control(name):
+                rows.append({"model": name, "px": px, "params": 0, "params_MB": 0.0, "train_memory_GB": 0.0,
+                             "memory_method": "no network", "flops_per_eval": 0, "sampling_steps": 0,
+                             "flops_per_sample": 0, "control": True})
+                continue
+            cfg = make_config(scene, name, profile, {"train": {"patch_size": px}})
+            steps = sampler_steps or cfg.diffusion.T
+            if name == "HUD":
+                rows.append(_row("HUD", build_unet(cfg, d), d, px, steps, extra_flops=2 * d * bands * px * px,
+                                 extra_params=2 * bands * d, device=device))
+            else:  # a future baseline provides its own network through the registry
+                gen = models.get(name)
+                if hasattr(gen, "complexity_network"):
+                    net, ch, st = gen.complexity_network(cfg, bands, d)
+                    rows.append(_row(name, net, ch, px, st, device=device))
+        cfg = make_config(scene, "HUD", profile, {"train": {"patch_size": px}})
+        rows.append(_row("DDPM (pixel space)", build_unet(cfg, bands), bands, px, sampler_steps or cfg.diffusion.T,
+                         device=device))
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    """Markdown table of :func:`complexity_table` rows."""
+    head = ("| px | model | params | params MB | train memory GB (batch 4) | GFLOPs / eval | steps | "
+            "GFLOPs / sample |\n|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for r in rows:
+        lines.append(f"| {r['px']} | {r['model']} | {r['params']:,} | {r['params_MB']:.2f} | "
+                     f"{r['train_memory_GB']:.3f} | {r['flops_per_eval'] / 1e9:.2f} | {r['sampling_steps']} | "
+                     f"{r['flops_per_sample'] / 1e9:,.1f} |")
+    return "\n".join(lines)

@@ -1,0 +1,130 @@
+"""Fig. 3 (pseudo-colour patches) and Fig. 4 (spectral-curve density) for every registered generator and scene.
+
+Inputs are plain arrays: ``samples[scene][model]`` ``(n, bands, h, w)`` in the scene's normalised units and
+``scenes[scene]`` a :class:`hudlib.data.Scene`. Files are written as PNG (README) and PDF with stable names:
+``fig3_pseudocolour``, ``fig3_controls``, ``fig4_spectral_density``, ``fig4_controls``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .data import patches, pseudo_rgb, rgb_limits
+
+__all__ = ["mosaic", "fig3", "fig4", "spectral_density", "save", "write_all"]
+
+
+def mosaic(batch: np.ndarray, k: int = 2) -> np.ndarray:
+    """Tile the first k*k patches ``(n, bands, h, w)`` into one ``(bands, k*h, k*w)`` image (gaps not drawn)."""
+    n, b, h, w = batch.shape
+    k = max(1, min(k, int(np.sqrt(n))))
+    tiles = batch[: k * k].reshape(k, k, b, h, w)
+    return tiles.transpose(2, 0, 3, 1, 4).reshape(b, k * h, k * w)
+
+
+def fig3(samples: dict, scenes: dict, model_names: list[str], title: str = "", k: int = 2, seed: int = 0):
+    """Rows = scenes; columns = a real-scene mosaic + one per model. One stretch per scene (the real scene's 2–98 %
+    percentiles of the paper's bands), so colours are comparable across columns."""
+    rows = list(scenes)
+    cols = ["real"] + list(model_names)
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(1.9 * len(cols), 2.0 * len(rows) + 0.4), squeeze=False)
+    for i, sname in enumerate(rows):
+        s = scenes[sname]
+        lim = rgb_limits(s.cube, s.rgb_bands)
+        size = next(iter(samples[sname].values())).shape[-1] if samples.get(sname) else 32
+        real = patches(s, size, k * k, random_state=seed)
+        for j, c in enumerate(cols):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            batch = real if c == "real" else samples.get(sname, {}).get(c)
+            if batch is None:
+                ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes, fontsize=8)
+            else:
+                ax.imshow(pseudo_rgb(mosaic(batch, k), s.rgb_bands, limits=lim), interpolation="nearest")
+            if i == 0:
+                ax.set_title(c, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(sname, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def spectral_density(Y: np.ndarray, bins: int = 100, vmax: float = 1.0) -> np.ndarray:
+    """2-D histogram ``(bins, bands)`` of reflectance per band over every pixel of ``Y`` ``(n, bands, h, w)`` or
+    ``(bands, h, w)``; reflectance range [0, vmax]."""
+    Y = np.asarray(Y)
+    flat = (Y if Y.ndim == 3 else Y.transpose(1, 0, 2, 3)).reshape(Y.shape[-3], -1)
+    edges = np.linspace(0.0, vmax, bins + 1)
+    idx = np.clip(np.digitize(flat, edges) - 1, 0, bins - 1)
+    H = np.zeros((bins, flat.shape[0]))
+    for b in range(flat.shape[0]):
+        H[:, b] = np.bincount(idx[b], minlength=bins)
+    return H
+
+
+def fig4(samples: dict, scenes: dict, model_names: list[str], title: str = "", bins: int = 100):
+    """Rows = scenes; columns = the real scene + one per model: log-density of band × reflectance over all pixels,
+    the real scene's 1–99 % envelope per band overlaid (white dashed)."""
+    rows = list(scenes)
+    cols = ["real"] + list(model_names)
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(2.2 * len(cols), 2.0 * len(rows) + 0.4), squeeze=False)
+    for i, sname in enumerate(rows):
+        s = scenes[sname]
+        flat = s.cube.reshape(s.bands, -1)
+        lo, hi = np.percentile(flat, [1, 99], axis=1)
+        vmax = float(max(flat.max(), 1e-6)) * 1.05
+        for j, c in enumerate(cols):
+            ax = axes[i, j]
+            Y = s.cube if c == "real" else samples.get(sname, {}).get(c)
+            if Y is None:
+                ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes, fontsize=8)
+            else:
+                H = spectral_density(Y, bins, vmax)
+                H = H / max(H.sum(0).max(), 1)
+                ax.imshow(np.log10(H + 1e-6), origin="lower", aspect="auto", cmap="magma", vmin=-6, vmax=0,
+                          extent=(0, s.bands, 0, vmax), interpolation="nearest")
+                ax.plot(np.arange(s.bands) + 0.5, lo, "w--", lw=0.6)
+                ax.plot(np.arange(s.bands) + 0.5, hi, "w--", lw=0.6)
+            ax.set_ylim(0, vmax)
+            ax.tick_params(labelsize=6)
+            if i == 0:
+                ax.set_title(c, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(f"{sname}\nreflectance", fontsize=8)
+            if i == len(rows) - 1:
+                ax.set_xlabel("band", fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig, folder, stem: str) -> list[Path]:
+    """Write ``stem.png`` (150 dpi) and ``stem.pdf`` atomically; returns the paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for ext, kw in (("png", {"dpi": 150}), ("pdf", {})):
+        p = folder / f"{stem}.{ext}"
+        tmp = folder / f".{stem}.tmp.{ext}"
+        fig.savefig(tmp, format=ext, metadata={"CreationDate": None} if ext == "pdf" else None, **kw)
+        tmp.replace(p)
+        out.append(p)
+    plt.close(fig)
+    return out
+
+
+def write_all(samples: dict, scenes: dict, model_names: list[str], control_names: list[str], folder,
+              label: str) -> list[Path]:
+    """Fig. 3 and Fig. 4 for the models and (separately) the controls; ``label`` names profile and machine."""
+    out = []
+    out += save(fig3(samples, scenes, model_names, f"Fig. 3: pseudo-colour, generated 2x2 mosaics of 32 px patches "
+                                                    f"[{label}]"), folder, "fig3_pseudocolour")
+    out += save(fig3(samples, scenes, control_names, f"Fig. 3 controls [{label}]"), folder, "fig3_controls")
+    out += save(fig4(samples, scenes, model_names, f"Fig. 4: spectral-curve density (log) [{label}]"), folder,
+                "fig4_spectral_density")
+    out += save(fig4(samples, scenes, control_names, f"Fig. 4 controls [{label}]"), folder, "fig4_controls")
+    return out

@@ -1,0 +1,140 @@
+"""Tables I–IV from ``results/``: ours beside the paper's, profile and machine stated, controls included.
+
+A metric is flagged *non-discriminating* on a scene when a trivial control (MeanSpectrum or RandomMixture) scores
+as well as HUD or better (within 1 % relative): such a metric cannot tell HUD from a trivial generator there.
+"""
+from __future__ import annotations
+
+import json
+import math
+from importlib import resources
+from pathlib import Path
+
+from . import models, paths
+from .evaluate import METRICS
+
+__all__ = ["paper_results", "load_results", "discrimination", "metric_table", "paper_tables", "write_tables"]
+
+TRIVIAL = ("MeanSpectrum", "RandomMixture")
+PAPER_MODELS = ("GAN", "VAE", "MPRNet", "UD", "UBF", "HUD")
+
+
+def paper_results() -> dict:
+    """The paper's Tables I–IV, transcribed once in ``hudlib/paper_results.json``."""
+    return json.loads(resources.files("hudlib").joinpath("paper_results.json").read_text())
+
+
+def load_results(profile: str, results=None, scenes=None, model_names=None) -> dict[str, dict[str, dict]]:
+    """``{scene: {model: record}}`` of the JSON files under ``results/<scene>/<model>/<profile>.json``."""
+    root = paths.results_dir(results)
+    out: dict[str, dict[str, dict]] = {}
+    for f in sorted(root.glob(f"*/*/{profile}.json")):
+        rec = json.loads(f.read_text())
+        if scenes and rec["scene"] not in scenes:
+            continue
+        if model_names and rec["model"] not in model_names:
+            continue
+        out.setdefault(rec["scene"], {})[rec["model"]] = rec
+    return out
+
+
+def _better_or_equal(a: float, b: float, direction: int, rel: float = 0.01) -> bool:
+    """Is ``a`` at least as good as ``b`` (within ``rel`` of |b|)?"""
+    if any(map(lambda v: v is None or (isinstance(v, float) and math.isnan(v)), (a, b))):
+        return False
+    return direction * (a - b) >= -rel * abs(b)
+
+
+def discrimination(scene_results: dict[str, dict], reference: str = "HUD") -> dict[str, list[str]]:
+    """``{metric: [controls that score level with or better than the reference]}`` for one scene."""
+    flags = {}
+    ref = scene_results.get(reference)
+    if ref is None:
+        return flags
+    for name, (direction, _, _) in METRICS.items():
+        hits = [c for c in TRIVIAL if c in scene_results and
+                _better_or_equal(scene_results[c]["metrics"].get(name), ref["metrics"].get(name), direction)]
+        if hits:
+            flags[name] = hits
+    return flags
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float) and math.isnan(v):
+        return "nan"
+    return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
+
+
+def metric_table(scene: str, scene_results: dict[str, dict], profile: str) -> str:
+    """Markdown: rows = our models (controls marked) + the paper's models, columns = every metric."""
+    cols = list(METRICS)
+    flags = discrimination(scene_results)
+    head = "| model | " + " | ".join(f"{c}{' ↑' if METRICS[c][0] > 0 else ' ↓'}{' ⚠' if c in flags else ''}"
+                                   for c in cols) + " |"
+    lines = [head, "|" + "---|" * (len(cols) + 1)]
+    order = [m for m in models.names() if m in scene_results] + [m for m in scene_results if m not in models.names()]
+    for mname in order:
+        rec = scene_results[mname]
+        label = f"{mname} (control)" if rec.get("control") else f"**{mname}** (ours)"
+        lines.append(f"| {label} | " + " | ".join(_fmt(rec["metrics"].get(c)) for c in cols) + " |")
+    pr = paper_results()
+    for pm in PAPER_MODELS:
+        vals = {"F_p": pr["table1"]["F_p"].get(scene, {}).get(pm), "D_b": pr["table1"]["D_b"].get(scene, {}).get(pm),
+                "D_b/F_p": pr["table1"]["D_b/F_p"].get(scene, {}).get(pm),
+                "IS": pr["table2"]["IS"].get(scene, {}).get(pm), "FID": pr["table3"]["FID"].get(scene, {}).get(pm)}
+        lines.append(f"| {pm} (paper) | " + " | ".join(_fmt(vals.get(c)) for c in cols) + " |")
+    any_rec = next(iter(scene_results.values()))
+    note = (f"\n*{scene}, profile `{profile}`, n = {any_rec['n']} patches per model, machine: {any_rec['machine']}, "
+            f"git {any_rec.get('git_commit')}. Paper rows: the paper's Tables I–III (its own setting, RTX 4090). "
+            f"↑/↓: better direction. ⚠ non-discriminating here: ")
+    note += ", ".join(f"{k} ({'/'.join(v)} ≥ HUD)" for k, v in flags.items()) if flags else "none"
+    clfinfo = scene_results.get("HUD", any_rec).get("classifier", {})
+    if clfinfo:
+        note += f". Classifier held-out accuracy {_fmt(clfinfo.get('holdout_accuracy'))} (spatially disjoint split)."
+    return "\n".join(lines) + note + "*\n"
+
+
+def paper_tables() -> str:
+    """The paper's Tables I–IV as Markdown (for reference beside ours)."""
+    pr = paper_results()
+    out = []
+    for key, title in (("table1", "Table I"), ("table2", "Table II"), ("table3", "Table III")):
+        for metric, by_scene in pr[key].items():
+            scenes = list(by_scene)
+            mods = list(next(iter(by_scene.values())))
+            out.append(f"**{title} (paper): {metric}**\n\n| scene | " + " | ".join(mods) + " |\n|" + "---|" *
+                       (len(mods) + 1))
+            for s in scenes:
+                out.append(f"| {s} | " + " | ".join(_fmt(by_scene[s].get(m)) for m in mods) + " |")
+            out.append("")
+    t4 = pr["table4"]
+    out.append("**Table IV (paper v1): computational complexity**\n")
+    for size, block in t4.items():
+        mods = list(next(iter(block.values())))
+        out.append(f"| {size} px | " + " | ".join(mods) + " |\n|" + "---|" * (len(mods) + 1))
+        for metric, vals in block.items():
+            out.append(f"| {metric} | " + " | ".join(_fmt(vals.get(m)) for m in mods) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def write_tables(profile: str, results=None, scenes=None, model_names=None, complexity_md: str | None = None) -> Path:
+    """Write ``results/tables_<profile>.md`` (Tables I–III per scene with controls, Table IV) and return its path."""
+    from .train import atomic_write_text
+
+    res = load_results(profile, results, scenes, model_names)
+    parts = [f"# Results, profile `{profile}`\n",
+             "Generated by notebooks/06_tables.ipynb from results/*/*/" + profile + ".json. "
+             "Columns F_p … FID are the paper's metrics (Tables I–III), SD is HyperLDM's; the rest discriminate "
+             "(precision/recall, sliced Wasserstein, copy rate). Controls are trivial reference generators.\n"]
+    for scene in sorted(res):
+        parts.append(f"## {scene}\n\n" + metric_table(scene, res[scene], profile))
+    if complexity_md:
+        parts.append("## Table IV: computational complexity (ours)\n\n" + complexity_md + "\n")
+    parts.append("## The paper's tables\n\n" + paper_tables())
+    out = paths.results_dir(results) / f"tables_{profile}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, "\n".join(parts))
+    return out
