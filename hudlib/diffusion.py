@@ -1,0 +1,371 @@
+"""Gaussian diffusion on the relaxed abundance space Z (paper III-C, eqs. 7-15, Algorithms 1-2).
+
+The diffusion object holds the noise schedule only; the ε-prediction network is passed in as an
+argument (``model(z_t, t, **model_kwargs) -> eps`` with eps shaped like ``z_t``), in the style of
+improved-diffusion's ``GaussianDiffusion``. Nothing here imports the U-Net.
+
+Conventions
+-----------
+* Batches are channel-first: ``z`` is ``(n, d, h, w)`` (d = number of endmembers). Any tensor whose
+  first axis is the batch works; the schedule is broadcast over the remaining axes.
+* Timesteps are **0-indexed**: ``t ∈ {0, ..., T-1}``; the code's ``t`` is the paper's ``t + 1``.
+  So ``betas[0]`` is the paper's β_1, ``alphas_cumprod[t]`` is ᾱ_{t+1}, and ``alphas_cumprod_prev[0] = 1``
+  stands for ᾱ_0. The network receives these 0-indexed integers.
+* Schedules are float64 numpy arrays; they are cast to the input's dtype/device where used.
+* Samples are never clamped: Z = ln(X + e^{-ln d - 8}) (eq. 4) lives in about [-8 - ln d, 0], not
+  [-1, 1]. The samplers return Z; the caller applies the softmax of eq. 5.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+__all__ = ["linear_beta_schedule", "GaussianDiffusion", "SIGMA_CHOICES", "SAMPLERS"]
+
+SIGMA_CHOICES = ("beta", "posterior")
+SAMPLERS = ("ddpm", "ddim")
+DEFAULT_DDIM_STEPS = 50
+
+
+def linear_beta_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> np.ndarray:
+    """Linear variance schedule β_1..β_T of DDPM (the paper uses T = 1000, IV-A).
+
+    Returns a float64 array of shape ``(T,)`` going linearly from ``beta_start`` to ``beta_end``.
+    """
+    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
+        raise ValueError(f"T must be a positive integer, got {T!r}")
+    if not (0.0 < beta_start <= beta_end < 1.0):
+        raise ValueError(f"beta_start, beta_end must satisfy 0 < beta_start <= beta_end < 1, "
+                         f"got {beta_start!r}, {beta_end!r}")
+    return np.linspace(beta_start, beta_end, int(T), dtype=np.float64)
+
+
+Model = Callable[..., torch.Tensor]
+
+
+class GaussianDiffusion:
+    """Fixed forward process q (eqs. 7-8) and the ε-parameterised reverse process (eqs. 9-14).
+
+    Parameters
+    ----------
+    betas : 1-D array ``(T,)`` of variances β_1..β_T in (0, 1); stored as float64.
+
+    Attributes (all float64 numpy arrays of shape ``(T,)``, indexed by the 0-based ``t``)
+    ----------
+    T, betas, alphas (α_t = 1 - β_t), alphas_cumprod (ᾱ_t), alphas_cumprod_prev (ᾱ_{t-1}, with
+    ᾱ_0 = 1), sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod, sqrt_recip_alphas_cumprod,
+    sqrt_recipm1_alphas_cumprod, posterior_variance (β̃_t), posterior_log_variance_clipped
+    (log β̃_t with the first entry, β̃ = 0, replaced by the second), posterior_mean_coef1/2 (the
+    coefficients of Z_0 and Z_t in μ̃_t).
+    """
+
+    def __init__(self, betas):
+        betas = np.asarray(betas, dtype=np.float64)
+        if betas.ndim != 1 or betas.size < 1:
+            raise ValueError(f"betas must be a non-empty 1-D array, got shape {betas.shape}")
+        if not np.all(np.isfinite(betas)) or np.any(betas <= 0) or np.any(betas >= 1):
+            raise ValueError("betas must all lie in the open interval (0, 1)")
+        self.T = int(betas.shape[0])
+        self.betas = betas
+        self.alphas = 1.0 - betas                                   # α_t := 1 - β_t
+        self.alphas_cumprod = np.cumprod(self.alphas)               # ᾱ_t := Π_{s<=t} α_s
+        self.alphas_cumprod_prev = np.append(1.0, self.alphas_cumprod[:-1])  # ᾱ_{t-1}, ᾱ_0 = 1
+        self.sqrt_alphas_cumprod = np.sqrt(self.alphas_cumprod)
+        self.sqrt_one_minus_alphas_cumprod = np.sqrt(1.0 - self.alphas_cumprod)
+        self.sqrt_recip_alphas_cumprod = np.sqrt(1.0 / self.alphas_cumprod)
+        self.sqrt_recipm1_alphas_cumprod = np.sqrt(1.0 / self.alphas_cumprod - 1.0)
+        # β̃_t = (1 - ᾱ_{t-1}) / (1 - ᾱ_t) β_t   (eq. 12, q(Z_{t-1}|Z_t, Z_0))
+        self.posterior_variance = betas * (1.0 - self.alphas_cumprod_prev) / (1.0 - self.alphas_cumprod)
+        # β̃ is 0 at the first step; clip the log like improved-diffusion.
+        first = self.posterior_variance[1] if self.T > 1 else self.betas[0]
+        self.posterior_log_variance_clipped = np.log(np.append(first, self.posterior_variance[1:]))
+        # μ̃_t = sqrt(ᾱ_{t-1}) β_t / (1 - ᾱ_t) Z_0 + sqrt(α_t) (1 - ᾱ_{t-1}) / (1 - ᾱ_t) Z_t   (eq. 12)
+        self.posterior_mean_coef1 = betas * np.sqrt(self.alphas_cumprod_prev) / (1.0 - self.alphas_cumprod)
+        self.posterior_mean_coef2 = (1.0 - self.alphas_cumprod_prev) * np.sqrt(self.alphas) / (1.0 - self.alphas_cumprod)
+
+    @classmethod
+    def linear(cls, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> "GaussianDiffusion":
+        """Diffusion with :func:`linear_beta_schedule` (the paper's T = 1000 by default)."""
+        return cls(linear_beta_schedule(T, beta_start, beta_end))
+
+    def __repr__(self) -> str:
+        return (f"GaussianDiffusion(T={self.T}, beta_1={self.betas[0]:.3g}, "
+                f"beta_T={self.betas[-1]:.3g})")
+
+    # ------------------------------------------------------------------ helpers
+    def _check_t(self, t: torch.Tensor, x: torch.Tensor, name: str = "t") -> torch.Tensor:
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a LongTensor of shape (n,), got {type(t).__name__}")
+        if t.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+            raise TypeError(f"{name} must be an integer tensor of 0-indexed timesteps, got dtype {t.dtype}")
+        if t.shape != (x.shape[0],):
+            raise ValueError(f"{name} must have shape ({x.shape[0]},) matching the batch, got {tuple(t.shape)}")
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.T):
+            raise ValueError(f"{name} must lie in [0, {self.T - 1}] (0-indexed), got range "
+                             f"[{int(t.min())}, {int(t.max())}]")
+        return t.to(device=x.device, dtype=torch.long)
+
+    @staticmethod
+    def _check_x(x, name: str) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor shaped (n, d, h, w), got {type(x).__name__}")
+        if x.ndim < 2 or not x.is_floating_point():
+            raise ValueError(f"{name} must be a floating tensor shaped (n, d, h, w), got "
+                             f"shape {tuple(x.shape)} dtype {x.dtype}")
+        return x
+
+    @staticmethod
+    def _extract(arr: np.ndarray, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``arr[t]`` as a tensor of x's dtype/device shaped ``(n, 1, 1, ...)`` to broadcast over x."""
+        vals = torch.from_numpy(arr).to(device=x.device, dtype=x.dtype)[t]
+        return vals.reshape((x.shape[0],) + (1,) * (x.ndim - 1))
+
+    @staticmethod
+    def _check_same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
+        if a.shape != b.shape:
+            raise ValueError(f"{name_a} must have the shape of {name_b} {tuple(b.shape)}, got {tuple(a.shape)}")
+
+    # ------------------------------------------------------------------ forward process
+    def q_sample(self, z0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Draw Z_t ~ q(Z_t | Z_0) by reparameterisation: Z_t = sqrt(ᾱ_t) Z_0 + sqrt(1 - ᾱ_t) ε.
+
+        z0, noise: ``(n, d, h, w)``; t: LongTensor ``(n,)`` (0-indexed). Returns ``(n, d, h, w)``.
+        If ``noise`` is None it is drawn with ``torch.randn_like``.
+        """
+        z0 = self._check_x(z0, "z0")
+        t = self._check_t(t, z0)
+        if noise is None:
+            noise = torch.randn_like(z0)
+        self._check_same_shape(noise, z0, "noise", "z0")
+        # eq. 12, q(Z_t|Z_0) = N(sqrt(ᾱ_t) Z_0, (1 - ᾱ_t) I)
+        return (self._extract(self.sqrt_alphas_cumprod, t, z0) * z0
+                + self._extract(self.sqrt_one_minus_alphas_cumprod, t, z0) * noise)
+
+    def q_posterior_mean_variance(self, z0: torch.Tensor, zt: torch.Tensor, t: torch.Tensor):
+        """Mean, variance and clipped log-variance of q(Z_{t-1} | Z_t, Z_0) (eq. 12).
+
+        z0, zt: ``(n, d, h, w)``; t: LongTensor ``(n,)``. Returns ``(mean, var, log_var)``; mean is
+        ``(n, d, h, w)``, var and log_var are ``(n, 1, 1, 1)`` (broadcastable).
+        """
+        z0 = self._check_x(z0, "z0")
+        zt = self._check_x(zt, "zt")
+        self._check_same_shape(zt, z0, "zt", "z0")
+        t = self._check_t(t, z0)
+        mean = (self._extract(self.posterior_mean_coef1, t, zt) * z0
+                + self._extract(self.posterior_mean_coef2, t, zt) * zt)  # μ̃_t, eq. 12
+        var = self._extract(self.posterior_variance, t, zt)             # β̃_t, eq. 12
+        log_var = self._extract(self.posterior_log_variance_clipped, t, zt)
+        return mean, var, log_var
+
+    def predict_z0_from_eps(self, zt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """Invert the reparameterisation: Ẑ_0 = (Z_t - sqrt(1 - ᾱ_t) ε) / sqrt(ᾱ_t). Not clamped.
+
+        zt, eps: ``(n, d, h, w)``; t: LongTensor ``(n,)``. Returns ``(n, d, h, w)``.
+        """
+        zt = self._check_x(zt, "zt")
+        self._check_same_shape(eps, zt, "eps", "zt")
+        t = self._check_t(t, zt)
+        return (self._extract(self.sqrt_recip_alphas_cumprod, t, zt) * zt
+                - self._extract(self.sqrt_recipm1_alphas_cumprod, t, zt) * eps)
+
+    def predict_mean_from_eps(self, zt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """Reverse-process mean μ_θ(Z_t, t) = (Z_t - β_t / sqrt(1 - ᾱ_t) ε) / sqrt(α_t)  (eq. 14).
+
+        zt, eps: ``(n, d, h, w)``; t: LongTensor ``(n,)``. Returns ``(n, d, h, w)``.
+        """
+        zt = self._check_x(zt, "zt")
+        self._check_same_shape(eps, zt, "eps", "zt")
+        t = self._check_t(t, zt)
+        coef = self._extract(self.betas / self.sqrt_one_minus_alphas_cumprod, t, zt)
+        return (zt - coef * eps) / self._extract(np.sqrt(self.alphas), t, zt)  # eq. 14
+
+    # ------------------------------------------------------------------ training
+    def training_loss(self, model: Model, z0: torch.Tensor, t: torch.Tensor | None = None,
+                      noise: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                      model_kwargs: dict | None = None) -> torch.Tensor:
+        """Simplified objective L of eq. 15 (Algorithm 1): mean of (ε - ε_θ(Z_t, t))².
+
+        z0: ``(n, d, h, w)`` projected abundances Z_0 (eq. 4); t: optional LongTensor ``(n,)``, else
+        drawn uniformly from {0..T-1} (the paper's U[1:T]); noise: optional ``(n, d, h, w)``, else
+        standard normal. Random draws use ``generator`` if given (on its device, then moved to z0's).
+        ``model(z_t, t, **model_kwargs)`` must return ε_θ shaped like z_t.
+        Returns a scalar tensor: the squared norm of eq. 15 averaged over all elements (a constant
+        rescaling of eq. 15, as in DDPM's implementation).
+        """
+        z0 = self._check_x(z0, "z0")
+        n = z0.shape[0]
+        gen_device = generator.device if generator is not None else torch.device("cpu")
+        if t is None:
+            t = torch.randint(0, self.T, (n,), generator=generator, device=gen_device)  # t ~ U[1:T]
+        t = self._check_t(t, z0)
+        if noise is None:
+            noise = torch.randn(z0.shape, generator=generator, device=gen_device, dtype=z0.dtype)
+        noise = noise.to(device=z0.device, dtype=z0.dtype)
+        self._check_same_shape(noise, z0, "noise", "z0")
+        zt = self.q_sample(z0, t, noise)
+        eps = model(zt, t, **(model_kwargs or {}))
+        self._check_same_shape(eps, zt, "model output", "z_t")
+        return torch.mean((noise - eps) ** 2)  # eq. 15
+
+    # ------------------------------------------------------------------ sampling helpers
+    @staticmethod
+    def _check_shape(shape) -> tuple[int, ...]:
+        try:
+            shape = tuple(int(s) for s in shape)
+        except TypeError:
+            raise TypeError(f"shape must be a tuple of ints like (n, d, h, w), got {shape!r}") from None
+        if len(shape) < 2 or any(s < 1 for s in shape):
+            raise ValueError(f"shape must be positive ints like (n, d, h, w), got {shape!r}")
+        return shape
+
+    @staticmethod
+    def _resolve_device(model, device) -> torch.device:
+        if device is not None:
+            return torch.device(device)
+        if isinstance(model, torch.nn.Module):
+            for p in model.parameters():
+                return p.device
+        return torch.device("cpu")
+
+    @staticmethod
+    def _randn(shape, generator, device, dtype) -> torch.Tensor:
+        gen_device = generator.device if generator is not None else torch.device("cpu")
+        return torch.randn(shape, generator=generator, device=gen_device, dtype=dtype).to(device)
+
+    @staticmethod
+    def _eps(model, z, t_int: int, model_kwargs) -> torch.Tensor:
+        t = torch.full((z.shape[0],), t_int, dtype=torch.long, device=z.device)
+        eps = model(z, t, **model_kwargs)
+        if not isinstance(eps, torch.Tensor) or eps.shape != z.shape:
+            got = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
+            raise ValueError(f"model must return eps shaped like its input {tuple(z.shape)}, got {got}")
+        return eps.to(z.dtype)
+
+    # ------------------------------------------------------------------ samplers
+    @torch.no_grad()
+    def ddpm_sample(self, model: Model, shape: Sequence[int], generator: torch.Generator | None = None,
+                    device=None, progress: bool = False, sigma: str = "beta",
+                    model_kwargs: dict | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Ancestral sampler of Algorithm 2 with the eq. 14 mean; T network evaluations.
+
+        Z_T ~ N(0, I); for t = T..1: Z_{t-1} = μ_θ(Z_t, t) + σ_t ε (no noise at the last step).
+        (Algorithm 2 as printed drops the parentheses of eq. 14; eq. 14 is what is implemented.)
+
+        shape: ``(n, d, h, w)``; returns the sample Z_0 of that shape (relaxed abundances, unclamped;
+        apply softmax for X̂, eq. 5). ``sigma`` selects Σ_θ = σ_t² I:
+
+        * ``"beta"`` (default): σ_t² = β_t, DDPM's Algorithm 2 choice. It is the reverse variance that is
+          exact for unit-variance data and the larger of DDPM's two bounds; Z has a spread of several
+          units (values from 0 down to -8 - ln d), for which the true reverse variance exceeds β̃_t
+          and approaches β_t, so β_t is the closer choice.
+        * ``"posterior"``: σ_t² = β̃_t (exact for a single-point data set; equals DDIM with η = 1).
+
+        All noise is drawn from ``generator`` (on its device, then moved to ``device``), so a seeded
+        generator makes the result deterministic. ``device`` defaults to the model's parameters'
+        device (CPU for plain callables). Runs under ``torch.no_grad()``; the caller sets eval mode.
+        """
+        if sigma not in SIGMA_CHOICES:
+            raise ValueError(f"sigma must be one of {SIGMA_CHOICES}, got {sigma!r}")
+        shape = self._check_shape(shape)
+        device = self._resolve_device(model, device)
+        model_kwargs = model_kwargs or {}
+        variance = self.betas if sigma == "beta" else self.posterior_variance
+        z = self._randn(shape, generator, device, dtype)  # Z_T ~ N(0, I)
+        for t in tqdm(range(self.T - 1, -1, -1), desc="DDPM", disable=not progress):
+            eps = self._eps(model, z, t, model_kwargs)
+            # eq. 14: μ_θ = (Z_t - β_t / sqrt(1 - ᾱ_t) ε_θ) / sqrt(α_t)
+            mean = (z - (self.betas[t] / self.sqrt_one_minus_alphas_cumprod[t]) * eps) / math.sqrt(self.alphas[t])
+            if t > 0:
+                z = mean + math.sqrt(variance[t]) * self._randn(shape, generator, device, dtype)
+            else:
+                z = mean  # no noise at the final step
+        return z
+
+    def ddim_timesteps(self, steps: int) -> np.ndarray:
+        """The DDIM sub-sequence: ``steps`` 0-indexed timesteps evenly spaced from T-1 down to 0.
+
+        ``round(linspace(T-1, 0, steps))`` — both ends included (just ``[T-1]`` when steps = 1);
+        for steps <= T the spacing is >= 1, so the values are distinct. Returns int64 ``(steps,)``,
+        descending. steps = T gives every timestep.
+        """
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= self.T:
+            raise ValueError(f"steps must be an integer in [1, {self.T}], got {steps!r}")
+        return np.round(np.linspace(self.T - 1, 0, int(steps))).astype(np.int64)
+
+    @torch.no_grad()
+    def ddim_sample(self, model: Model, shape: Sequence[int], steps: int = DEFAULT_DDIM_STEPS,
+                    eta: float = 0.0, generator: torch.Generator | None = None, device=None,
+                    progress: bool = False, model_kwargs: dict | None = None,
+                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """DDIM sampler (Song et al. 2021, eq. 12 there) on the same ε-network; ``steps`` evaluations.
+
+        Timesteps are :meth:`ddim_timesteps` (evenly spaced from T-1 down to 0). For a step t -> s
+        (s the next timestep, ᾱ_s = 1 after the last):
+        Ẑ_0 = (Z_t - sqrt(1-ᾱ_t) ε_θ)/sqrt(ᾱ_t),
+        σ = η sqrt((1-ᾱ_s)/(1-ᾱ_t)) sqrt(1-ᾱ_t/ᾱ_s),
+        Z_s = sqrt(ᾱ_s) Ẑ_0 + sqrt(1-ᾱ_s-σ²) ε_θ + σ ε.
+        η = 0 is deterministic given Z_T; η = 1 with steps = T is the ancestral sampler with
+        σ_t² = β̃_t (same noise draws, so the same sample for the same seed up to rounding). Noise is
+        drawn only when η > 0, and not at the last step (where σ = 0). No clamping of Ẑ_0.
+
+        shape: ``(n, d, h, w)``; eta in [0, 1]; returns Z_0 shaped ``shape``. Other arguments as in
+        :meth:`ddpm_sample`.
+        """
+        timesteps = self.ddim_timesteps(steps)
+        if not (0.0 <= float(eta) <= 1.0):
+            raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
+        eta = float(eta)
+        shape = self._check_shape(shape)
+        device = self._resolve_device(model, device)
+        model_kwargs = model_kwargs or {}
+        z = self._randn(shape, generator, device, dtype)  # Z_T ~ N(0, I)
+        for i in tqdm(range(len(timesteps)), desc="DDIM", disable=not progress):
+            t = int(timesteps[i])
+            last = i == len(timesteps) - 1
+            abar_t = self.alphas_cumprod[t]
+            abar_s = 1.0 if last else self.alphas_cumprod[int(timesteps[i + 1])]
+            eps = self._eps(model, z, t, model_kwargs)
+            z0_hat = (z - math.sqrt(1.0 - abar_t) * eps) / math.sqrt(abar_t)  # no clamping
+            sigma = eta * math.sqrt((1.0 - abar_s) / (1.0 - abar_t) * (1.0 - abar_t / abar_s))
+            dir_coef = math.sqrt(max(1.0 - abar_s - sigma ** 2, 0.0))
+            z = math.sqrt(abar_s) * z0_hat + dir_coef * eps
+            if sigma > 0 and not last:
+                z = z + sigma * self._randn(shape, generator, device, dtype)
+        return z
+
+    # ------------------------------------------------------------------ dispatch
+    def _resolve_steps(self, sampler: str, steps: int | None) -> int:
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        if sampler == "ddpm":
+            if steps is not None and steps != self.T:
+                raise ValueError(f"steps must be None or T={self.T} for the ddpm sampler, got {steps!r}")
+            return self.T
+        steps = DEFAULT_DDIM_STEPS if steps is None else steps
+        self.ddim_timesteps(steps)  # validates
+        return int(steps)
+
+    def network_evals(self, sampler: str = "ddpm", steps: int | None = None) -> int:
+        """Number of network evaluations per sample: T for ``"ddpm"``, ``steps`` (default 50) for ``"ddim"``."""
+        return self._resolve_steps(sampler, steps)
+
+    def sample(self, model: Model, shape: Sequence[int], sampler: str = "ddpm", steps: int | None = None,
+               eta: float = 0.0, generator: torch.Generator | None = None, device=None,
+               progress: bool = False, sigma: str = "beta", model_kwargs: dict | None = None,
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Draw Z_0 samples shaped ``shape = (n, d, h, w)`` with ``sampler`` ``"ddpm"`` or ``"ddim"``.
+
+        ``steps``: for ddpm must be None or T (it always takes T steps); for ddim the number of DDIM
+        steps (default 50).
+        ``eta`` is used by ddim only, ``sigma`` by ddpm only. Returns relaxed abundances Z (no softmax).
+        """
+        steps = self._resolve_steps(sampler, steps)
+        if sampler == "ddpm":
+            return self.ddpm_sample(model, shape, generator=generator, device=device, progress=progress,
+                                    sigma=sigma, model_kwargs=model_kwargs, dtype=dtype)
+        return self.ddim_sample(model, shape, steps=steps, eta=eta, generator=generator, device=device,
+                                progress=progress, model_kwargs=model_kwargs, dtype=dtype)

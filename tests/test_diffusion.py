@@ -1,0 +1,283 @@
+"""Tests of hudlib.diffusion (paper III-C, eqs. 7-15, Algorithms 1-2), diffusers scheduler-test style.
+
+The analytic stand-in: if Z_0 ~ N(μ, s² I) then Z_t ~ N(sqrt(ᾱ_t) μ, (ᾱ_t s² + 1 - ᾱ_t) I) and the
+optimal ε predictor is E[ε | Z_t] = sqrt(1 - ᾱ_t) (Z_t - sqrt(ᾱ_t) μ) / (ᾱ_t s² + 1 - ᾱ_t).
+μ = -10 lies far outside [-1, 1]: any clamping of Ẑ_0 would be caught.
+"""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hudlib.diffusion import GaussianDiffusion, linear_beta_schedule
+
+MU, S = -10.0, 0.5
+SHAPE = (8, 4, 16, 16)  # 8192 independent scalars (the stand-in acts elementwise)
+N = math.prod(SHAPE)
+
+
+@pytest.fixture(scope="module")
+def diff():
+    return GaussianDiffusion(linear_beta_schedule())
+
+
+def gaussian_eps_model(diffusion, mu=MU, s=S):
+    """Optimal ε predictor for Z_0 ~ N(mu, s² I)."""
+    abar = torch.from_numpy(diffusion.alphas_cumprod)
+
+    def model(z, t):
+        ab = abar.to(z)[t].view(-1, *([1] * (z.ndim - 1)))
+        return torch.sqrt(1 - ab) * (z - torch.sqrt(ab) * mu) / (ab * s * s + 1 - ab)
+
+    return model
+
+
+def sample(diff, seed, dtype=torch.float64, **kw):
+    return diff.sample(gaussian_eps_model(diff), SHAPE, generator=torch.Generator().manual_seed(seed),
+                       dtype=dtype, **kw)
+
+
+# ----------------------------------------------------------------------------- schedule
+
+def test_linear_schedule_float64_endpoints():
+    betas = linear_beta_schedule()
+    assert betas.dtype == np.float64 and betas.shape == (1000,)
+    assert betas[0] == 1e-4 and betas[-1] == 0.02
+    assert np.all(np.diff(betas) > 0)
+    with pytest.raises(ValueError, match="T"):
+        linear_beta_schedule(0)
+    with pytest.raises(ValueError, match="betas"):
+        GaussianDiffusion(np.array([0.1, 1.5]))
+
+
+def test_alphas_cumprod_is_product(diff):
+    assert diff.T == 1000 and diff.alphas_cumprod.dtype == np.float64
+    for t in (0, 1, 17, 500, 999):  # 0-indexed: alphas_cumprod[t] = Π_{s<=t} (1 - β_s)
+        assert diff.alphas_cumprod[t] == pytest.approx(math.prod(1 - diff.betas[: t + 1]), rel=1e-12)
+    assert diff.alphas_cumprod_prev[0] == 1.0
+    np.testing.assert_array_equal(diff.alphas_cumprod_prev[1:], diff.alphas_cumprod[:-1])
+    np.testing.assert_allclose(diff.sqrt_alphas_cumprod ** 2 + diff.sqrt_one_minus_alphas_cumprod ** 2, 1.0,
+                               rtol=1e-14)
+
+
+def _bayes_posterior(diff, t):
+    """q(Z_{t-1} | Z_t, Z_0) by Gaussian conditioning of q(Z_{t-1}|Z_0) and q(Z_t|Z_{t-1}) (eq. 8).
+
+    Returns (coefficient of Z_0, coefficient of Z_t, variance)."""
+    abar_prev, alpha, beta = diff.alphas_cumprod[t - 1], diff.alphas[t], diff.betas[t]
+    var = 1.0 / (1.0 / (1 - abar_prev) + alpha / beta)
+    return var * math.sqrt(abar_prev) / (1 - abar_prev), var * math.sqrt(alpha) / beta, var
+
+
+@pytest.mark.parametrize("t", [1, 2, 100, 999])
+def test_posterior_variance_and_mean(diff, t):
+    c0, ct, var = _bayes_posterior(diff, t)
+    # β̃_t = (1 - ᾱ_{t-1}) / (1 - ᾱ_t) β_t (eq. 12) equals the direct conditioning variance
+    assert diff.posterior_variance[t] == pytest.approx(var, rel=1e-10)
+    assert diff.posterior_log_variance_clipped[t] == pytest.approx(math.log(var), rel=1e-10)
+
+    g = torch.Generator().manual_seed(t)
+    z0 = torch.randn(3, 2, 4, 4, generator=g, dtype=torch.float64) - 5
+    zt = torch.randn(3, 2, 4, 4, generator=g, dtype=torch.float64)
+    tt = torch.full((3,), t, dtype=torch.long)
+    mean, v, logv = diff.q_posterior_mean_variance(z0, zt, tt)
+    assert v.shape == (3, 1, 1, 1) and torch.all(v == diff.posterior_variance[t])
+    # μ̃_t of eq. 12 by hand (with sqrt(α_t) on Z_t as in DDPM eq. 7)
+    ab, ab_prev, a, b = (diff.alphas_cumprod[t], diff.alphas_cumprod[t - 1], diff.alphas[t], diff.betas[t])
+    by_hand = math.sqrt(ab_prev) * b / (1 - ab) * z0 + math.sqrt(a) * (1 - ab_prev) / (1 - ab) * zt
+    torch.testing.assert_close(mean, by_hand, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(mean, c0 * z0 + ct * zt, rtol=1e-9, atol=1e-9)
+    # The paper prints sqrt(ᾱ_t) on Z_t: that is a typo, it disagrees with the conditioning.
+    printed = math.sqrt(ab_prev) * b / (1 - ab) * z0 + math.sqrt(ab) * (1 - ab_prev) / (1 - ab) * zt
+    assert not torch.allclose(mean, printed, rtol=1e-6, atol=1e-6)
+
+
+def test_first_step_posterior_variance_is_zero_and_log_clipped(diff):
+    assert diff.posterior_variance[0] == 0.0
+    assert diff.posterior_log_variance_clipped[0] == math.log(diff.posterior_variance[1])
+    assert np.all(np.isfinite(diff.posterior_log_variance_clipped))
+
+
+# ----------------------------------------------------------------------------- forward process
+
+def test_q_sample_and_inverse(diff):
+    g = torch.Generator().manual_seed(0)
+    z0 = torch.randn(4, 3, 5, 5, generator=g, dtype=torch.float64) * 2 - 8
+    noise = torch.randn(4, 3, 5, 5, generator=g, dtype=torch.float64)
+    t = torch.tensor([0, 10, 500, 999])
+    zt = diff.q_sample(z0, t, noise)
+    for i, ti in enumerate(t.tolist()):  # eq. 12 reparameterisation
+        ab = diff.alphas_cumprod[ti]
+        torch.testing.assert_close(zt[i], math.sqrt(ab) * z0[i] + math.sqrt(1 - ab) * noise[i])
+    torch.testing.assert_close(diff.predict_z0_from_eps(zt, t, noise), z0, rtol=1e-9, atol=1e-9)
+    # eq. 14 mean equals μ̃_t(Z_t, Ẑ_0(ε)) for t >= 1
+    mu_theta = diff.predict_mean_from_eps(zt, t, noise)
+    mu_tilde, _, _ = diff.q_posterior_mean_variance(z0, zt, t)
+    torch.testing.assert_close(mu_theta[1:], mu_tilde[1:], rtol=1e-9, atol=1e-9)
+
+
+def test_q_sample_statistics(diff):
+    z0 = torch.full((4000, 1, 1, 1), -7.0, dtype=torch.float64)
+    t = torch.full((4000,), 300, dtype=torch.long)
+    torch.manual_seed(0)
+    zt = diff.q_sample(z0, t)
+    ab = diff.alphas_cumprod[300]
+    # SE(mean) = sqrt(1 - ᾱ)/sqrt(4000) ≈ 0.014; SE(var)/var ≈ sqrt(2/4000) ≈ 2.2%
+    assert zt.mean().item() == pytest.approx(-7.0 * math.sqrt(ab), abs=0.07)
+    assert zt.var().item() == pytest.approx(1 - ab, rel=0.1)
+
+
+def test_bad_timesteps_raise(diff):
+    z = torch.zeros(2, 3, 4, 4)
+    with pytest.raises(ValueError, match="t must lie"):
+        diff.q_sample(z, torch.tensor([0, 1000]))
+    with pytest.raises(TypeError, match="integer"):
+        diff.q_sample(z, torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        diff.q_sample(z, torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="noise"):
+        diff.q_sample(z, torch.tensor([0, 1]), noise=torch.zeros(2, 3, 4, 5))
+
+
+# ----------------------------------------------------------------------------- training loss
+
+def test_training_loss_zero_for_perfect_predictor(diff):
+    g = torch.Generator().manual_seed(1)
+    z0 = torch.randn(6, 4, 8, 8, generator=g) - 6
+    noise = torch.randn(6, 4, 8, 8, generator=g)
+    t = torch.randint(0, diff.T, (6,), generator=g)
+    assert diff.training_loss(lambda x, tt: noise, z0, t=t, noise=noise).item() == 0.0
+    loss0 = diff.training_loss(lambda x, tt: torch.zeros_like(x), z0, t=t, noise=noise)
+    assert loss0.ndim == 0 and loss0.item() > 0
+    assert loss0.item() == pytest.approx(noise.pow(2).mean().item(), rel=1e-6)  # eq. 15
+    wrong = diff.training_loss(lambda x, tt: noise + 0.1, z0, t=t, noise=noise)
+    assert wrong.item() == pytest.approx(0.01, rel=1e-4)
+
+
+def test_training_loss_random_draws(diff):
+    z0 = torch.randn(4096, 1, 1, 1)
+    seen = []
+
+    def model(x, t):
+        seen.append(t.clone())
+        return torch.zeros_like(x)
+
+    small = GaussianDiffusion(linear_beta_schedule(T=10))
+    l1 = small.training_loss(model, z0, generator=torch.Generator().manual_seed(3))
+    l2 = small.training_loss(model, z0, generator=torch.Generator().manual_seed(3))
+    l3 = small.training_loss(model, z0, generator=torch.Generator().manual_seed(4))
+    assert l1.item() == l2.item() != l3.item()
+    torch.testing.assert_close(seen[0], seen[1])
+    t = seen[0]
+    assert t.dtype == torch.long and int(t.min()) == 0 and int(t.max()) == 9  # uniform over {0..T-1}
+    counts = torch.bincount(t, minlength=10).double()
+    assert counts.min() > 300 and counts.max() < 520  # expected 409.6 each, SE ≈ 19
+
+
+def test_training_loss_backpropagates(diff):
+    w = torch.zeros(1, requires_grad=True)
+    loss = diff.training_loss(lambda x, t: w * x, torch.randn(2, 3, 4, 4),
+                              generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert w.grad is not None and w.grad.abs().item() > 0
+    with pytest.raises(ValueError, match="model output"):
+        diff.training_loss(lambda x, t: x[:, :1], torch.randn(2, 3, 4, 4))
+
+
+# ----------------------------------------------------------------------------- samplers
+# Tolerances: 8192 independent scalars with s = 0.5 give SE(mean) = s/sqrt(N) ≈ 0.0055 and
+# SE(std)/s = 1/sqrt(2N) ≈ 0.8 %. The sampler's prior N(0, I) differs from the true Z_T
+# marginal mean sqrt(ᾱ_T) μ ≈ -0.064, which leaves a bias of at most ≈ 0.064 s ≈ 0.032 on the mean.
+
+@pytest.mark.parametrize("sigma", ["beta", "posterior"])
+def test_ddpm_recovers_gaussian_without_clamping(diff, sigma):
+    z = sample(diff, 0, sampler="ddpm", sigma=sigma)
+    assert z.shape == SHAPE and z.dtype == torch.float64
+    assert z.mean().item() == pytest.approx(MU, abs=0.05)  # 0.032 bias + ~3 SE
+    assert z.std().item() == pytest.approx(S, rel=0.04)    # ~3 SE + O(1/T) discretisation
+
+
+def test_ddim_recovers_gaussian_and_converges_with_steps(diff):
+    z50 = sample(diff, 0, sampler="ddim", steps=50)
+    assert z50.mean().item() == pytest.approx(MU, abs=0.05)
+    # DDIM is a first-order ODE solver: at 50 steps the spread shrinks by ~6 % (measured), the error
+    # falling as steps grow (same Z_T for the same seed, η = 0).
+    assert z50.std().item() == pytest.approx(S, rel=0.09)
+    errs = [abs(sample(diff, 0, sampler="ddim", steps=k).std().item() - S) for k in (10, 50, 1000)]
+    assert errs[0] > errs[1] > errs[2]
+    assert errs[2] < 0.02 * S
+
+
+def test_ddim_pinned_values(diff):
+    z = diff.ddim_sample(gaussian_eps_model(diff), (2, 4, 16, 16), steps=50,
+                         generator=torch.Generator().manual_seed(0))
+    assert z.dtype == torch.float32
+    expected = torch.tensor([-10.501325, -10.513837, -10.088272, -10.174774, -9.569500, -9.643451])
+    torch.testing.assert_close(z.flatten()[:6], expected, atol=1e-4, rtol=0)
+
+
+def test_ddim_eta0_deterministic_and_uses_only_initial_noise(diff):
+    model = gaussian_eps_model(diff)
+    g = torch.Generator().manual_seed(5)
+    a = diff.ddim_sample(model, (2, 3, 8, 8), steps=20, generator=g)
+    after = torch.randn(4, generator=g)
+    b = diff.ddim_sample(model, (2, 3, 8, 8), steps=20, generator=torch.Generator().manual_seed(5))
+    c = diff.ddim_sample(model, (2, 3, 8, 8), steps=20, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+    # η = 0 consumes exactly one draw (Z_T) from the generator
+    g2 = torch.Generator().manual_seed(5)
+    torch.randn((2, 3, 8, 8), generator=g2)
+    assert torch.equal(after, torch.randn(4, generator=g2))
+
+
+def test_ddim_full_eta1_equals_ddpm_posterior(diff):
+    a = sample(diff, 1, sampler="ddpm", sigma="posterior")
+    b = sample(diff, 1, sampler="ddim", steps=diff.T, eta=1.0)
+    # identical noise draws, algebraically identical updates: equal up to float64 rounding
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
+    assert a.mean().item() == pytest.approx(b.mean().item(), abs=1e-9)
+    assert a.std().item() == pytest.approx(b.std().item(), abs=1e-9)
+    assert b.std().item() == pytest.approx(S, rel=0.04)
+    beta = sample(diff, 1, sampler="ddpm", sigma="beta")
+    assert not torch.allclose(a, beta)  # the two σ choices really differ
+
+
+def test_timesteps_and_network_evals():
+    diff = GaussianDiffusion(linear_beta_schedule(T=100))
+    ts = diff.ddim_timesteps(7)
+    assert ts[0] == 99 and ts[-1] == 0 and len(ts) == 7 and np.all(np.diff(ts) < 0)
+    np.testing.assert_array_equal(diff.ddim_timesteps(100), np.arange(99, -1, -1))
+    assert diff.ddim_timesteps(1).tolist() == [99]
+    assert diff.network_evals("ddpm") == 100 and diff.network_evals("ddim") == 50
+    calls = []
+
+    def model(x, t, scale=1.0):
+        calls.append(int(t[0]))
+        assert scale == 2.0  # model_kwargs are passed through
+        return torch.zeros_like(x)
+
+    for sampler, steps in (("ddpm", None), ("ddim", 13), ("ddim", None)):
+        calls.clear()
+        diff.sample(model, (1, 2, 4, 4), sampler=sampler, steps=steps, model_kwargs={"scale": 2.0})
+        assert len(calls) == diff.network_evals(sampler, steps)
+        assert calls[0] == 99 and calls[-1] == 0
+    with pytest.raises(ValueError, match="steps"):
+        diff.sample(model, (1, 2, 4, 4), sampler="ddpm", steps=10)
+    with pytest.raises(ValueError, match="sampler"):
+        diff.network_evals("euler")
+    with pytest.raises(ValueError, match="steps"):
+        diff.ddim_timesteps(101)
+    with pytest.raises(ValueError, match="eta"):
+        diff.ddim_sample(model, (1, 2, 4, 4), eta=-0.5)
+    with pytest.raises(ValueError, match="sigma"):
+        diff.ddpm_sample(model, (1, 2, 4, 4), sigma="learned")
+    with pytest.raises(ValueError, match="model must return"):
+        diff.ddim_sample(lambda x, t: x[:, :1], (1, 2, 4, 4), steps=2)
+
+
+def test_ddpm_zero_model_is_not_clamped(diff):
+    """With ε_θ ≡ 0 the eq. 14 chain is Z_{t-1} = Z_t / sqrt(α_t) + σ_t ε, which grows far past |Z| = 1."""
+    z = diff.ddpm_sample(lambda x, t: torch.zeros_like(x), (2, 3, 8, 8),
+                          generator=torch.Generator().manual_seed(0), progress=False)
+    assert torch.isfinite(z).all() and z.std().item() > 10.0  # ~1/sqrt(ᾱ_T) ≈ 157 growth
