@@ -128,7 +128,7 @@ NB["04_sample"] = [
            "(fewer steps, same network), checks non-negativity and sum-to-one of X̂ = softmax(Z) (eq. 5), shows a "
            "grid of pseudo-colour patches and a browser: patch and band sliders, a pseudo-colour / single-band "
            "toggle, and the spectrum of a selected pixel beside the real scene's class means."),
-    ("params", 'scene = "IndianPines"\nprofile = "smoke"\ndevice = "auto"\nsteps = None\nn = 16\nseed = 0\n'
+    ("params", 'scene = "IndianPines"\nprofile = "smoke"\ndevice = "auto"\nsteps = None\nn = 8\nseed = 0\n'
                'ddim_steps = None\nruns = None\ndata_root = None'),
     ("code", "import time\nimport numpy as np\nimport matplotlib.pyplot as plt\n"
              "from hudlib import data, models, paths\nfrom hudlib.widgets import patch_browser\n\n"
