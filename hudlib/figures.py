@@ -128,3 +128,23 @@ def write_all(samples: dict, scenes: dict, model_names: list[str], control_names
                 "fig4_spectral_density")
     out += save(fig4(samples, scenes, control_names, f"Fig. 4 controls [{label}]"), folder, "fig4_controls")
     return out
+
+
+def write_manifest(folder, files: list[Path], profile: str, label: str, scenes: list[str], model_names: list[str],
+                   git_commit: str | None = None) -> Path:
+    """``figures/MANIFEST.json``: profile, machine label, git commit, the training hash of every (scene, model) run
+    drawn, and the sha256 of every file, so a test can check that committed figures match the committed code."""
+    import hashlib
+    import json
+
+    from .config import make_config
+    from .train import atomic_write_text
+
+    folder = Path(folder)
+    man = {"profile": profile, "label": label, "git_commit": git_commit, "scenes": scenes, "models": model_names,
+           "training_hashes": {f"{s}/{m}": make_config(s, m, profile).training_hash() for s in scenes
+                               for m in model_names},
+           "files": {Path(f).name: hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in files}}
+    out = folder / "MANIFEST.json"
+    atomic_write_text(out, json.dumps(man, indent=2))
+    return out

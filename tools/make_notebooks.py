@@ -180,6 +180,8 @@ NB["05_figures"] = [
     ("code", "label = f'profile {profile}, {machine_description(resolve_device(device))}'\n"
              "files = figures.write_all(samples, S, [m for m in names if not registry.is_control(m)],\n"
              "                          [m for m in names if registry.is_control(m)], paths.figures_dir(fig_dir), label)\n"
+             "from hudlib.evaluate import git_commit\n"
+             "figures.write_manifest(paths.figures_dir(fig_dir), files, profile, label, list(scenes), list(names), git_commit())\n"
              "for f in files:\n    print(f)\n"
              "for f in files:\n    if f.suffix == '.png':\n        display(Image(filename=str(f)))"),
 ]

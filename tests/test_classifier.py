@@ -1,0 +1,252 @@
+"""Tests of hudlib.classifier (IS / FID / SD and the per-scene classifier) and hudlib/paper_results.json."""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import hudlib
+from hudlib.classifier import (SpectralSpatialCNN, classifier_outputs, classifier_scores, frechet_distance,
+                               inception_score, load_classifier, spatial_split, spectral_diversity,
+                               train_classifier)
+from hudlib.data import DataError, load_scene, patches
+
+
+# --------------------------------------------------------------------------------------------- brute force
+def _kl(p, q):
+    return sum(pi * math.log(pi / qi) for pi, qi in zip(p, q) if pi > 0)
+
+
+def _is_brute(probs):
+    n, c = len(probs), len(probs[0])
+    marg = [sum(probs[i][j] for i in range(n)) / n for j in range(c)]
+    return math.exp(sum(_kl(p, marg) for p in probs) / n)
+
+
+def _sd_brute(probs):
+    groups = {}
+    for p in probs:
+        groups.setdefault(int(np.argmax(p)), []).append(p)
+    vals = []
+    for members in groups.values():
+        c = len(members[0])
+        marg = [sum(m[j] for m in members) / len(members) for j in range(c)]
+        vals.append(math.exp(sum(_kl(m, marg) for m in members) / len(members)))
+    return sum(vals) / len(vals)
+
+
+def _dirichlet(n, c, alpha, seed):
+    return np.random.default_rng(seed).dirichlet([alpha] * c, size=n)
+
+
+# --------------------------------------------------------------------------------------------- IS
+def test_inception_score_extremes():
+    p = _dirichlet(1, 7, 1.0, 0)
+    assert inception_score(np.repeat(p, 50, axis=0)) == pytest.approx(1.0, abs=1e-12)
+    c = 9
+    onehot = np.eye(c)[np.arange(90) % c]  # uniform marginal, one-hot predictions
+    assert inception_score(onehot) == pytest.approx(c, rel=1e-12)
+
+
+def test_inception_score_brute_force():
+    p = _dirichlet(40, 6, 0.3, 1)
+    got = inception_score(p)
+    assert got == pytest.approx(_is_brute(p.tolist()), rel=1e-10)
+    assert 1.0 < got < 6.0
+
+
+def test_inception_score_rejects_bad_input():
+    with pytest.raises(ValueError, match="probs"):
+        inception_score(np.ones(5))
+    with pytest.raises(ValueError, match="sum"):
+        inception_score(np.full((4, 3), 0.5))
+    with pytest.raises(ValueError, match="non-negative"):
+        inception_score(np.array([[1.5, -0.5]]))
+
+
+# --------------------------------------------------------------------------------------------- FID
+def test_frechet_identical_and_symmetric():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(300, 16)) @ rng.normal(size=(16, 16))
+    b = rng.normal(loc=0.5, size=(200, 16))
+    assert abs(frechet_distance(a, a)) < 1e-6 * np.trace(np.cov(a, rowvar=False))
+    assert frechet_distance(a, b) == pytest.approx(frechet_distance(b, a), rel=1e-6)
+    assert frechet_distance(a, b) > 1.0
+
+
+def test_frechet_diagonal_closed_form():
+    rng = np.random.default_rng(1)
+    d, n = 5, 200_000
+    mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+    v1, v2 = rng.uniform(0.2, 3.0, size=d), rng.uniform(0.2, 3.0, size=d)
+    a = mu1 + np.sqrt(v1) * rng.normal(size=(n, d))
+    b = mu2 + np.sqrt(v2) * rng.normal(size=(n, d))
+    closed = float(((mu1 - mu2) ** 2).sum() + (v1 + v2 - 2 * np.sqrt(v1 * v2)).sum())
+    assert frechet_distance(a, b) == pytest.approx(closed, rel=0.02, abs=0.02)
+
+
+def test_frechet_rank_deficient():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(10, 64)), rng.normal(loc=1.0, size=(12, 64))  # n < dim: singular covariances
+    fab = frechet_distance(a, b)
+    assert np.isfinite(fab) and fab > 0
+    assert frechet_distance(a, a) < 1e-6 * np.trace(np.cov(a, rowvar=False))
+    # the same quantity from the symmetric formula written out independently
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    w, v = np.linalg.eigh(ca)
+    sa = v @ np.diag(np.sqrt(np.clip(w, 0, None))) @ v.T
+    tr = np.sqrt(np.clip(np.linalg.eigvalsh(sa @ cb @ sa), 0, None)).sum()
+    ref = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(ca) + np.trace(cb) - 2 * tr
+    assert fab == pytest.approx(ref, rel=1e-6)
+    with pytest.raises(ValueError, match="feat_b"):
+        frechet_distance(a, b[:, :5])
+
+
+# --------------------------------------------------------------------------------------------- SD
+def test_spectral_diversity_brute_force():
+    p = _dirichlet(60, 5, 0.4, 3)
+    got = spectral_diversity(p)
+    assert got == pytest.approx(_sd_brute(p.tolist()), rel=1e-10)
+    assert got > 1.0
+    # constant softmax vector inside every predicted class -> every exp(E KL) = 1
+    rows = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    assert spectral_diversity(rows[[0, 0, 1, 1, 1]]) == pytest.approx(1.0, abs=1e-12)
+    # SD differs from IS: it measures spread inside the predicted classes, not across them
+    assert spectral_diversity(np.eye(4)[np.arange(40) % 4]) == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------------------------- model
+def test_model_shapes_and_checks():
+    torch.manual_seed(0)
+    m = SpectralSpatialCNN(12, 5, spectral=8, widths=(8, 16))
+    x = torch.rand(3, 12, 32, 32)
+    assert m(x).shape == (3, 5)
+    assert m.features(x).shape == (3, 16) == (3, m.feature_dim)
+    assert json.loads(json.dumps(m.config)) == m.config
+    m2 = SpectralSpatialCNN(**m.config)
+    m2.load_state_dict(m.state_dict())
+    m.eval(), m2.eval()
+    assert torch.equal(m(x), m2(x))
+    with pytest.raises(ValueError, match="x: expected"):
+        m(torch.rand(3, 11, 32, 32))
+    with pytest.raises(ValueError, match="n_classes"):
+        SpectralSpatialCNN(12, 1)
+
+
+# --------------------------------------------------------------------------------------------- split
+@pytest.fixture(scope="module")
+def scene():
+    return load_scene("IndianPines")
+
+
+def test_spatial_split_is_disjoint(scene):
+    size = 32
+    train, held = spatial_split(scene.gt, size=size, holdout=0.2, random_state=0)
+    labelled = scene.gt > 0
+    assert not (train & held).any() and not (train & ~labelled).any() and not (held & ~labelled).any()
+    share = held.sum() / labelled.sum()
+    assert 0.2 <= share < 0.3
+    assert train.sum() > 0.4 * labelled.sum()
+    # brute force: crop the reflection-padded "held-out" map around every training centre and vice versa
+    h = size // 2
+    pad = ((h, size - h), (h, size - h))
+    held_pad, train_pad = np.pad(held, pad, mode="reflect"), np.pad(train, pad, mode="reflect")
+    for r, c in zip(*np.nonzero(train)):
+        assert not held_pad[r:r + size, c:c + size].any(), (r, c)
+    for r, c in zip(*np.nonzero(held)):
+        assert not train_pad[r:r + size, c:c + size].any(), (r, c)
+    t2, h2 = spatial_split(scene.gt, size=size, holdout=0.2, random_state=0)
+    assert np.array_equal(t2, train) and np.array_equal(h2, held)
+    t0, h0 = spatial_split(scene.gt, size=size, holdout=0.0)
+    assert not h0.any() and np.array_equal(t0, labelled)
+    with pytest.raises(DataError, match="holdout"):
+        spatial_split(scene.gt, holdout=0.9)
+
+
+# --------------------------------------------------------------------------------------------- training
+@pytest.fixture(scope="module")
+def trained(scene, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("clf_cache")
+    model, info = train_classifier(scene, steps=30, cache_dir=cache, progress=False)
+    return model, info, cache
+
+
+def test_train_info_and_cache(scene, trained):
+    model, info, cache = trained
+    train, held = spatial_split(scene.gt, size=32, holdout=0.2, random_state=0)
+    assert info["n_train"] == train.sum() and info["n_holdout"] == held.sum()
+    assert info["n_train"] + info["n_holdout"] + info["n_dropped"] == (scene.gt > 0).sum()
+    assert 0.0 <= info["holdout_accuracy"] <= 1.0 and 0.0 <= info["train_accuracy"] <= 1.0
+    assert info["train_accuracy"] > 1.5 / 16  # 30 steps already beat uniform guessing
+    assert info["steps"] == 30 and info["cached"] is False and info["wall_time_s"] > 0
+    assert info["config"] == model.config
+    files = sorted(p.name for p in Path(cache).iterdir())
+    assert len(files) == 2 and all(f.startswith("classifier_IndianPines_") for f in files)
+    assert not any(f.endswith(".tmp") for f in files)
+
+    model2, info2 = train_classifier(scene, steps=30, cache_dir=cache, progress=False)
+    assert info2["cached"] is True and info2["cache_key"] == info["cache_key"]
+    x = patches(scene, size=32, n=8, random_state=5)
+    with torch.no_grad():
+        assert torch.equal(model(torch.from_numpy(x)), model2(torch.from_numpy(x)))
+    model3, _ = load_classifier(Path(cache) / files[1])
+    p1, f1 = classifier_outputs(model, x)
+    p3, f3 = classifier_outputs(model3, x)
+    assert np.array_equal(p1, p3) and np.array_equal(f1, f3)
+    assert p1.shape == (8, 16) and f1.shape == (8, model.feature_dim)
+    np.testing.assert_allclose(p1.sum(1), 1.0, atol=1e-9)
+
+
+def test_training_is_deterministic(scene):
+    kw = dict(steps=3, batch_size=8, holdout=0.0, random_state=7, progress=False, device="cpu",
+              model_kwargs=dict(spectral=8, widths=(8, 8, 8)))
+    m1, i1 = train_classifier(scene, **kw)
+    m2, i2 = train_classifier(scene, **kw)
+    for (k, v1), v2 in zip(m1.state_dict().items(), m2.state_dict().values()):
+        assert torch.equal(v1, v2), k
+    assert i1["holdout_accuracy"] is None and i1["n_holdout"] == 0 and i1["train_accuracy"] == i2["train_accuracy"]
+    m3, _ = train_classifier(scene, **{**kw, "random_state": 8})
+    assert not torch.equal(m1.head[1].weight, m3.head[1].weight)
+    with pytest.raises(DataError, match="steps"):
+        train_classifier(scene, steps=0, progress=False)
+
+
+def test_scores_real_vs_noise(scene, trained):
+    model = trained[0]
+    p = patches(scene, size=32, n=256, random_state=11)
+    a, b = p[0::2], p[1::2]  # two disjoint sets of real crops
+    noise = np.random.default_rng(0).random(a.shape).astype(np.float32)
+    real = classifier_scores(model, b, a, batch_size=64)
+    fake = classifier_scores(model, noise, a, batch_size=64)
+    assert set(real) >= {"IS", "FID", "SD", "IS_real", "SD_real"}
+    assert real["FID"] < 0.2 * fake["FID"]
+    for r in (real, fake):
+        assert 1.0 <= r["IS"] <= 16.0 and 1.0 <= r["SD"] <= 16.0 and 1.0 <= r["IS_real"] <= 16.0
+    assert real["IS_real"] == fake["IS_real"]
+    with pytest.raises(ValueError, match="generated"):
+        classifier_scores(model, noise[:, :10], a)
+
+
+# --------------------------------------------------------------------------------------------- paper numbers
+def test_paper_results_json():
+    d = json.loads((Path(hudlib.__file__).parent / "paper_results.json").read_text())
+    scenes = {"IndianPines", "KSC", "Pavia", "PaviaU", "Salinas", "Avg"}
+    six = {"GAN", "VAE", "MPRNet", "UD", "UBF", "HUD"}
+    assert set(d["source"]) == {"table1", "table2", "table3", "table4"}
+    assert set(d["table1"]) == {"F_p", "D_b", "D_b/F_p"}
+    for tab in (*d["table1"].values(), d["table2"]["IS"], d["table3"]["FID"]):
+        assert set(tab) == scenes and all(set(row) == six for row in tab.values())
+    for size in ("32", "256"):
+        assert set(d["table4"][size]) == {"params_GB", "memory_GB", "flops_1e11"}
+        for row in d["table4"][size].values():
+            assert set(row) == {"GAN", "VAE", "MPRNet", "HUD", "DDPM"}
+    assert d["table1"]["F_p"]["IndianPines"]["UD"] == 0.558
+    assert d["table1"]["D_b"]["Pavia"]["HUD"] == 0.912
+    assert d["table1"]["D_b/F_p"]["Salinas"]["VAE"] == 0.984
+    assert d["table2"]["IS"]["PaviaU"]["HUD"] == 1.05
+    assert d["table3"]["FID"]["IndianPines"]["VAE"] == 240.91
+    assert d["table3"]["FID"]["Avg"]["UBF"] == 69.45
+    assert d["table4"]["32"]["memory_GB"]["DDPM"] == 72.22
+    assert d["table4"]["256"]["flops_1e11"]["HUD"] == 374.0

@@ -1,0 +1,119 @@
+"""Evaluation records, the controls' ranking, discrimination flags, Table IV complexity, tables and figures."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hudlib import complexity, evaluate, figures, tables
+from hudlib.data import load_scene
+
+CONTROLS = ["RealCopy", "MeanSpectrum", "Noise"]
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return load_scene("IndianPines")
+
+
+@pytest.fixture(scope="module")
+def records(scene, tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    out = {}
+    for m in CONTROLS:
+        p = evaluate.evaluate("IndianPines", m, "smoke", n=12, runs=root / "runs", results=root / "results",
+                              device="cpu", progress=False, scene_obj=scene)
+        out[m] = json.loads(p.read_text())
+    out["_root"] = root
+    return out
+
+
+def test_record_contents_and_reuse(records, scene):
+    rec = records["RealCopy"]
+    assert set(evaluate.METRICS) <= set(rec["metrics"])
+    assert rec["n"] == 12 and rec["profile"] == "smoke" and rec["control"] is True
+    assert rec["machine"].startswith("CPU") and rec["wall_time_s"] > 0 and "F_p" in rec["times_s"]
+    path = records["_root"] / "results" / "IndianPines" / "RealCopy" / "smoke.json"
+    mtime = path.stat().st_mtime_ns
+    evaluate.evaluate("IndianPines", "RealCopy", "smoke", n=12, runs=records["_root"] / "runs",
+                      results=records["_root"] / "results", device="cpu", progress=False, scene_obj=scene)
+    assert path.stat().st_mtime_ns == mtime, "a cached result with the same config was recomputed"
+
+
+def test_controls_rank_as_they_must(records):
+    real, mean, noise = (records[m]["metrics"] for m in CONTROLS)
+    assert real["F_p"] == pytest.approx(1.0, abs=1e-5) and real["D_b"] == pytest.approx(1.0, abs=1e-5)
+    assert real["copy_rate"] == 1.0 and mean["copy_rate"] == 0.0 and noise["copy_rate"] == 0.0
+    # the paper's F_p cannot tell the mean spectrum from a real copy; recall and SWD can
+    assert mean["F_p"] > 0.99
+    assert real["recall_spectra"] > 0.5 > mean["recall_spectra"]
+    assert real["SWD"] < mean["SWD"] and real["SWD"] < noise["SWD"]
+    assert real["FID"] < noise["FID"]
+
+
+def test_discrimination_flags():
+    def rec(**m):
+        return {"metrics": m}
+
+    res = {"HUD": rec(F_p=0.990, recall_spectra=0.6, SWD=0.01, FID=5.0),
+           "MeanSpectrum": rec(F_p=0.999, recall_spectra=0.0, SWD=0.05, FID=80.0),
+           "RandomMixture": rec(F_p=0.95, recall_spectra=0.7, SWD=0.0101, FID=90.0)}
+    flags = tables.discrimination(res)
+    assert flags["F_p"] == ["MeanSpectrum"]
+    assert flags["recall_spectra"] == ["RandomMixture"]
+    assert flags["SWD"] == ["RandomMixture"], "within 1 % of HUD counts as level"
+    assert "FID" not in flags
+
+
+def test_paper_numbers_transcribed():
+    pr = tables.paper_results()
+    assert pr["table1"]["F_p"]["IndianPines"]["HUD"] == 0.999
+    assert pr["table3"]["FID"]["Salinas"]["UBF"] == 91.64
+    assert pr["table4"]["256"]["memory_GB"]["DDPM"] == 567.75
+
+
+class _OneConv(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, padding=1, bias=False)
+
+    def forward(self, x, t):
+        return self.conv(x)
+
+
+def test_flops_and_memory_against_hand_counts():
+    c, px = 5, 16
+    assert complexity.network_flops(_OneConv(c), (1, c, px, px)) == 2 * c * c * 9 * px * px
+    mem, how = complexity.training_memory_bytes(_OneConv(c), (4, c, px, px))
+    params = c * c * 9 * 4
+    x_bytes = 4 * c * px * px * 4
+    assert mem == 4 * params + x_bytes + x_bytes, how  # conv saves its input for the weight gradient
+
+
+def test_complexity_table_rows():
+    rows = complexity.complexity_table("IndianPines", "smoke", sizes=(32,))
+    by = {r["model"]: r for r in rows}
+    assert by["HUD"]["flops_per_eval"] < by["DDPM (pixel space)"]["flops_per_eval"]
+    assert by["HUD"]["flops_per_sample"] == by["HUD"]["flops_per_eval"] * 1000 + 2 * 16 * 200 * 32 * 32
+    assert by["RealCopy"]["params"] == 0
+    assert "| 32 | HUD |" in complexity.format_table(rows)
+
+
+def test_tables_and_figures_written(records, scene, tmp_path):
+    out = tables.write_tables("smoke", records["_root"] / "results")
+    text = out.read_text()
+    assert "## IndianPines" in text and "RealCopy (control)" in text and "HUD (paper)" in text
+    samples = {"IndianPines": {m: np.random.default_rng(0).uniform(0, 0.5, (4, 200, 32, 32)).astype(np.float32)
+                               for m in ["A", "B"]}}
+    files = figures.write_all(samples, {"IndianPines": scene}, ["A"], ["B"], tmp_path, "smoke, test")
+    names = sorted(p.name for p in files)
+    assert names == sorted(f"{s}.{e}" for s in ("fig3_pseudocolour", "fig3_controls", "fig4_spectral_density",
+                                                 "fig4_controls") for e in ("png", "pdf"))
+    assert all(p.stat().st_size > 1000 for p in files)
+
+
+def test_spectral_density_counts_every_pixel():
+    Y = np.random.default_rng(1).uniform(0, 1, (3, 7, 4, 5))
+    H = figures.spectral_density(Y, bins=10, vmax=1.0)
+    assert H.shape == (10, 7) and np.all(H.sum(0) == 3 * 4 * 5)
