@@ -134,7 +134,8 @@ def evaluate(scene: str, model: str, profile: str, n: int | None = None, runs=No
     record = {
         "scene": scene, "model": model, "profile": profile, "control": models.is_control(model),
         "n": n, "seed": seed, "metric_version": METRIC_VERSION, "metrics": m,
-        "classifier": {k: cinfo.get(k) for k in ("holdout_accuracy", "train_accuracy", "steps", "n_train",
+        "classifier": {k: cinfo.get(k) for k in ("holdout_accuracy", "holdout_balanced_accuracy",
+                                                  "holdout_majority_share", "train_accuracy", "steps", "n_train",
                                                   "n_holdout") if k in cinfo},
         "training_hash": cfg.training_hash(), "run_dir": str(gen.run_dir_), "train_info": train_info,
         "sampler": {"sampler": cfg.diffusion.sampler, "steps": cfg.diffusion.sample_steps,

@@ -92,7 +92,9 @@ def metric_table(scene: str, scene_results: dict[str, dict], profile: str) -> st
     note += ", ".join(f"{k} ({'/'.join(v)} ≥ HUD)" for k, v in flags.items()) if flags else "none"
     clfinfo = scene_results.get("HUD", any_rec).get("classifier", {})
     if clfinfo:
-        note += f". Classifier held-out accuracy {_fmt(clfinfo.get('holdout_accuracy'))} (spatially disjoint split)."
+        note += (f". Classifier held-out accuracy {_fmt(clfinfo.get('holdout_accuracy'))} on a spatially disjoint "
+                 f"region (always guessing its majority class: {_fmt(clfinfo.get('holdout_majority_share'))}); "
+                 f"IS/FID/SD rest on this classifier")
     return "\n".join(lines) + note + "*\n"
 
 
