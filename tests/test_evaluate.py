@@ -86,9 +86,10 @@ def test_flops_and_memory_against_hand_counts():
     c, px = 5, 16
     assert complexity.network_flops(_OneConv(c), (1, c, px, px)) == 2 * c * c * 9 * px * px
     mem, how = complexity.training_memory_bytes(_OneConv(c), (4, c, px, px))
-    params = c * c * 9 * 4
+    w_bytes = c * c * 9 * 4
     x_bytes = 4 * c * px * px * 4
-    assert mem == 4 * params + x_bytes + x_bytes, how  # conv saves its input for the weight gradient
+    # conv saves its input (for the weight gradient) and its weight (for the input gradient)
+    assert mem == 4 * w_bytes + (x_bytes + w_bytes) + x_bytes, how
 
 
 def test_complexity_table_rows():
