@@ -82,6 +82,8 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
     t_all = time.perf_counter()
     for nb, out, params in steps:
         params = {**params, **(extra_params or {})}
+        declared = pm.inspect_notebook(str(nb))  # pass only what the parameters cell declares
+        params = {k: v for k, v in params.items() if k in declared}
         out.parent.mkdir(parents=True, exist_ok=True)
         tag = f"{nb.stem}" + (f"[{params['scene']}]" if "scene" in params else "")
         log = build / "logs" / (tag.replace("[", "_").replace("]", "") + ".log")
