@@ -120,6 +120,11 @@ class RunConfig:
             raise ValueError(f"config: unknown keys {sorted(unknown)}")
         return cls(**kw)
 
+    def sampling_key(self) -> str:
+        """``"ddim50-eta1.0"``-style tag of the sampler settings (part of every sample and result cache key)."""
+        c = self.diffusion
+        return f"{c.sampler}{c.sample_steps if c.sampler == 'ddim' else c.T}-eta{c.eta}"
+
     def training_hash(self) -> str:
         """8-hex hash of what determines the trained weights: evaluation and sampler settings are excluded, so
         changing how a trained network is sampled never retrains it."""

@@ -65,8 +65,9 @@ def machine_description(device: torch.device | str = "cpu") -> str:
 
 
 def generate(gen, n: int, seed: int, device="auto", progress: bool = False) -> np.ndarray:
-    """``n`` samples ``(n, bands, 32, 32)`` from a fitted generator, cached in its run directory."""
-    cache = gen.run_dir_ / f"samples_n{n}_seed{seed}.npy"
+    """``n`` samples ``(n, bands, 32, 32)`` from a fitted generator with its config's sampler, cached in its run
+    directory under a name holding n, seed and the sampler settings."""
+    cache = gen.run_dir_ / f"samples_n{n}_seed{seed}_{gen.config_.sampling_key()}.npy"
     if cache.is_file():
         return np.load(cache)
     kw = dict(device=device, progress=progress) if hasattr(gen, "sample_abundances") else {}
@@ -98,8 +99,8 @@ def evaluate(scene: str, model: str, profile: str, n: int | None = None, runs=No
     out = paths.results_dir(results) / scene / model / f"{profile}.json"
     if out.is_file() and not force:
         old = json.loads(out.read_text())
-        if (old.get("training_hash"), old.get("n"), old.get("seed"), old.get("metric_version")) == \
-                (cfg.training_hash(), n, seed, METRIC_VERSION):
+        if (old.get("training_hash"), old.get("sampling_key"), old.get("n"), old.get("seed"),
+                old.get("metric_version")) == (cfg.training_hash(), cfg.sampling_key(), n, seed, METRIC_VERSION):
             return out
     s = scene_obj or load_scene(scene, data_root)
     dev = resolve_device(device)
@@ -137,7 +138,8 @@ def evaluate(scene: str, model: str, profile: str, n: int | None = None, runs=No
         "classifier": {k: cinfo.get(k) for k in ("holdout_accuracy", "holdout_balanced_accuracy",
                                                   "holdout_majority_share", "train_accuracy", "steps", "n_train",
                                                   "n_holdout") if k in cinfo},
-        "training_hash": cfg.training_hash(), "run_dir": str(gen.run_dir_), "train_info": train_info,
+        "training_hash": cfg.training_hash(), "sampling_key": cfg.sampling_key(), "run_dir": str(gen.run_dir_),
+        "train_info": train_info,
         "sampler": {"sampler": cfg.diffusion.sampler, "steps": cfg.diffusion.sample_steps,
                     "eta": cfg.diffusion.eta} if model == "HUD" else None,
         "git_commit": git_commit(), "device": str(dev), "machine": machine_description(dev),

@@ -42,6 +42,11 @@ def test_config_json_round_trip_and_hash():
     assert make_config(profile="quick", overrides={"eval": {"n_samples": 3}}).training_hash() == \
         make_config(profile="quick").training_hash(), "eval settings must not change the training hash"
     assert make_config(profile="smoke").training_hash() != make_config(profile="quick").training_hash()
+    # sampler settings never retrain, but they do key the sample and result caches
+    base = make_config(profile="quick")
+    other = make_config(profile="quick", overrides={"diffusion": {"eta": 0.0, "sample_steps": 20}})
+    assert other.training_hash() == base.training_hash()
+    assert other.sampling_key() == "ddim20-eta0.0" != base.sampling_key()
     with pytest.raises(ValueError, match="profile: unknown profile 'fast'"):
         make_config(profile="fast")
     with pytest.raises(ValueError, match="unknown keys"):
