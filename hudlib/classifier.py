@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -32,6 +30,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
+
+from .train import atomic_torch_save, atomic_write_text, resolve_device
 
 __all__ = [
     "SpectralSpatialCNN", "spatial_split", "crop_centres", "train_classifier", "load_classifier",
@@ -230,34 +230,12 @@ def _pad(cube: np.ndarray, size: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------- training
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _fingerprint(cube: np.ndarray, gt: np.ndarray) -> str:
     h = hashlib.sha256()
     h.update(str(cube.shape).encode())
     h.update(np.ascontiguousarray(cube[:, ::5, ::5]).tobytes())
     h.update(np.ascontiguousarray(gt.astype(np.int64)).tobytes())
     return h.hexdigest()[:16]
-
-
-def _resolve_device(device) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(f"device: expected a torch device such as 'cpu' or 'cuda', got {device!r}") from e
 
 
 def _dihedral(x: np.ndarray, k: int) -> np.ndarray:
@@ -297,7 +275,7 @@ def load_classifier(weights_path, info_path=None, device=None) -> tuple[Spectral
         if not p.is_file():
             raise FileNotFoundError(f"{p}: classifier file not found")
     info = json.loads(info_path.read_text())
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     model = SpectralSpatialCNN(**info["config"])
     model.load_state_dict(torch.load(weights_path, map_location=dev, weights_only=True))
     return model.to(dev).eval(), info
@@ -358,7 +336,7 @@ def train_classifier(scene, size: int = 32, steps: int = 600, batch_size: int = 
     name = str(getattr(scene, "name", "scene"))
     key_src = dict(scene=name, data=_fingerprint(cube, gt), model=model_config, train=train_config)
     cache_key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:12]
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
 
     if cache_dir is not None:
         wpath = Path(cache_dir) / f"classifier_{name}_{cache_key}.pt"
@@ -424,8 +402,9 @@ def train_classifier(scene, size: int = 32, steps: int = 600, batch_size: int = 
     )
     if cache_dir is not None:
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        _atomic_write(wpath, lambda p: torch.save(state, p))
-        _atomic_write(ipath, lambda p: Path(p).write_text(json.dumps(info, indent=1)))
+        wpath.parent.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save(state, wpath)
+        atomic_write_text(ipath, json.dumps(info, indent=1))
     return model, info
 
 
@@ -458,7 +437,7 @@ def classifier_outputs(model: SpectralSpatialCNN, x, batch_size: int = 256, devi
         raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
     bands = model.config["bands"] if hasattr(model, "config") else None
     x = _as_batch(x, "x", bands)
-    dev = _resolve_device(device) if device is not None else next(model.parameters()).device
+    dev = resolve_device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.to(dev).eval()
     probs, feats = [], []

@@ -43,7 +43,10 @@ def resolve_device(device: str | None = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device: {device!r} requested but no CUDA device is available; use --device cpu or auto")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device: expected 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from e
 
 
 def atomic_torch_save(obj, path: Path) -> None:

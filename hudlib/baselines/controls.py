@@ -19,7 +19,6 @@ __all__ = ["RealCopy", "PixelShuffle", "MeanSpectrum", "RandomMixture", "Noise"]
 
 
 class _Control(Generator):
-    is_control = True
 
     def _fit(self, scene, cfg, run_dir: Path, resume, device, progress):
         atomic_torch_save(self._state(scene), run_dir / "state.pt")
