@@ -44,7 +44,8 @@ def _cmd_sample(a):
     gen = models.load(a.run)
     opts = {}
     if hasattr(gen, "sample_abundances"):
-        opts = dict(sampler=a.sampler, steps=a.steps, eta=a.eta, device=a.device, progress=not a.quiet)
+        opts = dict(sampler=a.sampler, steps=a.steps, eta=a.eta, clip_z0=a.clip_z0, device=a.device,
+                    progress=not a.quiet)
         Y, X = gen.sample(a.n, random_state=a.seed, return_abundances=True, **opts)
     else:
         Y, X = gen.sample(a.n, random_state=a.seed), None
@@ -100,6 +101,8 @@ def main(argv=None) -> int:
     s.add_argument("--sampler", choices=["ddpm", "ddim"], default=None)
     s.add_argument("--steps", type=int, default=None)
     s.add_argument("--eta", type=float, default=None)
+    s.add_argument("--clip-z0", dest="clip_z0", action=argparse.BooleanOptionalAction, default=None,
+                   help="clip the sampler's Z0 estimate to Z's support (default: the run's config)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="samples.npz")
     s.add_argument("--device", default="auto")

@@ -35,7 +35,7 @@ class UnmixingConfig:
 
 @dataclass
 class UNetConfig:
-    """ε-prediction U-Net size (hudlib.unet.UNet keyword arguments, less the channel counts)."""
+    """U-Net size (ε- or v-prediction, see DiffusionConfig.prediction) (hudlib.unet.UNet keyword arguments, less the channel counts)."""
 
     model_channels: int = 64
     channel_mult: tuple[int, ...] = (1, 2, 2)
@@ -49,6 +49,9 @@ class UNetConfig:
 class DiffusionConfig:
     """Schedule (paper IV-A: linear β 1e-4 → 0.02, T = 1000) and the default sampler.
 
+    ``clip_z0``: clip the sampler's Ẑ_0 to Z's exact support [ln e, ln(1 + e)] (eq. 4) at every step.
+    ``prediction``: the network's output, ``"eps"`` (the paper, eq. 15) or ``"v"`` (Salimans & Ho 2022).
+    ``loss_weighting``: ``"uniform"`` is eq. 15; ``"min_snr"`` weights each timestep by min(SNR_t, γ)/SNR_t.
     ``z_scale``: ``"none"`` trains on Z as in the paper; ``"standardize"`` applies one fixed affine map
     (Z − mean) / std computed from the scene's Z once (like latent diffusion's scale factor).
     """
@@ -59,7 +62,11 @@ class DiffusionConfig:
     sampler: str = "ddim"
     sample_steps: int = 100
     eta: float = 0.0
+    clip_z0: bool = False
     z_scale: str = "none"
+    prediction: str = "eps"
+    loss_weighting: str = "uniform"
+    min_snr_gamma: float = 5.0
 
 
 @dataclass
@@ -123,7 +130,8 @@ class RunConfig:
     def sampling_key(self) -> str:
         """``"ddim50-eta1.0"``-style tag of the sampler settings (part of every sample and result cache key)."""
         c = self.diffusion
-        return f"{c.sampler}{c.sample_steps if c.sampler == 'ddim' else c.T}-eta{c.eta}"
+        key = f"{c.sampler}{c.sample_steps if c.sampler == 'ddim' else c.T}-eta{c.eta}"
+        return key + "-clip" if c.clip_z0 else key
 
     def training_hash(self) -> str:
         """8-hex hash of what determines the trained weights: evaluation and sampler settings are excluded, so
@@ -135,7 +143,7 @@ class RunConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
 
 
-_SAMPLING_KEYS = ("sampler", "sample_steps", "eta")
+_SAMPLING_KEYS = ("sampler", "sample_steps", "eta", "clip_z0")
 
 _SUB = {"unmixing": UnmixingConfig, "unet": UNetConfig, "diffusion": DiffusionConfig, "train": TrainConfig,
         "eval": EvalConfig}

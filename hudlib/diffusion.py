@@ -12,8 +12,11 @@ Conventions
   So ``betas[0]`` is the paper's β_1, ``alphas_cumprod[t]`` is ᾱ_{t+1}, and ``alphas_cumprod_prev[0] = 1``
   stands for ᾱ_0. The network receives these 0-indexed integers.
 * Schedules are float64 numpy arrays; they are cast to the input's dtype/device where used.
-* Samples are never clamped: Z = ln(X + e^{-ln d - 8}) (eq. 4) lives in about [-8 - ln d, 0], not
-  [-1, 1]. The samplers return Z; the caller applies the softmax of eq. 5.
+* Ẑ_0 is never clamped to [-1, 1]: Z = ln(X + e^{-ln d - 8}) (eq. 4) lives in [ln e, ln(1 + e)] with
+  e = e^{-ln d - 8}, about [-8 - ln d, 0]. The samplers take an optional ``z0_range=(lo, hi)``: Ẑ_0 is then
+  clipped to that interval at every step (DDPM's "clip to the data range", with Z's exact support as the
+  range) and ε is recomputed from the clipped Ẑ_0. The samplers return Z; the caller applies the softmax
+  of eq. 5.
 """
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ __all__ = ["linear_beta_schedule", "GaussianDiffusion", "SIGMA_CHOICES", "SAMPLE
 
 SIGMA_CHOICES = ("beta", "posterior")
 SAMPLERS = ("ddpm", "ddim")
+LOSS_WEIGHTINGS = ("uniform", "min_snr")
+PREDICTIONS = ("eps", "v")
 DEFAULT_DDIM_STEPS = 50
 
 
@@ -53,6 +58,10 @@ class GaussianDiffusion:
     Parameters
     ----------
     betas : 1-D array ``(T,)`` of variances β_1..β_T in (0, 1); stored as float64.
+    prediction : what the network outputs: ``"eps"`` (the paper's ε_θ, eq. 15) or ``"v"``
+        (v = sqrt(ᾱ_t) ε - sqrt(1 - ᾱ_t) Z_0, Salimans & Ho 2022). With ``"v"`` the samplers convert the output
+        to ε and Ẑ_0 exactly; at large t, Ẑ_0 then no longer divides the network's error by sqrt(ᾱ_t) (≈ 0.006
+        at t = T), which is what lets an under-trained ε-network drift far outside Z's range.
 
     Attributes (all float64 numpy arrays of shape ``(T,)``, indexed by the 0-based ``t``)
     ----------
@@ -63,7 +72,10 @@ class GaussianDiffusion:
     coefficients of Z_0 and Z_t in μ̃_t).
     """
 
-    def __init__(self, betas):
+    def __init__(self, betas, prediction: str = "eps"):
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        self.prediction = prediction
         betas = np.asarray(betas, dtype=np.float64)
         if betas.ndim != 1 or betas.size < 1:
             raise ValueError(f"betas must be a non-empty 1-D array, got shape {betas.shape}")
@@ -88,13 +100,14 @@ class GaussianDiffusion:
         self.posterior_mean_coef2 = (1.0 - self.alphas_cumprod_prev) * np.sqrt(self.alphas) / (1.0 - self.alphas_cumprod)
 
     @classmethod
-    def linear(cls, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> "GaussianDiffusion":
+    def linear(cls, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02,
+               prediction: str = "eps") -> "GaussianDiffusion":
         """Diffusion with :func:`linear_beta_schedule` (the paper's T = 1000 by default)."""
-        return cls(linear_beta_schedule(T, beta_start, beta_end))
+        return cls(linear_beta_schedule(T, beta_start, beta_end), prediction=prediction)
 
     def __repr__(self) -> str:
         return (f"GaussianDiffusion(T={self.T}, beta_1={self.betas[0]:.3g}, "
-                f"beta_T={self.betas[-1]:.3g})")
+                f"beta_T={self.betas[-1]:.3g}, prediction={self.prediction!r})")
 
     # ------------------------------------------------------------------ helpers
     def _check_t(self, t: torch.Tensor, x: torch.Tensor, name: str = "t") -> torch.Tensor:
@@ -186,8 +199,14 @@ class GaussianDiffusion:
     # ------------------------------------------------------------------ training
     def training_loss(self, model: Model, z0: torch.Tensor, t: torch.Tensor | None = None,
                       noise: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                      model_kwargs: dict | None = None) -> torch.Tensor:
+                      model_kwargs: dict | None = None, weighting: str = "uniform",
+                      min_snr_gamma: float = 5.0) -> torch.Tensor:
         """Simplified objective L of eq. 15 (Algorithm 1): mean of (ε - ε_θ(Z_t, t))².
+
+        ``weighting="uniform"`` is eq. 15 as printed. ``"min_snr"`` multiplies each sample's squared error by
+        min(SNR_t, γ) / SNR_t with SNR_t = ᾱ_t / (1 - ᾱ_t) (Hang et al. 2023, "Min-SNR weighting", for
+        ε-prediction): timesteps whose noise is too small to be told apart from the data's own texture get
+        less weight; every t with SNR_t <= γ keeps weight 1. The network still predicts ε.
 
         z0: ``(n, d, h, w)`` projected abundances Z_0 (eq. 4); t: optional LongTensor ``(n,)``, else
         drawn uniformly from {0..T-1} (the paper's U[1:T]); noise: optional ``(n, d, h, w)``, else
@@ -209,7 +228,33 @@ class GaussianDiffusion:
         zt = self.q_sample(z0, t, noise)
         eps = model(zt, t, **(model_kwargs or {}))
         self._check_same_shape(eps, zt, "model output", "z_t")
-        return torch.mean((noise - eps) ** 2)  # eq. 15
+        target = noise if self.prediction == "eps" else self.v_target(z0, t, noise)
+        if weighting == "uniform":
+            return torch.mean((target - eps) ** 2)  # eq. 15
+        w = self._extract(self.loss_weights(weighting, min_snr_gamma), t, zt)
+        return torch.mean(w * (target - eps) ** 2)
+
+    def v_target(self, z0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """v = sqrt(ᾱ_t) ε - sqrt(1 - ᾱ_t) Z_0, ``(n, d, h, w)``."""
+        return (self._extract(self.sqrt_alphas_cumprod, t, z0) * noise
+                - self._extract(self.sqrt_one_minus_alphas_cumprod, t, z0) * z0)
+
+    def snr(self) -> np.ndarray:
+        """SNR_t = ᾱ_t / (1 - ᾱ_t), float64 ``(T,)``."""
+        return self.alphas_cumprod / (1.0 - self.alphas_cumprod)
+
+    def loss_weights(self, weighting: str = "uniform", min_snr_gamma: float = 5.0) -> np.ndarray:
+        """Per-timestep weights ``(T,)`` of :meth:`training_loss` (float64): ones, or min(SNR_t, γ) / SNR_t
+        (ε-prediction), min(SNR_t, γ) / (SNR_t + 1) (v-prediction) — both give the x̂_0 error the weight
+        min(SNR_t, γ)."""
+        if weighting == "uniform":
+            return np.ones(self.T)
+        if weighting == "min_snr":
+            if not (float(min_snr_gamma) > 0):
+                raise ValueError(f"min_snr_gamma must be > 0, got {min_snr_gamma!r}")
+            snr = self.snr()
+            return np.minimum(snr, float(min_snr_gamma)) / (snr if self.prediction == "eps" else snr + 1.0)
+        raise ValueError(f"weighting must be one of {LOSS_WEIGHTINGS}, got {weighting!r}")
 
     # ------------------------------------------------------------------ sampling helpers
     @staticmethod
@@ -236,20 +281,36 @@ class GaussianDiffusion:
         gen_device = generator.device if generator is not None else torch.device("cpu")
         return torch.randn(shape, generator=generator, device=gen_device, dtype=dtype).to(device)
 
-    @staticmethod
-    def _eps(model, z, t_int: int, model_kwargs) -> torch.Tensor:
+    def _eps(self, model, z, t_int: int, model_kwargs) -> torch.Tensor:
+        """ε_θ(Z_t, t) ``(n, d, h, w)``; a v-network's output is converted: ε = sqrt(1-ᾱ_t) Z_t + sqrt(ᾱ_t) v."""
         t = torch.full((z.shape[0],), t_int, dtype=torch.long, device=z.device)
-        eps = model(z, t, **model_kwargs)
-        if not isinstance(eps, torch.Tensor) or eps.shape != z.shape:
-            got = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
-            raise ValueError(f"model must return eps shaped like its input {tuple(z.shape)}, got {got}")
-        return eps.to(z.dtype)
+        out = model(z, t, **model_kwargs)
+        if not isinstance(out, torch.Tensor) or out.shape != z.shape:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"model must return {self.prediction} shaped like its input {tuple(z.shape)}, got {got}")
+        out = out.to(z.dtype)
+        if self.prediction == "eps":
+            return out
+        return self.sqrt_one_minus_alphas_cumprod[t_int] * z + self.sqrt_alphas_cumprod[t_int] * out
+
+    @staticmethod
+    def _check_range(z0_range):
+        if z0_range is None:
+            return None
+        try:
+            lo, hi = (float(v) for v in z0_range)
+        except (TypeError, ValueError):
+            raise ValueError(f"z0_range must be None or a pair (lo, hi), got {z0_range!r}") from None
+        if not lo < hi:
+            raise ValueError(f"z0_range must satisfy lo < hi, got {z0_range!r}")
+        return lo, hi
 
     # ------------------------------------------------------------------ samplers
     @torch.no_grad()
     def ddpm_sample(self, model: Model, shape: Sequence[int], generator: torch.Generator | None = None,
                     device=None, progress: bool = False, sigma: str = "beta",
-                    model_kwargs: dict | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                    model_kwargs: dict | None = None, dtype: torch.dtype = torch.float32,
+                    z0_range: tuple[float, float] | None = None) -> torch.Tensor:
         """Ancestral sampler of Algorithm 2 with the eq. 14 mean; T network evaluations.
 
         Z_T ~ N(0, I); for t = T..1: Z_{t-1} = μ_θ(Z_t, t) + σ_t ε (no noise at the last step).
@@ -267,7 +328,11 @@ class GaussianDiffusion:
         All noise is drawn from ``generator`` (on its device, then moved to ``device``), so a seeded
         generator makes the result deterministic. ``device`` defaults to the model's parameters'
         device (CPU for plain callables). Runs under ``torch.no_grad()``; the caller sets eval mode.
+
+        ``z0_range=(lo, hi)``: clip Ẑ_0 = (Z_t - sqrt(1-ᾱ_t) ε_θ)/sqrt(ᾱ_t) to [lo, hi] and take the mean
+        μ̃_t(Ẑ_0, Z_t) of eq. 12 (equal to eq. 14's mean whenever nothing is clipped).
         """
+        z0_range = self._check_range(z0_range)
         if sigma not in SIGMA_CHOICES:
             raise ValueError(f"sigma must be one of {SIGMA_CHOICES}, got {sigma!r}")
         shape = self._check_shape(shape)
@@ -279,6 +344,11 @@ class GaussianDiffusion:
             eps = self._eps(model, z, t, model_kwargs)
             # eq. 14: μ_θ = (Z_t - β_t / sqrt(1 - ᾱ_t) ε_θ) / sqrt(α_t)
             mean = (z - (self.betas[t] / self.sqrt_one_minus_alphas_cumprod[t]) * eps) / math.sqrt(self.alphas[t])
+            if z0_range is not None:
+                z0_hat = (z * self.sqrt_recip_alphas_cumprod[t] - self.sqrt_recipm1_alphas_cumprod[t] * eps)
+                z0_hat = z0_hat.clamp(*z0_range)
+                # eq. 12: μ̃_t(Ẑ_0, Z_t)
+                mean = self.posterior_mean_coef1[t] * z0_hat + self.posterior_mean_coef2[t] * z
             if t > 0:
                 z = mean + math.sqrt(variance[t]) * self._randn(shape, generator, device, dtype)
             else:
@@ -300,7 +370,8 @@ class GaussianDiffusion:
     def ddim_sample(self, model: Model, shape: Sequence[int], steps: int = DEFAULT_DDIM_STEPS,
                     eta: float = 0.0, generator: torch.Generator | None = None, device=None,
                     progress: bool = False, model_kwargs: dict | None = None,
-                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                    dtype: torch.dtype = torch.float32,
+                    z0_range: tuple[float, float] | None = None) -> torch.Tensor:
         """DDIM sampler (Song et al. 2021, eq. 12 there) on the same ε-network; ``steps`` evaluations.
 
         Timesteps are :meth:`ddim_timesteps` (evenly spaced from T-1 down to 0). For a step t -> s
@@ -310,7 +381,9 @@ class GaussianDiffusion:
         Z_s = sqrt(ᾱ_s) Ẑ_0 + sqrt(1-ᾱ_s-σ²) ε_θ + σ ε.
         η = 0 is deterministic given Z_T; η = 1 with steps = T is the ancestral sampler with
         σ_t² = β̃_t (same noise draws, so the same sample for the same seed up to rounding). Noise is
-        drawn only when η > 0, and not at the last step (where σ = 0). No clamping of Ẑ_0.
+        drawn only when η > 0, and not at the last step (where σ = 0). Ẑ_0 is not clamped unless
+        ``z0_range=(lo, hi)`` is given: then Ẑ_0 is clipped to it and ε re-derived from the clipped Ẑ_0,
+        ε = (Z_t - sqrt(ᾱ_t) Ẑ_0)/sqrt(1-ᾱ_t), before the update.
 
         shape: ``(n, d, h, w)``; eta in [0, 1]; returns Z_0 shaped ``shape``. Other arguments as in
         :meth:`ddpm_sample`.
@@ -319,6 +392,7 @@ class GaussianDiffusion:
         if not (0.0 <= float(eta) <= 1.0):
             raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
         eta = float(eta)
+        z0_range = self._check_range(z0_range)
         shape = self._check_shape(shape)
         device = self._resolve_device(model, device)
         model_kwargs = model_kwargs or {}
@@ -329,7 +403,10 @@ class GaussianDiffusion:
             abar_t = self.alphas_cumprod[t]
             abar_s = 1.0 if last else self.alphas_cumprod[int(timesteps[i + 1])]
             eps = self._eps(model, z, t, model_kwargs)
-            z0_hat = (z - math.sqrt(1.0 - abar_t) * eps) / math.sqrt(abar_t)  # no clamping
+            z0_hat = (z - math.sqrt(1.0 - abar_t) * eps) / math.sqrt(abar_t)
+            if z0_range is not None:
+                z0_hat = z0_hat.clamp(*z0_range)
+                eps = (z - math.sqrt(abar_t) * z0_hat) / math.sqrt(1.0 - abar_t)
             sigma = eta * math.sqrt((1.0 - abar_s) / (1.0 - abar_t) * (1.0 - abar_t / abar_s))
             dir_coef = math.sqrt(max(1.0 - abar_s - sigma ** 2, 0.0))
             z = math.sqrt(abar_s) * z0_hat + dir_coef * eps
@@ -356,16 +433,17 @@ class GaussianDiffusion:
     def sample(self, model: Model, shape: Sequence[int], sampler: str = "ddpm", steps: int | None = None,
                eta: float = 0.0, generator: torch.Generator | None = None, device=None,
                progress: bool = False, sigma: str = "beta", model_kwargs: dict | None = None,
-               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+               dtype: torch.dtype = torch.float32, z0_range: tuple[float, float] | None = None) -> torch.Tensor:
         """Draw Z_0 samples shaped ``shape = (n, d, h, w)`` with ``sampler`` ``"ddpm"`` or ``"ddim"``.
 
         ``steps``: for ddpm must be None or T (it always takes T steps); for ddim the number of DDIM
         steps (default 50).
-        ``eta`` is used by ddim only, ``sigma`` by ddpm only. Returns relaxed abundances Z (no softmax).
+        ``eta`` is used by ddim only, ``sigma`` by ddpm only; ``z0_range`` by both (see the samplers).
+        Returns relaxed abundances Z (no softmax).
         """
         steps = self._resolve_steps(sampler, steps)
         if sampler == "ddpm":
             return self.ddpm_sample(model, shape, generator=generator, device=device, progress=progress,
-                                    sigma=sigma, model_kwargs=model_kwargs, dtype=dtype)
+                                    sigma=sigma, model_kwargs=model_kwargs, dtype=dtype, z0_range=z0_range)
         return self.ddim_sample(model, shape, steps=steps, eta=eta, generator=generator, device=device,
-                                progress=progress, model_kwargs=model_kwargs, dtype=dtype)
+                                progress=progress, model_kwargs=model_kwargs, dtype=dtype, z0_range=z0_range)

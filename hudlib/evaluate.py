@@ -28,7 +28,7 @@ from .train import atomic_write_text, resolve_device
 
 __all__ = ["evaluate", "METRIC_VERSION", "METRICS", "machine_description", "git_commit", "generate"]
 
-METRIC_VERSION = 1
+METRIC_VERSION = 2
 
 # name -> (direction, family, description); direction +1: higher is better, -1: lower is better.
 METRICS = {
@@ -44,6 +44,8 @@ METRICS = {
     "recall_patches": (+1, "ours", "k-NN recall of 32x32 patches"),
     "SWD": (-1, "ours", "sliced Wasserstein distance of pixel spectra"),
     "copy_rate": (-1, "ours", "share of generated patches that copy a real window"),
+    "roughness_gap": (-1, "ours", "|ln| of the neighbour-angle ratio, generated vs real patches (noise or flat "
+                                  "colour both raise it)"),
 }
 
 
@@ -123,6 +125,9 @@ def evaluate(scene: str, model: str, profile: str, n: int | None = None, runs=No
                                                                             device=dev)))
     m["copy_rate"] = _timed(times, "copy_rate", lambda: float(metrics.copy_rate(Y, s.cube, random_state=seed,
                                                                                device=dev)))
+    m["roughness_gap"] = _timed(times, "roughness", lambda: metrics.roughness_gap(Y, real))
+    m["neighbour_angle"] = metrics.neighbour_angle(Y)
+    m["neighbour_angle_real"] = metrics.neighbour_angle(real)
     net, cinfo = _timed(times, "classifier", lambda: clf.train_classifier(
         s, steps=cfg.eval.classifier_steps, random_state=seed, device=dev, cache_dir=runs / "classifiers",
         progress=progress))
@@ -141,7 +146,7 @@ def evaluate(scene: str, model: str, profile: str, n: int | None = None, runs=No
         "training_hash": cfg.training_hash(), "sampling_key": cfg.sampling_key(), "run_dir": str(gen.run_dir_),
         "train_info": train_info,
         "sampler": {"sampler": cfg.diffusion.sampler, "steps": cfg.diffusion.sample_steps,
-                    "eta": cfg.diffusion.eta} if model == "HUD" else None,
+                    "eta": cfg.diffusion.eta, "clip_z0": cfg.diffusion.clip_z0} if model == "HUD" else None,
         "git_commit": git_commit(), "device": str(dev), "machine": machine_description(dev),
         "times_s": times, "wall_time_s": round(time.perf_counter() - t_start, 1),
     }

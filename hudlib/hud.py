@@ -63,13 +63,17 @@ class HUD(Generator):
         self.diffusion_ = build_diffusion(cfg)
 
     def sample_abundances(self, n: int, random_state=0, sampler: str | None = None, steps: int | None = None,
-                          eta: float | None = None, batch_size: int = 64, device: str = "auto",
-                          progress: bool = False) -> np.ndarray:
-        """X̂ ``(n, d, 32, 32)`` on the simplex: reverse diffusion (Algorithm 2 or DDIM) then softmax (eq. 5)."""
+                          eta: float | None = None, clip_z0: bool | None = None, batch_size: int = 64,
+                          device: str = "auto", progress: bool = False) -> np.ndarray:
+        """X̂ ``(n, d, 32, 32)`` on the simplex: reverse diffusion (Algorithm 2 or DDIM) then softmax (eq. 5).
+
+        Sampler settings default to the run's config; ``clip_z0`` clips Ẑ_0 to :meth:`z0_range`.
+        """
         dc = self.config_.diffusion
         sampler = sampler or dc.sampler
         steps = steps or (dc.sample_steps if sampler == "ddim" else dc.T)
         eta = dc.eta if eta is None else eta
+        clip_z0 = dc.clip_z0 if clip_z0 is None else bool(clip_z0)
         dev = resolve_device(device)
         net = self.unet_.to(dev)
         gen = torch.Generator().manual_seed(int(random_state))
@@ -79,10 +83,17 @@ class HUD(Generator):
             m = min(batch_size, n - i)
             kw = dict(steps=steps, eta=eta) if sampler == "ddim" else {}
             z = self.diffusion_.sample(net, (m, self.uae_.d, size, size), sampler=sampler, generator=gen,
-                                       device=dev, progress=progress, **kw)
+                                       device=dev, progress=progress,
+                                       z0_range=self.z0_range() if clip_z0 else None, **kw)
             z = z.float().cpu() * self.z_scale_ + self.z_shift_
             out.append(uae_mod.constrain(z.double()).numpy())  # eq. 5
         return np.concatenate(out).astype(np.float32)
+
+    def z0_range(self) -> tuple[float, float]:
+        """Z's exact support [ln e, ln(1 + e)], e = e^(−ln d − 8) (eq. 4), in the network's (scaled) units."""
+        e = uae_mod.relax_epsilon(self.uae_.d)
+        lo, hi = np.log(e), np.log1p(e)
+        return (float((lo - self.z_shift_) / self.z_scale_), float((hi - self.z_shift_) / self.z_scale_))
 
     def sample(self, n: int, random_state=0, return_abundances: bool = False, **options):
         """Ŷ ``(n, bands, 32, 32)`` = decoder(X̂), in the scene's normalised units (and X̂ if asked)."""

@@ -28,7 +28,7 @@ from hudlib.data import DataError
 
 __all__ = [
     "EPS", "point_fidelity", "block_diversity", "precision_recall", "manifold_precision_recall",
-    "sliced_wasserstein", "wasserstein_1d", "copy_rate",
+    "sliced_wasserstein", "wasserstein_1d", "copy_rate", "neighbour_angle", "roughness_gap",
 ]
 
 EPS = 1e-12
@@ -670,3 +670,34 @@ def copy_rate(generated, real, criterion: str = "relative", quantile: float = 0.
         det.update(tau=tau, copy=copy)
         return rate, det
     return rate
+
+
+# --------------------------------------------------------------------------------------------- texture
+def neighbour_angle(generated) -> float:
+    """Mean spectral angle (radians) between each pixel and its right and lower neighbours.
+
+    generated: ``(n, bands, h, w)``. A measure of spatial texture: pixel noise raises it, flat colour drives it
+    to 0. Pixels whose spectrum is all zero count as parallel to anything (angle 0).
+    """
+    G = torch.from_numpy(_check_generated(generated)).double()
+    U = G / G.norm(dim=1, keepdim=True).clamp_min(EPS)
+    angles = []
+    for a, b in ((U[..., :, 1:], U[..., :, :-1]), (U[..., 1:, :], U[..., :-1, :])):
+        c = (a * b).sum(dim=1)
+        zero = (a.abs().sum(1) == 0) | (b.abs().sum(1) == 0)
+        angles.append(torch.where(zero, torch.zeros_like(c), torch.arccos(c.clamp(-1.0, 1.0))).flatten())
+    return float(torch.cat(angles).mean())
+
+
+def roughness_gap(generated, real_patches, floor: float = 1e-3) -> float:
+    """|ln(neighbour_angle(generated) / neighbour_angle(real_patches))|: 0 when the generated patches have the
+    real texture; large for pixel noise (ratio > 1) and for flat colour (ratio < 1). The ratio is clipped to
+    ``[floor, 1/floor]`` so flat patches give a finite ``ln(1/floor)`` ≈ 6.9.
+
+    generated, real_patches: ``(n, bands, h, w)`` and ``(m, bands, h, w)`` with the same bands.
+    """
+    g = neighbour_angle(generated)
+    r = neighbour_angle(real_patches)
+    if r <= 0:
+        raise ValueError("real_patches: expected patches with some spatial texture, got all-flat patches")
+    return float(abs(np.log(np.clip(g / r, floor, 1.0 / floor))))

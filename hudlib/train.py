@@ -84,7 +84,7 @@ def build_unet(cfg: RunConfig, d: int) -> UNet:
 
 def build_diffusion(cfg: RunConfig) -> GaussianDiffusion:
     c = cfg.diffusion
-    return GaussianDiffusion(linear_beta_schedule(c.T, c.beta_start, c.beta_end))
+    return GaussianDiffusion(linear_beta_schedule(c.T, c.beta_start, c.beta_end), prediction=c.prediction)
 
 
 def dist_info() -> tuple[int, int]:
@@ -133,7 +133,7 @@ def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 def train_diffusion(cfg: RunConfig, Z_scene: torch.Tensor, run_dir: Path, device: str | None = "auto",
                     resume: bool = False, progress: bool = True,
                     on_step: Callable[[int, float], None] | None = None) -> dict:
-    """Train the ε-prediction U-Net on random crops of ``Z_scene`` ``(d, rows, cols)``.
+    """Train the U-Net (ε- or v-prediction, ``cfg.diffusion.prediction``) on random crops of ``Z_scene`` ``(d, rows, cols)``.
 
     Writes ``run_dir/checkpoint.pt`` every ``cfg.train.ckpt_every`` steps and at the end, and ``run_dir/ema.pt``
     (EMA weights) plus ``run_dir/train_info.json`` when finished. With ``resume`` it continues from the checkpoint.
@@ -193,7 +193,9 @@ def train_diffusion(cfg: RunConfig, Z_scene: torch.Tensor, run_dir: Path, device
         t = torch.randint(0, diffusion.T, (tc.batch_size,), generator=loss_gen)
         noise = torch.randn(z0.shape, generator=loss_gen)
         with amp:
-            loss = diffusion.training_loss(net, z0, t=t.to(dev), noise=noise.to(dev))  # eq. 15
+            loss = diffusion.training_loss(net, z0, t=t.to(dev), noise=noise.to(dev),  # eq. 15
+                                           weighting=cfg.diffusion.loss_weighting,
+                                           min_snr_gamma=cfg.diffusion.min_snr_gamma)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if tc.grad_clip:

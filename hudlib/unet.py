@@ -1,4 +1,7 @@
-"""ε-prediction U-Net ε_θ(Z_t, t) of the abundance diffusion module (paper III-C, eq. 14).
+"""The U-Net ε_θ(Z_t, t) of the abundance diffusion module (paper III-C, eq. 14).
+
+It maps (Z_t, t) to a tensor shaped like Z_t; hudlib.diffusion reads it as ε (the paper) or as v
+(``DiffusionConfig.prediction``). The network itself does not know which.
 
 A DDPM / improved-diffusion style U-Net written for this project: sinusoidal timestep embedding
 -> MLP; residual blocks (GroupNorm, SiLU, conv, time-embedding injection, dropout); multi-head

@@ -281,3 +281,94 @@ def test_ddpm_zero_model_is_not_clamped(diff):
     z = diff.ddpm_sample(lambda x, t: torch.zeros_like(x), (2, 3, 8, 8),
                           generator=torch.Generator().manual_seed(0), progress=False)
     assert torch.isfinite(z).all() and z.std().item() > 10.0  # ~1/sqrt(ᾱ_T) ≈ 157 growth
+
+
+# ----------------------------------------------------------------------------- min-SNR weighting, Ẑ_0 clipping
+
+def test_min_snr_weights_against_brute_force(diff):
+    snr = diff.alphas_cumprod / (1 - diff.alphas_cumprod)
+    np.testing.assert_array_equal(diff.loss_weights("uniform"), np.ones(diff.T))
+    w = diff.loss_weights("min_snr", 5.0)
+    for t in (0, 10, 50, 200, 999):
+        assert w[t] == pytest.approx(min(snr[t], 5.0) / snr[t], rel=1e-12)
+    assert np.all(w[snr <= 5.0] == 1.0) and np.all(w[snr > 5.0] < 1.0)
+    assert w[0] < 1e-3  # SNR_1 ≈ 1e4: the smallest-noise step barely counts
+    with pytest.raises(ValueError, match="weighting"):
+        diff.loss_weights("snr")
+    with pytest.raises(ValueError, match="min_snr_gamma"):
+        diff.loss_weights("min_snr", 0.0)
+
+
+def test_min_snr_loss_is_weighted_mean(diff):
+    g = torch.Generator().manual_seed(2)
+    z0 = torch.randn(5, 3, 4, 4, generator=g, dtype=torch.float64) - 7
+    noise = torch.randn(5, 3, 4, 4, generator=g, dtype=torch.float64)
+    t = torch.tensor([0, 3, 40, 300, 999])
+
+    def model(x, tt):
+        return 0.3 * x
+
+    zt = diff.q_sample(z0, t, noise)
+    w = diff.loss_weights("min_snr", 5.0)[t.numpy()]
+    per_sample = ((noise - 0.3 * zt) ** 2).mean(dim=(1, 2, 3)).numpy()
+    expect = float((w * per_sample).mean())
+    got = diff.training_loss(model, z0, t=t, noise=noise, weighting="min_snr", min_snr_gamma=5.0).item()
+    assert got == pytest.approx(expect, rel=1e-12)
+    assert diff.training_loss(lambda x, tt: noise, z0, t=t, noise=noise, weighting="min_snr").item() == 0.0
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_z0_range_clips_and_is_exact_when_not_binding(diff, sampler):
+    kw = dict(steps=20, eta=1.0) if sampler == "ddim" else {}
+    zero = lambda x, t: torch.zeros_like(x)  # noqa: E731  Ẑ_0 = Z_t / sqrt(ᾱ_t): far outside any range
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    z = diff.sample(zero, (2, 3, 8, 8), sampler=sampler, generator=g(), z0_range=(-10.5, 0.0), **kw)
+    assert float(z.min()) >= -10.5 and float(z.max()) <= 0.0  # the last step returns the clipped Ẑ_0
+    assert float(z.std()) > 1.0  # still a sample, not a constant
+    # A range the Gaussian stand-in (μ = -10, s = 0.5) never reaches gives the unclipped sampler's result.
+    a = sample(diff, 3, sampler=sampler, **kw)
+    b = sample(diff, 3, sampler=sampler, z0_range=(-1e6, 1e6), **kw)
+    torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="z0_range"):
+        diff.sample(zero, (1, 2, 4, 4), sampler=sampler, z0_range=(0.0, -1.0), **kw)
+
+
+# ----------------------------------------------------------------------------- v-prediction
+
+def gaussian_v_model(diffusion, mu=MU, s=S):
+    """The same optimal predictor as :func:`gaussian_eps_model`, written as v = (ε - sqrt(1-ᾱ_t) Z_t)/sqrt(ᾱ_t)."""
+    eps_model = gaussian_eps_model(diffusion, mu, s)
+    abar = torch.from_numpy(diffusion.alphas_cumprod)
+
+    def model(z, t):
+        ab = abar.to(z)[t].view(-1, *([1] * (z.ndim - 1)))
+        return (eps_model(z, t) - torch.sqrt(1 - ab) * z) / torch.sqrt(ab)
+
+    return model
+
+
+@pytest.mark.parametrize("sampler,kw", [("ddpm", {}), ("ddim", dict(steps=25, eta=0.0)),
+                                        ("ddim", dict(steps=25, eta=1.0))])
+def test_v_prediction_samples_equal_eps_prediction(diff, sampler, kw):
+    vdiff = GaussianDiffusion(linear_beta_schedule(), prediction="v")
+    a = sample(diff, 7, sampler=sampler, **kw)
+    b = vdiff.sample(gaussian_v_model(vdiff), SHAPE, sampler=sampler, generator=torch.Generator().manual_seed(7),
+                     dtype=torch.float64, **kw)
+    torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-7)
+
+
+def test_v_prediction_loss(diff):
+    vdiff = GaussianDiffusion(linear_beta_schedule(), prediction="v")
+    g = torch.Generator().manual_seed(4)
+    z0 = torch.randn(6, 2, 4, 4, generator=g, dtype=torch.float64) - 7
+    noise = torch.randn(6, 2, 4, 4, generator=g, dtype=torch.float64)
+    t = torch.tensor([0, 5, 100, 400, 800, 999])
+    ab = torch.from_numpy(vdiff.alphas_cumprod)[t].view(-1, 1, 1, 1)
+    v = ab.sqrt() * noise - (1 - ab).sqrt() * z0
+    assert vdiff.training_loss(lambda x, tt: v, z0, t=t, noise=noise).item() == pytest.approx(0.0, abs=1e-24)
+    assert vdiff.training_loss(lambda x, tt: torch.zeros_like(x), z0, t=t, noise=noise).item() == \
+        pytest.approx(float((v ** 2).mean()), rel=1e-12)
+    snr = vdiff.snr()
+    np.testing.assert_allclose(vdiff.loss_weights("min_snr", 5.0), np.minimum(snr, 5.0) / (snr + 1), rtol=1e-12)
+    with pytest.raises(ValueError, match="prediction"):
+        GaussianDiffusion(linear_beta_schedule(), prediction="x0")

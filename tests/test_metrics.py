@@ -317,3 +317,38 @@ def test_bad_input_raises_naming_the_parameter():
         M.copy_rate(G, R, quantile=1.5)
     with pytest.raises(ValueError, match="real"):
         M.copy_rate(np.zeros((1, 4, 6, 6), np.float32), R)
+
+
+# ----------------------------------------------------------------------------- texture (neighbour angle)
+
+def _brute_neighbour_angle(G):
+    out = []
+    n, b, h, w = G.shape
+    for i in range(n):
+        for y in range(h):
+            for x in range(w):
+                for yy, xx in ((y, x + 1), (y + 1, x)):
+                    if yy < h and xx < w:
+                        p, q = G[i, :, y, x].astype(np.float64), G[i, :, yy, xx].astype(np.float64)
+                        c = p @ q / (np.linalg.norm(p) * np.linalg.norm(q))
+                        out.append(np.arccos(np.clip(c, -1, 1)))
+    return float(np.mean(out))
+
+
+def test_neighbour_angle_against_brute_force_and_roughness_gap():
+    from hudlib.metrics import neighbour_angle, roughness_gap
+
+    rng = np.random.default_rng(0)
+    G = rng.random((3, 7, 5, 6)).astype(np.float32)
+    assert neighbour_angle(G) == pytest.approx(_brute_neighbour_angle(G), rel=1e-6)
+    # a smooth field: two endmembers mixed along a ramp; noise on it raises the angle, flat colour zeroes it
+    e1, e2 = rng.random(7) + 0.1, rng.random(7) + 0.1
+    a = np.linspace(0, 1, 16)[None, :, None] * np.ones((4, 1, 16))
+    smooth = (a[:, None] * e1[None, :, None, None] + (1 - a[:, None]) * e2[None, :, None, None]).astype(np.float32)
+    noisy = smooth * rng.uniform(0.5, 1.5, smooth.shape).astype(np.float32)
+    flat = np.broadcast_to(e1[None, :, None, None], smooth.shape).astype(np.float32)
+    assert roughness_gap(smooth, smooth) == 0.0
+    assert neighbour_angle(flat) == pytest.approx(0.0, abs=1e-6)
+    assert roughness_gap(noisy, smooth) > 1.0 and roughness_gap(flat, smooth) == pytest.approx(np.log(1e3))
+    with pytest.raises(ValueError, match="real_patches"):
+        roughness_gap(smooth, flat)

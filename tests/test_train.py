@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from hudlib import models
+from hudlib import models, uae
 from hudlib.__main__ import main as cli_main
 from hudlib.config import RunConfig, make_config
 from hudlib.data import load_scene
@@ -47,6 +47,10 @@ def test_config_json_round_trip_and_hash():
     other = make_config(profile="quick", overrides={"diffusion": {"eta": 0.0, "sample_steps": 20}})
     assert other.training_hash() == base.training_hash()
     assert other.sampling_key() == "ddim20-eta0.0" != base.sampling_key()
+    clipped = make_config(profile="quick", overrides={"diffusion": {"clip_z0": not base.diffusion.clip_z0}})
+    assert clipped.training_hash() == base.training_hash() and clipped.sampling_key() != base.sampling_key()
+    weighted = make_config(profile="quick", overrides={"diffusion": {"min_snr_gamma": 1.0}})
+    assert weighted.training_hash() != base.training_hash(), "the loss weighting changes the weights"
     with pytest.raises(ValueError, match="profile: unknown profile 'fast'"):
         make_config(profile="fast")
     with pytest.raises(ValueError, match="unknown keys"):
@@ -96,6 +100,13 @@ def test_hud_registry_round_trip_and_reuse(scene, tmp_path):
     assert X.min() >= 0 and np.abs(X.sum(1) - 1).max() < 1e-5
     back = models.load(run)
     np.testing.assert_array_equal(back.sample(3, random_state=1, sampler="ddim", steps=4), Y)
+    # Z's support [ln e, ln(1 + e)] (eq. 4) is what relax gives the simplex's vertices
+    lo, hi = gen.z0_range()
+    Zv = uae.relax(np.eye(gen.uae_.d))
+    assert lo == pytest.approx(Zv.min(), abs=1e-12) and hi == pytest.approx(Zv.max(), abs=1e-12)
+    Xc = gen.sample_abundances(3, random_state=1, sampler="ddim", steps=4, clip_z0=True)
+    assert Xc.min() >= 0 and np.abs(Xc.sum(1) - 1).max() < 1e-5
+    assert not np.array_equal(Xc, X), "clip_z0 had no effect on an untrained network"
     mtime = (run / "ema.pt").stat().st_mtime_ns
     again = models.create("HUD").fit(scene, "smoke", tmp_path, overrides=TINY, progress=False)
     assert again.run_dir_ == run and (run / "ema.pt").stat().st_mtime_ns == mtime, "finished run was retrained"

@@ -116,7 +116,7 @@ NB["03_train_diffusion"] = [
              "info = json.loads((hud.run_dir_ / 'train_info.json').read_text())\ninfo"),
     ("code", "losses = np.array(json.loads((hud.run_dir_ / 'losses.json').read_text()))\n"
              "w = max(1, len(losses) // 50)\nsmooth = np.convolve(losses, np.ones(w) / w, mode='valid')\n"
-             "plt.figure(figsize=(7, 3.5)); plt.plot(losses, alpha=0.3, label='loss (eq. 15)'); "
+             "plt.figure(figsize=(7, 3.5)); plt.plot(losses, alpha=0.3, label=f'loss (eq. 15, {hud.config_.diffusion.prediction}-prediction)'); "
              "plt.plot(np.arange(len(smooth)) + w - 1, smooth, label=f'moving mean ({w})')\n"
              "plt.yscale('log'); plt.xlabel('step'); plt.legend()\n"
              "plt.title(f\"HUD {scene} [{profile}] {info['steps']} steps, {info['wall_time_s']:.0f} s on {info['device']}\"); plt.show()\n"
@@ -144,6 +144,15 @@ NB["04_sample"] = [
              "    print(f'{sampler}: {n} patches in {time.perf_counter() - t0:.1f} s; min X̂ {X.min():.2e}, '\n"
              "          f'max |ΣX̂ − 1| {np.abs(X.sum(1) - 1).max():.2e}, Y range [{Y.min():.3f}, {Y.max():.3f}]')\n"
              "    assert X.min() >= 0 and np.abs(X.sum(1) - 1).max() < 1e-5"),
+    ("md", "Two checks of what the samples look like, against real patches: the roughness gap (|ln| of the ratio of "
+           "the mean spectral angle between neighbouring pixels; pixel noise and flat colour both raise it, 0 is "
+           "the real texture) and the mean largest abundance (too high = over-pure, saturated colours)."),
+    ("code", "from hudlib import metrics\n"
+             "real_n = data.patches(s, 32, max(n, 16), random_state=seed + 1)\n"
+             "X_real = hud.uae_.encode(s.cube)\n"
+             "for sampler, (Y, X) in out.items():\n"
+             "    print(f'{sampler}: roughness gap {metrics.roughness_gap(Y, real_n):.3f}, mean largest abundance '\n"
+             "          f'{X.max(1).mean():.3f} (real scene {X_real.max(0).mean():.3f})')"),
     ("code", "lim = data.rgb_limits(s.cube, s.rgb_bands)  # one stretch: the real scene's\n"
              "k = min(n, 8)\nfig, ax = plt.subplots(3, k, figsize=(1.8 * k, 5.6))\n"
              "real = data.patches(s, 32, k, random_state=seed)\n"
