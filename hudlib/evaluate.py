@@ -28,7 +28,7 @@ from .train import atomic_write_text, resolve_device
 
 __all__ = ["evaluate", "METRIC_VERSION", "METRICS", "machine_description", "git_commit", "generate"]
 
-METRIC_VERSION = 2
+METRIC_VERSION = 3
 
 # name -> (direction, family, description); direction +1: higher is better, -1: lower is better.
 METRICS = {
@@ -46,6 +46,8 @@ METRICS = {
     "copy_rate": (-1, "ours", "share of generated patches that copy a real window"),
     "roughness_gap": (-1, "ours", "|ln| of the neighbour-angle ratio, generated vs real patches (noise or flat "
                                   "colour both raise it)"),
+    "coherence_gap": (-1, "ours", "|ln| of the spatial-coherence ratio (neighbour angle / in-patch pair angle), "
+                                  "generated vs real patches (no structure or flat colour both raise it)"),
 }
 
 
@@ -128,6 +130,9 @@ def evaluate(scene: str, model: str, profile: str, n: int | None = None, runs=No
     m["roughness_gap"] = _timed(times, "roughness", lambda: metrics.roughness_gap(Y, real))
     m["neighbour_angle"] = metrics.neighbour_angle(Y)
     m["neighbour_angle_real"] = metrics.neighbour_angle(real)
+    m["coherence_gap"] = _timed(times, "coherence", lambda: metrics.coherence_gap(Y, real))
+    m["spatial_coherence"] = metrics.spatial_coherence(Y)
+    m["spatial_coherence_real"] = metrics.spatial_coherence(real)
     net, cinfo = _timed(times, "classifier", lambda: clf.train_classifier(
         s, steps=cfg.eval.classifier_steps, random_state=seed, device=dev, cache_dir=runs / "classifiers",
         progress=progress))

@@ -29,9 +29,11 @@ from hudlib.data import DataError
 __all__ = [
     "EPS", "point_fidelity", "block_diversity", "precision_recall", "manifold_precision_recall",
     "sliced_wasserstein", "wasserstein_1d", "copy_rate", "neighbour_angle", "roughness_gap",
+    "within_patch_angle", "spatial_coherence", "coherence_gap",
 ]
 
 EPS = 1e-12
+FLAT_ANGLE = 1e-6  # radians: patches whose pixels differ by less are flat
 _MAX_BYTES = 1 << 28  # 256 MiB for the largest intermediate matrix
 
 
@@ -701,3 +703,48 @@ def roughness_gap(generated, real_patches, floor: float = 1e-3) -> float:
     if r <= 0:
         raise ValueError("real_patches: expected patches with some spatial texture, got all-flat patches")
     return float(abs(np.log(np.clip(g / r, floor, 1.0 / floor))))
+
+
+def within_patch_angle(generated, chunk: int = 16) -> float:
+    """Mean spectral angle (radians) over all pairs of distinct pixels of the same patch, averaged over patches.
+
+    generated: ``(n, bands, h, w)``; computed exactly from each patch's Gram matrix, ``chunk`` patches at a time.
+    """
+    G = _check_generated(generated)
+    n, b, h, w = G.shape
+    m = h * w
+    if m < 2:
+        raise ValueError(f"generated: patches need at least 2 pixels, got {h}x{w}")
+    total = 0.0
+    for i in range(0, n, chunk):
+        F = torch.from_numpy(G[i:i + chunk]).double().reshape(-1, b, m)
+        F = F / F.norm(dim=1, keepdim=True).clamp_min(EPS)
+        A = torch.arccos((F.transpose(1, 2) @ F).clamp(-1.0, 1.0))  # (c, m, m)
+        A.diagonal(dim1=1, dim2=2).zero_()
+        total += float(A.sum())
+    return total / (n * m * (m - 1))
+
+
+def spatial_coherence(generated) -> float:
+    """neighbour_angle / within_patch_angle: how much closer adjacent pixels are than any two pixels of the same
+    patch. About 1 for pixels drawn independently (noise, shuffles, i.i.d. mixtures); well below 1 for fields with
+    spatial structure (Indian Pines 32 px patches: ≈ 0.38); 0 for flat patches (by convention: mean pair angle
+    at most ``FLAT_ANGLE`` = 1e-6 rad, the level of float rounding).
+
+    generated: ``(n, bands, h, w)``.
+    """
+    pair = within_patch_angle(generated)
+    return 0.0 if pair <= FLAT_ANGLE else neighbour_angle(generated) / pair
+
+
+def coherence_gap(generated, real_patches, floor: float = 1e-3) -> float:
+    """|ln(spatial_coherence(generated) / spatial_coherence(real_patches))|, the ratio clipped to
+    ``[floor, 1/floor]``: 0 for the real spatial structure, ≈ 0.96 on Indian Pines for pixels without any
+    structure, ln(1/floor) for flat colour.
+
+    generated, real_patches: ``(n, bands, h, w)`` and ``(m, bands, h, w)``.
+    """
+    r = spatial_coherence(real_patches)
+    if r <= 0:
+        raise ValueError("real_patches: expected patches with some spatial texture, got all-flat patches")
+    return float(abs(np.log(np.clip(spatial_coherence(generated) / r, floor, 1.0 / floor))))

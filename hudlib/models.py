@@ -147,6 +147,8 @@ class Generator:
 register("HUD", "hudlib.hud:HUD", description="VCA + frozen UAE + DDPM on relaxed abundances (the paper)")
 register("RealCopy", "hudlib.baselines.controls:RealCopy", control=True,
          description="random real crops of the scene (perfect fidelity, pure memorisation)")
+register("UAECopy", "hudlib.baselines.controls:UAECopy", control=True,
+         description="random real crops through HUD's frozen UAE (encode, decode): HUD's ceiling")
 register("PixelShuffle", "hudlib.baselines.controls:PixelShuffle", control=True,
          description="real pixels at shuffled positions (real spectra, no spatial structure)")
 register("MeanSpectrum", "hudlib.baselines.controls:MeanSpectrum", control=True,

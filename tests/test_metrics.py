@@ -352,3 +352,30 @@ def test_neighbour_angle_against_brute_force_and_roughness_gap():
     assert roughness_gap(noisy, smooth) > 1.0 and roughness_gap(flat, smooth) == pytest.approx(np.log(1e3))
     with pytest.raises(ValueError, match="real_patches"):
         roughness_gap(smooth, flat)
+
+
+def test_within_patch_angle_and_spatial_coherence():
+    from hudlib.metrics import coherence_gap, neighbour_angle, spatial_coherence, within_patch_angle
+
+    rng = np.random.default_rng(1)
+    G = rng.random((2, 5, 4, 3)).astype(np.float32)
+    ref = []
+    for i in range(2):
+        F = G[i].reshape(5, -1).astype(np.float64)
+        for a in range(12):
+            for b in range(12):
+                if a != b:
+                    c = F[:, a] @ F[:, b] / (np.linalg.norm(F[:, a]) * np.linalg.norm(F[:, b]))
+                    ref.append(np.arccos(np.clip(c, -1, 1)))
+    assert within_patch_angle(G, chunk=1) == pytest.approx(np.mean(ref), rel=1e-9)
+    # i.i.d. pixels: neighbours are no closer than any pair; a smooth ramp: much closer; flat: 0 by convention
+    iid = rng.random((8, 6, 16, 16)).astype(np.float32)
+    assert spatial_coherence(iid) == pytest.approx(1.0, abs=0.03)
+    e1, e2 = rng.random(6) + 0.1, rng.random(6) + 0.1
+    a = np.linspace(0, 1, 16)[None, :, None] * np.ones((4, 1, 16))
+    ramp = (a[:, None] * e1[None, :, None, None] + (1 - a[:, None]) * e2[None, :, None, None]).astype(np.float32)
+    assert spatial_coherence(ramp) < 0.2
+    flat = np.broadcast_to(e1[None, :, None, None], ramp.shape).astype(np.float32)
+    assert spatial_coherence(flat) == 0.0 and coherence_gap(flat, ramp) == pytest.approx(np.log(1e3))
+    assert coherence_gap(ramp, ramp) == 0.0 and coherence_gap(iid, ramp) > 1.5
+    assert neighbour_angle(ramp) > 0

@@ -15,7 +15,7 @@ from ..data import crop, load_scene, patch_corners
 from ..models import Generator
 from ..train import atomic_torch_save
 
-__all__ = ["RealCopy", "PixelShuffle", "MeanSpectrum", "RandomMixture", "Noise"]
+__all__ = ["RealCopy", "UAECopy", "PixelShuffle", "MeanSpectrum", "RandomMixture", "Noise"]
 
 
 class _Control(Generator):
@@ -46,6 +46,26 @@ class RealCopy(_Control):
     def sample(self, n, random_state=0, **_):
         rng = np.random.default_rng(random_state)
         return crop(self.cube_, patch_corners(self.cube_.shape, self.size, n, rng), self.size).astype(np.float32)
+
+
+class UAECopy(_Control):
+    """Random real crops passed through the frozen Unmixing AutoEncoder HUD uses (same VCA endmembers, same encoder,
+    ``config.unmixing``): Ŷ = A·encode(Y). The best a HUD sample can be: it shows what the UAE alone costs on every
+    metric (its spectra lie in the endmembers' cone, so the unmixing residual stays visible to k-NN metrics)."""
+
+    name = "UAECopy"
+
+    def _state(self, scene):
+        from ..uae import UnmixingAutoEncoder
+
+        u = self.config_.unmixing
+        m = UnmixingAutoEncoder.from_scene(scene, d=u.d, random_state=u.random_state, encoder=u.encoder)
+        return {"E_": torch.from_numpy(m.endmembers), "X_": torch.from_numpy(m.encode(scene.cube))}
+
+    def sample(self, n, random_state=0, **_):
+        rng = np.random.default_rng(random_state)
+        X = crop(self.X_, patch_corners(self.X_.shape, self.size, n, rng), self.size)  # (n, d, s, s)
+        return np.einsum("bd,ndhw->nbhw", self.E_, X).astype(np.float32)  # decoder A (eq. 6)
 
 
 class PixelShuffle(_Control):
