@@ -46,7 +46,7 @@ def test_config_json_round_trip_and_hash():
     base = make_config(profile="quick")
     other = make_config(profile="quick", overrides={"diffusion": {"eta": 0.0, "sample_steps": 20}})
     assert other.training_hash() == base.training_hash()
-    assert other.sampling_key() == "ddim20-eta0.0" != base.sampling_key()
+    assert other.sampling_key() == "ddim20-eta0.0-clip" != base.sampling_key()
     clipped = make_config(profile="quick", overrides={"diffusion": {"clip_z0": not base.diffusion.clip_z0}})
     assert clipped.training_hash() == base.training_hash() and clipped.sampling_key() != base.sampling_key()
     weighted = make_config(profile="quick", overrides={"diffusion": {"min_snr_gamma": 1.0}})
