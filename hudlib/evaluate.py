@@ -127,12 +127,10 @@ def evaluate(scene: str, model: str, profile: str, n: int | None = None, runs=No
                                                                             device=dev)))
     m["copy_rate"] = _timed(times, "copy_rate", lambda: float(metrics.copy_rate(Y, s.cube, random_state=seed,
                                                                                device=dev)))
-    m["roughness_gap"] = _timed(times, "roughness", lambda: metrics.roughness_gap(Y, real))
-    m["neighbour_angle"] = metrics.neighbour_angle(Y)
-    m["neighbour_angle_real"] = metrics.neighbour_angle(real)
-    m["coherence_gap"] = _timed(times, "coherence", lambda: metrics.coherence_gap(Y, real))
-    m["spatial_coherence"] = metrics.spatial_coherence(Y)
-    m["spatial_coherence_real"] = metrics.spatial_coherence(real)
+    m["roughness_gap"], det = _timed(times, "roughness", lambda: metrics.roughness_gap(Y, real, return_details=True))
+    m["neighbour_angle"], m["neighbour_angle_real"] = det["generated"], det["real"]
+    m["coherence_gap"], det = _timed(times, "coherence", lambda: metrics.coherence_gap(Y, real, return_details=True))
+    m["spatial_coherence"], m["spatial_coherence_real"] = det["generated"], det["real"]
     net, cinfo = _timed(times, "classifier", lambda: clf.train_classifier(
         s, steps=cfg.eval.classifier_steps, random_state=seed, device=dev, cache_dir=runs / "classifiers",
         progress=progress))

@@ -691,18 +691,20 @@ def neighbour_angle(generated) -> float:
     return float(torch.cat(angles).mean())
 
 
-def roughness_gap(generated, real_patches, floor: float = 1e-3) -> float:
+def roughness_gap(generated, real_patches, floor: float = 1e-3, return_details: bool = False):
     """|ln(neighbour_angle(generated) / neighbour_angle(real_patches))|: 0 when the generated patches have the
     real texture; large for pixel noise (ratio > 1) and for flat colour (ratio < 1). The ratio is clipped to
     ``[floor, 1/floor]`` so flat patches give a finite ``ln(1/floor)`` ≈ 6.9.
 
     generated, real_patches: ``(n, bands, h, w)`` and ``(m, bands, h, w)`` with the same bands.
+    ``return_details``: also return ``{"generated": angle, "real": angle}``.
     """
     g = neighbour_angle(generated)
     r = neighbour_angle(real_patches)
     if r <= 0:
         raise ValueError("real_patches: expected patches with some spatial texture, got all-flat patches")
-    return float(abs(np.log(np.clip(g / r, floor, 1.0 / floor))))
+    gap = float(abs(np.log(np.clip(g / r, floor, 1.0 / floor))))
+    return (gap, {"generated": g, "real": r}) if return_details else gap
 
 
 def within_patch_angle(generated, chunk: int = 16) -> float:
@@ -737,14 +739,17 @@ def spatial_coherence(generated) -> float:
     return 0.0 if pair <= FLAT_ANGLE else neighbour_angle(generated) / pair
 
 
-def coherence_gap(generated, real_patches, floor: float = 1e-3) -> float:
+def coherence_gap(generated, real_patches, floor: float = 1e-3, return_details: bool = False):
     """|ln(spatial_coherence(generated) / spatial_coherence(real_patches))|, the ratio clipped to
     ``[floor, 1/floor]``: 0 for the real spatial structure, ≈ 0.96 on Indian Pines for pixels without any
     structure, ln(1/floor) for flat colour.
 
     generated, real_patches: ``(n, bands, h, w)`` and ``(m, bands, h, w)``.
+    ``return_details``: also return ``{"generated": coherence, "real": coherence}``.
     """
     r = spatial_coherence(real_patches)
     if r <= 0:
         raise ValueError("real_patches: expected patches with some spatial texture, got all-flat patches")
-    return float(abs(np.log(np.clip(spatial_coherence(generated) / r, floor, 1.0 / floor))))
+    g = spatial_coherence(generated)
+    gap = float(abs(np.log(np.clip(g / r, floor, 1.0 / floor))))
+    return (gap, {"generated": g, "real": r}) if return_details else gap

@@ -378,4 +378,7 @@ def test_within_patch_angle_and_spatial_coherence():
     flat = np.broadcast_to(e1[None, :, None, None], ramp.shape).astype(np.float32)
     assert spatial_coherence(flat) == 0.0 and coherence_gap(flat, ramp) == pytest.approx(np.log(1e3))
     assert coherence_gap(ramp, ramp) == 0.0 and coherence_gap(iid, ramp) > 1.5
+    gap, det = coherence_gap(iid, ramp, return_details=True)
+    assert gap == coherence_gap(iid, ramp) and det == {"generated": spatial_coherence(iid),
+                                                        "real": spatial_coherence(ramp)}
     assert neighbour_angle(ramp) > 0
