@@ -343,8 +343,9 @@ class GaussianDiffusion:
         for t in tqdm(range(self.T - 1, -1, -1), desc="DDPM", disable=not progress):
             eps = self._eps(model, z, t, model_kwargs)
             # eq. 14: μ_θ = (Z_t - β_t / sqrt(1 - ᾱ_t) ε_θ) / sqrt(α_t)
-            mean = (z - (self.betas[t] / self.sqrt_one_minus_alphas_cumprod[t]) * eps) / math.sqrt(self.alphas[t])
-            if z0_range is not None:
+            if z0_range is None:
+                mean = (z - (self.betas[t] / self.sqrt_one_minus_alphas_cumprod[t]) * eps) / math.sqrt(self.alphas[t])
+            else:
                 z0_hat = (z * self.sqrt_recip_alphas_cumprod[t] - self.sqrt_recipm1_alphas_cumprod[t] * eps)
                 z0_hat = z0_hat.clamp(*z0_range)
                 # eq. 12: μ̃_t(Ẑ_0, Z_t)
