@@ -18,7 +18,8 @@ import torch
 from hudlib import data, metrics, models, paths
 from hudlib.config import make_config
 from hudlib.evaluate import machine_description
-from hudlib.train import build_diffusion, build_unet, resolve_device
+from hudlib.train import build_diffusion, build_unet
+from hudlib.utils import resolve_device
 
 
 def _time(fn, repeat=3):

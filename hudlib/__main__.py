@@ -42,16 +42,11 @@ def _cmd_sample(a):
     from . import models
 
     gen = models.load(a.run)
-    opts = {}
-    if hasattr(gen, "sample_abundances"):
-        opts = dict(sampler=a.sampler, steps=a.steps, eta=a.eta, clip_z0=a.clip_z0, device=a.device,
-                    progress=not a.quiet)
-        Y, X = gen.sample(a.n, random_state=a.seed, return_abundances=True, **opts)
-    else:
-        Y, X = gen.sample(a.n, random_state=a.seed), None
+    opts = dict(sampler=a.sampler, steps=a.steps, eta=a.eta, clip_z0=a.clip_z0) if gen.sampler_settings() else {}
+    Y, X = gen.sample(a.n, random_state=a.seed, device=a.device, progress=not a.quiet, return_abundances=True,
+                      **opts)
     meta = {"run": str(a.run), "model": gen.config_.model, "scene": gen.config_.scene,
-            "profile": gen.config_.profile, "n": a.n, "seed": a.seed, **{k: v for k, v in opts.items()
-                                                                        if k != "progress"}}
+            "profile": gen.config_.profile, "n": a.n, "seed": a.seed, "weights_hash": gen.weights_hash(), **opts}
     arrays = {"Y": Y, "meta": np.array(json.dumps(meta))}
     if X is not None:
         arrays["X"] = X
@@ -67,7 +62,7 @@ def _cmd_evaluate(a):
     from .evaluate import evaluate
 
     path = evaluate(a.scene, a.model, a.profile, n=a.n, runs=a.runs, results=a.results, device=a.device,
-                    progress=not a.quiet, data_root=a.data)
+                    progress=not a.quiet, data_root=a.data, force=a.force)
     print(path)
 
 
@@ -119,6 +114,7 @@ def main(argv=None) -> int:
     e.add_argument("--data", default=None)
     e.add_argument("--device", default="auto")
     e.add_argument("--quiet", action="store_true")
+    e.add_argument("--force", action="store_true", help="recompute even if a result for these exact weights exists")
     e.set_defaults(fn=_cmd_evaluate)
 
     a = p.parse_args(argv)

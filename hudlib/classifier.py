@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .train import atomic_torch_save, atomic_write_text, resolve_device
+from .utils import atomic_torch_save, atomic_write_text, resolve_device
 
 __all__ = [
     "SpectralSpatialCNN", "spatial_split", "crop_centres", "train_classifier", "load_classifier",

@@ -78,36 +78,31 @@ def _row(name, net, channels, px, steps, extra_flops=0, extra_params=0, device="
 
 def complexity_table(scene: str = "IndianPines", profile: str = "paper", sizes=(32, 256), device: str = "cpu",
                      sampler_steps: int | None = None) -> list[dict]:
-    """Rows of Table IV for ``scene`` with the U-Net of ``profile``.
+    """Rows of Table IV for ``scene`` under ``profile``: every registered generator (its
+    :meth:`~hudlib.models.Generator.complexity_spec`; controls and other network-free generators are listed with
+    zeros) plus the paper's hypothetical "DDPM (pixel space)", HUD's U-Net on all bands.
 
-    HUD: the U-Net on d = n_classes channels, plus the UAE (2·bands·d parameters, the decoder's 2·d·bands FLOPs per
-    pixel once per sample). "DDPM (pixel space)": the same U-Net on all bands. Controls have no network and are
-    listed with zeros. Per-sample FLOPs use T (ancestral sampling) unless ``sampler_steps`` is given.
-    The network is built for each size (``image_size = px``) so self-attention sits at the same absolute feature-map
-    sizes (16 px in the paper profile, plus the middle block) as a U-Net designed for that input would have; the
-    32-px network run unchanged on 256 px would put attention on 128x128 maps (16384 positions, ~17 GB of attention
-    weights per block at batch 4).
+    Per-sample FLOPs use the generator's evaluations per sample (T for ancestral sampling) unless
+    ``sampler_steps`` is given. Networks are built for each size (``image_size = px``) so self-attention sits at the
+    same absolute feature-map sizes (16 px in the paper profile, plus the middle block) as a U-Net designed for that
+    input would have; the 32-px network run unchanged on 256 px would put attention on 128x128 maps (16384
+    positions, ~17 GB of attention weights per block at batch 4).
     """
     info = SCENES[scene]
     bands, d = info.bands, info.n_classes
     rows = []
     for px in sizes:
         for name in models.names():
-            if models.is_control(name):
+            cfg = make_config(scene, name, profile, {"train": {"patch_size": px}})
+            spec = models.get(name).complexity_spec(cfg, bands, d)
+            if spec is None:
                 rows.append({"model": name, "px": px, "params": 0, "params_MB": 0.0, "train_memory_GB": 0.0,
                              "memory_method": "no network", "flops_per_eval": 0, "sampling_steps": 0,
-                             "flops_per_sample": 0, "control": True})
+                             "flops_per_sample": 0, "control": models.is_control(name)})
                 continue
-            cfg = make_config(scene, name, profile, {"train": {"patch_size": px}})
-            steps = sampler_steps or cfg.diffusion.T
-            if name == "HUD":
-                rows.append(_row("HUD", build_unet(cfg, d), d, px, steps, extra_flops=2 * d * bands * px * px,
-                                 extra_params=2 * bands * d, device=device))
-            else:  # a future baseline provides its own network through the registry
-                gen = models.get(name)
-                if hasattr(gen, "complexity_network"):
-                    net, ch, st = gen.complexity_network(cfg, bands, d)
-                    rows.append(_row(name, net, ch, px, st, device=device))
+            rows.append(_row(name, spec.net, spec.channels, px, sampler_steps or spec.steps,
+                             extra_flops=spec.extra_flops_per_px * px * px, extra_params=spec.extra_params,
+                             device=device))
         cfg = make_config(scene, "HUD", profile, {"train": {"patch_size": px}})
         rows.append(_row("DDPM (pixel space)", build_unet(cfg, bands), bands, px, sampler_steps or cfg.diffusion.T,
                          device=device))

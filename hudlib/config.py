@@ -88,11 +88,14 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """Evaluation: how many patches, sampler steps, classifier training steps."""
+    """Evaluation: how many patches, the seed of samples and real references, classifier training steps, and the
+    metrics' settings (D_b's block size, k of the k-NN precision/recall)."""
 
     n_samples: int = 256
     classifier_steps: int = 600
     seed: int = 0
+    block: int = 8
+    k: int = 3
 
 
 @dataclass

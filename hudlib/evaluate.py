@@ -5,12 +5,18 @@ Metrics (hudlib.metrics, hudlib.classifier):
 - the paper's: point fidelity F_p (eq. 16), block diversity D_b (eq. 17, 8×8 blocks), D_b/F_p, IS and FID from a
   per-scene classifier (IV-C), and HyperLDM's SD from the same classifier;
 - distribution metrics that discriminate: improved precision/recall in spectral and patch space, sliced
-  Wasserstein distance between real and generated pixel spectra, and the copy rate (memorisation).
+  Wasserstein distance between real and generated pixel spectra, and the copy rate (memorisation);
+- texture: roughness and coherence gaps against real patches.
 
-A result is reused when its file holds the same training hash, n, seed and metric version (``force`` recomputes).
+Caches are keyed by artefacts, not by configs alone. A result is reused only when its file names the exact weights
+it was computed from (:meth:`~hudlib.models.Generator.weights_hash`, a content hash of what sampling reads), the
+sampler settings, the classifier's weights, n, the seed and :data:`METRIC_VERSION`; samples are cached in the run
+directory under the weights hash. A fresh training therefore always means a fresh evaluation, and a committed result
+computed from weights absent here is recomputed, never shown as this machine's (``force`` recomputes anyway).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import subprocess
@@ -24,11 +30,12 @@ from . import classifier as clf
 from . import metrics, models, paths
 from .config import make_config
 from .data import load_scene, patches
-from .train import atomic_write_text, resolve_device
+from .utils import atomic_save_npy, atomic_write_text, resolve_device
 
-__all__ = ["evaluate", "METRIC_VERSION", "METRICS", "machine_description", "git_commit", "generate"]
+__all__ = ["evaluate", "METRIC_VERSION", "METRICS", "machine_description", "git_commit", "generate", "result_path",
+           "cache_key", "result_status", "state_hash"]
 
-METRIC_VERSION = 3
+METRIC_VERSION = 4
 
 # name -> (direction, family, description); direction +1: higher is better, -1: lower is better.
 METRICS = {
@@ -68,18 +75,57 @@ def machine_description(device: torch.device | str = "cpu") -> str:
     return f"CPU {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
+def state_hash(net: torch.nn.Module) -> str:
+    """Content hash of a network's state dict (names, shapes and bytes of every tensor, in order)."""
+    h = hashlib.sha256()
+    for k, v in net.state_dict().items():
+        t = v.detach().cpu().contiguous()
+        h.update(f"{k}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
 def generate(gen, n: int, seed: int, device="auto", progress: bool = False) -> np.ndarray:
     """``n`` samples ``(n, bands, 32, 32)`` from a fitted generator with its config's sampler, cached in its run
-    directory under a name holding n, seed and the sampler settings."""
-    cache = gen.run_dir_ / f"samples_n{n}_seed{seed}_{gen.config_.sampling_key()}.npy"
+    directory under a name holding its weights hash, n, seed and the sampler settings."""
+    cache = gen.run_dir_ / f"samples_{gen.weights_hash()}_n{n}_seed{seed}_{gen.sampling_key()}.npy"
     if cache.is_file():
         return np.load(cache)
-    kw = dict(device=device, progress=progress) if hasattr(gen, "sample_abundances") else {}
-    Y = gen.sample(n, random_state=seed, **kw)
-    tmp = cache.with_name(f".{cache.name}.tmp.npy")
-    np.save(tmp, Y)
-    tmp.replace(cache)
+    Y = gen.sample(n, random_state=seed, device=device, progress=progress)
+    atomic_save_npy(cache, Y)
     return Y
+
+
+def result_path(scene: str, model: str, profile: str, results=None, tag: str = "") -> Path:
+    """``results/<scene>/<model>/<profile>[-<tag>].json``."""
+    return paths.results_dir(results) / scene / model / (f"{profile}-{tag}.json" if tag else f"{profile}.json")
+
+
+def cache_key(weights_hash: str, sampling_key: str, classifier_hash: str | None, n: int, seed: int) -> dict:
+    """Everything a result depends on besides the code of the metrics (covered by :data:`METRIC_VERSION`)."""
+    return {"weights_hash": weights_hash, "sampling_key": sampling_key, "classifier_hash": classifier_hash,
+            "n": n, "seed": seed, "metric_version": METRIC_VERSION}
+
+
+def _matches(path: Path, key: dict) -> bool:
+    if not path.is_file():
+        return False
+    old = json.loads(path.read_text())
+    return all(old.get(k) == v for k, v in key.items())
+
+
+def result_status(scene: str, model: str, profile: str, runs=None, results=None, n: int | None = None) -> dict:
+    """What :func:`evaluate` would do, without training or sampling anything: ``{"trained": bool, "evaluated":
+    bool}``. ``evaluated`` means a result exists for the weights now on disk (same weights hash, sampler, n, seed
+    and metric version; the classifier's hash is checked when evaluating)."""
+    cfg = make_config(scene, model, profile)
+    run_dir = models.run_dir_for(cfg, paths.runs_dir(runs))
+    wh = models.get(model).weights_hash_at(run_dir)
+    key = cache_key(wh, "", None, n or cfg.eval.n_samples, cfg.eval.seed)
+    for k in ("sampling_key", "classifier_hash"):
+        key.pop(k)
+    return {"trained": wh is not None, "evaluated": wh is not None and _matches(
+        result_path(scene, model, profile, results), key)}
 
 
 def _timed(times: dict, name: str, fn):
@@ -89,38 +135,15 @@ def _timed(times: dict, name: str, fn):
     return out
 
 
-def evaluate(scene: str, model: str, profile: str, n: int | None = None, runs=None, results=None,
-             device: str = "auto", progress: bool = True, data_root=None, force: bool = False,
-             scene_obj=None) -> Path:
-    """Fit (or reuse) ``model`` on ``scene`` with ``profile``, sample ``n`` patches, compute every metric.
-
-    Returns the path of the written JSON.
-    """
-    t_start = time.perf_counter()
-    cfg = make_config(scene, model, profile)
-    n = n or cfg.eval.n_samples
-    seed = cfg.eval.seed
-    out = paths.results_dir(results) / scene / model / f"{profile}.json"
-    if out.is_file() and not force:
-        old = json.loads(out.read_text())
-        if (old.get("training_hash"), old.get("sampling_key"), old.get("n"), old.get("seed"),
-                old.get("metric_version")) == (cfg.training_hash(), cfg.sampling_key(), n, seed, METRIC_VERSION):
-            return out
-    s = scene_obj or load_scene(scene, data_root)
-    dev = resolve_device(device)
-    runs = paths.runs_dir(runs)
-    gen = models.create(model).fit(s, profile, runs, device=device, progress=progress)
-    times: dict[str, float] = {}
-    Y = _timed(times, "sample", lambda: generate(gen, n, seed, device, progress))
-    if Y.shape[1:] != (s.bands, 32, 32) and Y.shape[1] != s.bands:
-        raise ValueError(f"{model}: samples have shape {Y.shape}; expected (n, {s.bands}, h, w)")
-    real = patches(s, Y.shape[-1], n, random_state=seed + 1)
+def _metrics(Y: np.ndarray, real: np.ndarray, s, cfg, net, dev, times: dict) -> dict:
+    """Every metric of generated patches ``Y`` ``(n, bands, 32, 32)`` against scene ``s`` and real patches."""
+    e, seed = cfg.eval, cfg.eval.seed
     m: dict[str, float] = {}
     m["F_p"] = _timed(times, "F_p", lambda: float(metrics.point_fidelity(Y, s.cube, device=dev)))
-    m["D_b"] = _timed(times, "D_b", lambda: float(metrics.block_diversity(Y, s.cube, block=8, device=dev)))
+    m["D_b"] = _timed(times, "D_b", lambda: float(metrics.block_diversity(Y, s.cube, block=e.block, device=dev)))
     m["D_b/F_p"] = m["D_b"] / m["F_p"] if m["F_p"] else float("nan")
     for space in ("spectra", "patches"):
-        pr = _timed(times, f"pr_{space}", lambda: metrics.precision_recall(Y, s.cube, k=3, space=space,
+        pr = _timed(times, f"pr_{space}", lambda: metrics.precision_recall(Y, s.cube, k=e.k, space=space,
                                                                           random_state=seed, device=dev))
         m[f"precision_{space}"], m[f"recall_{space}"] = float(pr["precision"]), float(pr["recall"])
     m["SWD"] = _timed(times, "SWD", lambda: float(metrics.sliced_wasserstein(Y, s.cube, random_state=seed,
@@ -131,25 +154,47 @@ def evaluate(scene: str, model: str, profile: str, n: int | None = None, runs=No
     m["neighbour_angle"], m["neighbour_angle_real"] = det["generated"], det["real"]
     m["coherence_gap"], det = _timed(times, "coherence", lambda: metrics.coherence_gap(Y, real, return_details=True))
     m["spatial_coherence"], m["spatial_coherence_real"] = det["generated"], det["real"]
-    net, cinfo = _timed(times, "classifier", lambda: clf.train_classifier(
-        s, steps=cfg.eval.classifier_steps, random_state=seed, device=dev, cache_dir=runs / "classifiers",
-        progress=progress))
     sc = _timed(times, "IS_FID_SD", lambda: clf.classifier_scores(net, Y, real, device=dev))
-    m.update({"IS": float(sc["IS"]), "FID": float(sc["FID"]), "SD": float(sc["SD"]),
-              "IS_real": float(sc["IS_real"]), "SD_real": float(sc["SD_real"])})
+    m.update({k: float(sc[k]) for k in ("IS", "FID", "SD", "IS_real", "SD_real")})
+    return m
+
+
+def evaluate(scene: str, model: str, profile: str, n: int | None = None, runs=None, results=None,
+             device: str = "auto", progress: bool = True, data_root=None, force: bool = False,
+             scene_obj=None, overrides=None, tag: str = "") -> Path:
+    """Fit (or reuse) ``model`` on ``scene`` with ``profile`` (and training ``overrides``), sample ``n`` patches,
+    compute every metric, unless a result for exactly these weights, sampler, classifier, n, seed and metric
+    version exists. Returns the path of the JSON (:func:`result_path`, ``tag`` distinguishes e.g. a second seed).
+    """
+    t_start = time.perf_counter()
+    cfg = make_config(scene, model, profile, overrides)
+    n = n or cfg.eval.n_samples
+    s = scene_obj or load_scene(scene, data_root)
+    dev, runs = resolve_device(device), paths.runs_dir(runs)
+    gen = models.create(model).fit(s, cfg, runs, device=device, progress=progress)
+    times: dict[str, float] = {}
+    net, cinfo = _timed(times, "classifier", lambda: clf.train_classifier(
+        s, steps=cfg.eval.classifier_steps, random_state=cfg.eval.seed, device=dev, cache_dir=runs / "classifiers",
+        progress=progress))
+    key = cache_key(gen.weights_hash(), gen.sampling_key(), state_hash(net), n, cfg.eval.seed)
+    out = result_path(scene, model, profile, results, tag)
+    if not force and _matches(out, key):
+        return out
+    Y = _timed(times, "sample", lambda: generate(gen, n, cfg.eval.seed, device, progress))
+    if Y.shape[:2] != (n, s.bands):
+        raise ValueError(f"{model}: samples have shape {Y.shape}; expected ({n}, {s.bands}, h, w)")
+    real = patches(s, Y.shape[-1], n, random_state=cfg.eval.seed + 1)
+    m = _metrics(Y, real, s, cfg, net, dev, times)
     train_info = {}
     if (gen.run_dir_ / "train_info.json").is_file():
         train_info = json.loads((gen.run_dir_ / "train_info.json").read_text())
     record = {
-        "scene": scene, "model": model, "profile": profile, "control": models.is_control(model),
-        "n": n, "seed": seed, "metric_version": METRIC_VERSION, "metrics": m,
+        "scene": scene, "model": model, "profile": profile, "control": models.is_control(model), **key,
+        "metrics": m, "training_hash": cfg.training_hash(), "run_dir": str(gen.run_dir_),
+        "train_overrides": overrides or {}, "train_info": train_info, "sampler": gen.sampler_settings(),
         "classifier": {k: cinfo.get(k) for k in ("holdout_accuracy", "holdout_balanced_accuracy",
                                                   "holdout_majority_share", "train_accuracy", "steps", "n_train",
                                                   "n_holdout") if k in cinfo},
-        "training_hash": cfg.training_hash(), "sampling_key": cfg.sampling_key(), "run_dir": str(gen.run_dir_),
-        "train_info": train_info,
-        "sampler": {"sampler": cfg.diffusion.sampler, "steps": cfg.diffusion.sample_steps,
-                    "eta": cfg.diffusion.eta, "clip_z0": cfg.diffusion.clip_z0} if model == "HUD" else None,
         "git_commit": git_commit(), "device": str(dev), "machine": machine_description(dev),
         "times_s": times, "wall_time_s": round(time.perf_counter() - t_start, 1),
     }

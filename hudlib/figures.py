@@ -6,14 +6,20 @@ Inputs are plain arrays: ``samples[scene][model]`` ``(n, bands, h, w)`` in the s
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .data import patches, pseudo_rgb, rgb_limits
+from . import models, paths
+from .config import make_config
+from .data import load_scene, patches, pseudo_rgb, rgb_limits
+from .evaluate import generate, git_commit, machine_description
+from .utils import atomic_write_text, resolve_device
 
-__all__ = ["mosaic", "fig3", "fig4", "spectral_density", "save", "write_all"]
+__all__ = ["mosaic", "fig3", "fig4", "spectral_density", "save", "write_all", "write_manifest", "make_figures"]
 
 
 def mosaic(batch: np.ndarray, k: int = 2) -> np.ndarray:
@@ -131,20 +137,37 @@ def write_all(samples: dict, scenes: dict, model_names: list[str], control_names
 
 
 def write_manifest(folder, files: list[Path], profile: str, label: str, scenes: list[str], model_names: list[str],
-                   git_commit: str | None = None) -> Path:
-    """``figures/MANIFEST.json``: profile, machine label, git commit, the training hash of every (scene, model) run
-    drawn, and the sha256 of every file, so a test can check that committed figures match the committed code."""
-    import hashlib
-    import json
-
-    from .config import make_config
-    from .train import atomic_write_text
-
+                   weights_hashes: dict[str, str], git_commit: str | None = None) -> Path:
+    """``figures/MANIFEST.json``: profile, machine label, git commit, the training hash and the weights hash of every
+    (scene, model) run drawn, and the sha256 of every file, so a test can check that committed figures match the
+    committed code and a reader can tell which trained weights a figure shows."""
     folder = Path(folder)
     man = {"profile": profile, "label": label, "git_commit": git_commit, "scenes": scenes, "models": model_names,
            "training_hashes": {f"{s}/{m}": make_config(s, m, profile).training_hash() for s in scenes
                                for m in model_names},
+           "weights_hashes": weights_hashes,
            "files": {Path(f).name: hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in files}}
     out = folder / "MANIFEST.json"
     atomic_write_text(out, json.dumps(man, indent=2))
     return out
+
+
+def make_figures(scenes, model_names, profile: str, fig_dir=None, runs=None, device: str = "auto", data_root=None,
+                 progress: bool = True) -> list[Path]:
+    """What ``05_figures`` does: fit (or reuse) every generator on every scene, draw its evaluation samples (cached
+    by weights hash, shared with 06_tables), write Figs. 3–4 and the manifest. Returns the files written."""
+    S = {s: load_scene(s, data_root) for s in scenes}
+    samples: dict[str, dict] = {s: {} for s in scenes}
+    hashes = {}
+    for s in scenes:
+        for m in model_names:
+            gen = models.create(m).fit(S[s], profile, paths.runs_dir(runs), device=device, progress=progress)
+            samples[s][m] = generate(gen, gen.config_.eval.n_samples, gen.config_.eval.seed, device, progress)
+            hashes[f"{s}/{m}"] = gen.weights_hash()
+            print(f"{s:12} {m:14} {samples[s][m].shape} weights {hashes[f'{s}/{m}']}", flush=True)
+    label = f"profile {profile}, {machine_description(resolve_device(device))}"
+    folder = paths.figures_dir(fig_dir)
+    files = write_all(samples, S, [m for m in model_names if not models.is_control(m)],
+                      [m for m in model_names if models.is_control(m)], folder, label)
+    write_manifest(folder, files, profile, label, list(scenes), list(model_names), hashes, git_commit())
+    return files

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import os
 import random
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -32,64 +32,19 @@ from .config import RunConfig
 from .data import crop, patch_corners
 from .diffusion import GaussianDiffusion, linear_beta_schedule
 from .unet import UNet
+from .utils import atomic_torch_save, atomic_write_text, dist_info, resolve_device
 
-__all__ = ["build_unet", "build_diffusion", "train_diffusion", "atomic_torch_save", "atomic_write_text",
-           "dist_info", "resolve_device"]
-
-
-def resolve_device(device: str | None = "auto") -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; ``"cuda"`` fails clearly without a GPU."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device: {device!r} requested but no CUDA device is available; use --device cpu or auto")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(f"device: expected 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from e
-
-
-def atomic_torch_save(obj, path: Path) -> None:
-    """``torch.save`` to a temp file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+__all__ = ["build_unet", "build_diffusion", "train_diffusion"]
 
 
 def build_unet(cfg: RunConfig, d: int) -> UNet:
     """The U-Net of a run for ``d`` channels (d in = d out)."""
-    u = cfg.unet
-    return UNet(in_channels=d, model_channels=u.model_channels, channel_mult=tuple(u.channel_mult),
-                num_res_blocks=u.num_res_blocks, attention_resolutions=tuple(u.attention_resolutions),
-                dropout=u.dropout, num_heads=u.num_heads, image_size=cfg.train.patch_size)
+    return UNet(in_channels=d, image_size=cfg.train.patch_size, **dataclasses.asdict(cfg.unet))
 
 
 def build_diffusion(cfg: RunConfig) -> GaussianDiffusion:
     c = cfg.diffusion
     return GaussianDiffusion(linear_beta_schedule(c.T, c.beta_start, c.beta_end), prediction=c.prediction)
-
-
-def dist_info() -> tuple[int, int]:
-    """``(rank, world_size)`` from torchrun's environment (``(0, 1)`` when not distributed)."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
 def _rng_states(data_rng: np.random.Generator, loss_gen: torch.Generator) -> dict:

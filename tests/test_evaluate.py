@@ -38,7 +38,56 @@ def test_record_contents_and_reuse(records, scene):
     mtime = path.stat().st_mtime_ns
     evaluate.evaluate("IndianPines", "RealCopy", "smoke", n=12, runs=records["_root"] / "runs",
                       results=records["_root"] / "results", device="cpu", progress=False, scene_obj=scene)
-    assert path.stat().st_mtime_ns == mtime, "a cached result with the same config was recomputed"
+    assert path.stat().st_mtime_ns == mtime, "a cached result with the same weights was recomputed"
+    for k in ("weights_hash", "sampling_key", "classifier_hash", "n", "seed", "metric_version"):
+        assert rec[k] is not None, k
+
+
+def test_results_from_absent_weights_are_recomputed_and_never_shown(records, scene, tmp_path):
+    """A committed results JSON whose weights are not present locally: tampered numbers never reach the table."""
+    import shutil
+
+    src = records["_root"]
+    res, runs = tmp_path / "results", tmp_path / "runs"
+    shutil.copytree(src / "results", res)
+    shutil.copytree(src / "runs", runs)
+    path = res / "IndianPines" / "RealCopy" / "smoke.json"
+    rec = json.loads(path.read_text())
+    rec["metrics"]["F_p"], rec["metrics"]["FID"] = 0.123456, 987654.0
+    path.write_text(json.dumps({**rec, "weights_hash": "0" * 16}))  # computed from other weights
+    # the table never shows a record whose weights are not the local ones
+    assert "987654" not in tables.write_tables("smoke", res, runs=runs).read_text()
+    assert "RealCopy" not in tables.load_results("smoke", res, runs=runs).get("IndianPines", {})
+    # evaluating recomputes it, and the table shows the true numbers
+    evaluate.evaluate("IndianPines", "RealCopy", "smoke", n=12, runs=runs, results=res, device="cpu",
+                      progress=False, scene_obj=scene)
+    fresh = json.loads(path.read_text())
+    assert fresh["metrics"]["FID"] != 987654.0 and fresh["metrics"]["F_p"] == pytest.approx(1.0, abs=1e-5)
+    assert "987654" not in tables.write_tables("smoke", res, runs=runs).read_text()
+    # a record with the right hash whose run is absent here is not shown either
+    assert "RealCopy" in tables.load_results("smoke", res, runs=runs)["IndianPines"]
+    shutil.rmtree(runs / "IndianPines" / "RealCopy")
+    assert "RealCopy" not in tables.load_results("smoke", res, runs=runs).get("IndianPines", {})
+    # a tampered number under the right key is reused (the key is what decides), unless forced
+    fresh["metrics"]["FID"] = 987654.0
+    path.write_text(json.dumps(fresh))
+    evaluate.evaluate("IndianPines", "RealCopy", "smoke", n=12, runs=runs, results=res, device="cpu",
+                      progress=False, scene_obj=scene)
+    assert json.loads(path.read_text())["metrics"]["FID"] == 987654.0
+    evaluate.evaluate("IndianPines", "RealCopy", "smoke", n=12, runs=runs, results=res, device="cpu",
+                      progress=False, scene_obj=scene, force=True)
+    assert json.loads(path.read_text())["metrics"]["FID"] != 987654.0
+
+
+def test_result_status_follows_the_weights(records, tmp_path):
+    root = records["_root"]
+    st = evaluate.result_status("IndianPines", "RealCopy", "smoke", runs=root / "runs", results=root / "results",
+                                n=12)
+    assert st == {"trained": True, "evaluated": True}
+    st = evaluate.result_status("IndianPines", "RealCopy", "smoke", runs=tmp_path, results=root / "results", n=12)
+    assert st == {"trained": False, "evaluated": False}
+    st = evaluate.result_status("IndianPines", "Noise", "smoke", runs=root / "runs", results=tmp_path, n=12)
+    assert st == {"trained": True, "evaluated": False}
 
 
 def test_controls_rank_as_they_must(records):
@@ -102,7 +151,7 @@ def test_complexity_table_rows():
 
 
 def test_tables_and_figures_written(records, scene, tmp_path):
-    out = tables.write_tables("smoke", records["_root"] / "results")
+    out = tables.write_tables("smoke", records["_root"] / "results", runs=records["_root"] / "runs")
     text = out.read_text()
     assert "## IndianPines" in text and "RealCopy (control)" in text and "HUD (paper)" in text
     samples = {"IndianPines": {m: np.random.default_rng(0).uniform(0, 0.5, (4, 200, 32, 32)).astype(np.float32)

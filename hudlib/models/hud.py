@@ -1,8 +1,8 @@
 """HUD: VCA endmembers → frozen UAE → Z = ln(X + e^(−ln d − 8)) → DDPM on 32×32 patches of Z → softmax → decode.
 
 Run directory contents (``runs/<scene>/HUD/<profile>-<hash>/``): ``config.json``, ``uae.pt`` (endmembers, encoder,
-Z scaling), ``checkpoint.pt`` (resumable), ``ema.pt`` (EMA weights used for sampling), ``losses.json``,
-``train_info.json``, ``DONE``.
+Z scaling, the scene's Z), ``checkpoint.pt`` (resumable), ``ema.pt`` (EMA weights used for sampling),
+``losses.json``, ``train_info.json``, ``DONE``.
 """
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import uae as uae_mod
-from .models import Generator
-from .train import atomic_torch_save, build_diffusion, build_unet, resolve_device, train_diffusion
+from .. import uae as uae_mod
+from ..train import build_diffusion, build_unet, train_diffusion
+from ..utils import atomic_torch_save, resolve_device
+from .base import ComplexitySpec, Generator
 
 __all__ = ["HUD"]
 
@@ -23,15 +24,17 @@ class HUD(Generator):
     ``diffusion_``, ``z_shift_``/``z_scale_`` (identity unless ``diffusion.z_scale == "standardize"``)."""
 
     name = "HUD"
+    has_abundances = True
 
-    def _prepare(self, scene, cfg, run_dir: Path):
+    def _prepare(self, scene, cfg, run_dir: Path) -> torch.Tensor:
+        """The frozen UAE and the scene's relaxed abundances Z ``(d, rows, cols)`` in network units (cached)."""
         u = cfg.unmixing
         path = run_dir / "uae.pt"
         if path.exists():
             st = torch.load(path, map_location="cpu", weights_only=True)
             self.uae_ = uae_mod.UnmixingAutoEncoder(st["E"].numpy(), encoder=st["encoder"])
             self.z_shift_, self.z_scale_ = float(st["z_shift"]), float(st["z_scale"])
-            return st.get("Z")
+            return st["Z"]
         self.uae_ = uae_mod.UnmixingAutoEncoder.from_scene(scene, d=u.d, random_state=u.random_state,
                                                            encoder=u.encoder)
         X = self.uae_.encode(scene.cube)  # (d, rows, cols), on the simplex
@@ -50,17 +53,35 @@ class HUD(Generator):
     def _fit(self, scene, cfg, run_dir, resume, device, progress):
         Z = self._prepare(scene, cfg, run_dir)
         self.train_info_ = train_diffusion(cfg, Z, run_dir, device=device, resume=resume, progress=progress)
-        self._load_state(run_dir)
+        self._load_state(run_dir, scene)
 
     def _load_state(self, run_dir: Path, scene=None):
         cfg = self.config_
-        if not hasattr(self, "uae_"):
-            self._prepare(scene, cfg, run_dir)
+        self._prepare(scene, cfg, run_dir)
         st = torch.load(run_dir / "ema.pt", map_location="cpu", weights_only=True)
         self.unet_ = build_unet(cfg, self.uae_.d)
         self.unet_.load_state_dict(st["ema"])
         self.unet_.eval()
         self.diffusion_ = build_diffusion(cfg)
+
+    @classmethod
+    def artefact_files(cls, run_dir):
+        return [Path(run_dir) / "uae.pt", Path(run_dir) / "ema.pt"]
+
+    def sampling_key(self) -> str:
+        return self.config_.sampling_key()
+
+    def sampler_settings(self) -> dict:
+        c = self.config_.diffusion
+        return {"sampler": c.sampler, "steps": c.sample_steps if c.sampler == "ddim" else c.T, "eta": c.eta,
+                "clip_z0": c.clip_z0}
+
+    @classmethod
+    def complexity_spec(cls, cfg, bands, d) -> ComplexitySpec:
+        # the U-Net on d channels, T evaluations (ancestral sampling), plus the UAE: 2·bands·d parameters
+        # (encoder and decoder) and the decoder's 2·d·bands FLOPs per pixel once per sample
+        return ComplexitySpec(build_unet(cfg, d), d, cfg.diffusion.T, extra_flops_per_px=2 * d * bands,
+                              extra_params=2 * bands * d)
 
     def sample_abundances(self, n: int, random_state=0, sampler: str | None = None, steps: int | None = None,
                           eta: float | None = None, clip_z0: bool | None = None, batch_size: int = 64,
@@ -95,8 +116,6 @@ class HUD(Generator):
         lo, hi = np.log(e), np.log1p(e)
         return (float((lo - self.z_shift_) / self.z_scale_), float((hi - self.z_shift_) / self.z_scale_))
 
-    def sample(self, n: int, random_state=0, return_abundances: bool = False, **options):
-        """Ŷ ``(n, bands, 32, 32)`` = decoder(X̂), in the scene's normalised units (and X̂ if asked)."""
-        X = self.sample_abundances(n, random_state, **options)
-        Y = self.uae_.decode(X.astype(np.float64)).astype(np.float32)
-        return (Y, X) if return_abundances else Y
+    def _sample(self, n, random_state, device, progress, **options):
+        X = self.sample_abundances(n, random_state, device=device, progress=progress, **options)
+        return self.uae_.decode(X.astype(np.float64)).astype(np.float32), X  # decoder A (eq. 6)

@@ -2,18 +2,20 @@
 discriminate a real generator from a copy, a shuffle, a constant or noise.
 
 All draw from ``np.random.default_rng(random_state)`` and return ``(n, bands, size, size)`` float32 in the scene's
-normalised units. ``fit`` needs no training; the run directory holds ``config.json`` and ``state.pt``.
+normalised units. ``fit`` needs no training; the run directory holds ``config.json`` and ``state.pt`` (what sampling
+reads besides the scene, and a content hash of the scene's cube, so the weights hash changes with the data).
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..data import crop, load_scene, patch_corners
-from ..models import Generator
-from ..train import atomic_torch_save
+from ..utils import atomic_torch_save
+from .base import Generator
 
 __all__ = ["RealCopy", "UAECopy", "PixelShuffle", "MeanSpectrum", "RandomMixture", "Noise"]
 
@@ -21,8 +23,19 @@ __all__ = ["RealCopy", "UAECopy", "PixelShuffle", "MeanSpectrum", "RandomMixture
 class _Control(Generator):
 
     def _fit(self, scene, cfg, run_dir: Path, resume, device, progress):
-        atomic_torch_save(self._state(scene), run_dir / "state.pt")
+        cube_sha = hashlib.sha256(np.ascontiguousarray(scene.cube).tobytes()).hexdigest()
+        atomic_torch_save({**self._state(scene), "cube_sha256_": cube_sha}, run_dir / "state.pt")
         self._load_state(run_dir, scene)
+
+    @classmethod
+    def artefact_files(cls, run_dir):
+        return [Path(run_dir) / "state.pt"]
+
+    def _sample(self, n, random_state, device, progress, **options):
+        return self._draw(n, np.random.default_rng(random_state)), None
+
+    def _draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
 
     def _state(self, scene) -> dict:
         return {}
@@ -43,8 +56,7 @@ class RealCopy(_Control):
 
     name = "RealCopy"
 
-    def sample(self, n, random_state=0, **_):
-        rng = np.random.default_rng(random_state)
+    def _draw(self, n, rng):
         return crop(self.cube_, patch_corners(self.cube_.shape, self.size, n, rng), self.size).astype(np.float32)
 
 
@@ -54,6 +66,7 @@ class UAECopy(_Control):
     metric (its spectra lie in the endmembers' cone, so the unmixing residual stays visible to k-NN metrics)."""
 
     name = "UAECopy"
+    has_abundances = True
 
     def _state(self, scene):
         from ..uae import UnmixingAutoEncoder
@@ -62,10 +75,10 @@ class UAECopy(_Control):
         m = UnmixingAutoEncoder.from_scene(scene, d=u.d, random_state=u.random_state, encoder=u.encoder)
         return {"E_": torch.from_numpy(m.endmembers), "X_": torch.from_numpy(m.encode(scene.cube))}
 
-    def sample(self, n, random_state=0, **_):
+    def _sample(self, n, random_state, device, progress, **options):
         rng = np.random.default_rng(random_state)
         X = crop(self.X_, patch_corners(self.X_.shape, self.size, n, rng), self.size)  # (n, d, s, s)
-        return np.einsum("bd,ndhw->nbhw", self.E_, X).astype(np.float32)  # decoder A (eq. 6)
+        return np.einsum("bd,ndhw->nbhw", self.E_, X).astype(np.float32), X.astype(np.float32)  # decoder A, eq. 6
 
 
 class PixelShuffle(_Control):
@@ -73,8 +86,7 @@ class PixelShuffle(_Control):
 
     name = "PixelShuffle"
 
-    def sample(self, n, random_state=0, **_):
-        rng = np.random.default_rng(random_state)
+    def _draw(self, n, rng):
         flat = self.cube_.reshape(self.cube_.shape[0], -1)
         idx = rng.integers(0, flat.shape[1], n * self.size * self.size)
         return flat[:, idx].reshape(-1, n, self.size, self.size).transpose(1, 0, 2, 3).astype(np.float32)
@@ -85,7 +97,7 @@ class MeanSpectrum(_Control):
 
     name = "MeanSpectrum"
 
-    def sample(self, n, random_state=0, **_):
+    def _draw(self, n, rng):
         mu = self.cube_.reshape(self.cube_.shape[0], -1).mean(axis=1)
         return np.broadcast_to(mu[None, :, None, None], (n, mu.size, self.size, self.size)).astype(np.float32)
 
@@ -95,6 +107,7 @@ class RandomMixture(_Control):
     valid spectra, no spatial structure, no learned abundance distribution."""
 
     name = "RandomMixture"
+    has_abundances = True
 
     def _state(self, scene):
         from ..unmixing import vca
@@ -103,10 +116,11 @@ class RandomMixture(_Control):
         E, _ = vca(scene.cube, u.d or scene.n_classes, random_state=u.random_state)
         return {"E_": torch.from_numpy(E)}
 
-    def sample(self, n, random_state=0, **_):
+    def _sample(self, n, random_state, device, progress, **options):
         rng = np.random.default_rng(random_state)
         X = rng.dirichlet(np.ones(self.E_.shape[1]), size=(n, self.size, self.size))  # (n, s, s, d)
-        return np.einsum("bd,nhwd->nbhw", self.E_, X).astype(np.float32)
+        Y = np.einsum("bd,nhwd->nbhw", self.E_, X).astype(np.float32)
+        return Y, np.ascontiguousarray(X.transpose(0, 3, 1, 2), dtype=np.float32)
 
 
 class Noise(_Control):
@@ -114,8 +128,7 @@ class Noise(_Control):
 
     name = "Noise"
 
-    def sample(self, n, random_state=0, **_):
-        rng = np.random.default_rng(random_state)
+    def _draw(self, n, rng):
         flat = self.cube_.reshape(self.cube_.shape[0], -1)
         mu, sd = flat.mean(axis=1), flat.std(axis=1)
         z = rng.standard_normal((n, mu.size, self.size, self.size))

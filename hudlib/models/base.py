@@ -1,0 +1,138 @@
+"""The one interface every generator implements (HUD, the controls, the baselines to come).
+
+A generator is fitted on a scene under a profile, lives in a run directory keyed by its training config, and draws
+``(n, bands, 32, 32)`` patches in the scene's normalised units. What differs between generators is a method or a
+class attribute of :class:`Generator`; callers never probe with ``hasattr`` or compare model names.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import RunConfig, make_config
+from ..utils import atomic_write_text, dist_info, sha256_files
+
+__all__ = ["Generator", "ComplexitySpec", "run_dir_for"]
+
+
+@dataclasses.dataclass
+class ComplexitySpec:
+    """What Table IV measures of a generator: the network evaluated per sampling step, its input channel count, the
+    number of evaluations per sample, and what runs once per sample outside it (FLOPs per pixel, parameters)."""
+
+    net: torch.nn.Module
+    channels: int
+    steps: int
+    extra_flops_per_px: int = 0
+    extra_params: int = 0
+
+
+def run_dir_for(cfg: RunConfig, out_dir) -> Path:
+    """``out_dir/<scene>/<model>/<profile>-<hash of the training config>``."""
+    return Path(out_dir) / cfg.scene / cfg.model / f"{cfg.profile}-{cfg.training_hash()}"
+
+
+class Generator:
+    """Base class: config handling, run directories, the sampling entry point and the weights hash.
+
+    Subclasses set ``name`` (and ``has_abundances`` when they produce abundances X̂) and implement ``_fit``,
+    ``_load_state``, ``_sample`` and ``artefact_files``; diffusion generators also override ``sampling_key``,
+    ``sampler_settings`` and ``complexity_spec``.
+    """
+
+    name = "?"
+    has_abundances = False  # sample(..., return_abundances=True) returns X̂ (n, d, h, w) rather than None
+
+    def __init__(self):
+        self.config_: RunConfig | None = None
+        self.run_dir_: Path | None = None
+
+    # ---------------------------------------------------------------------------------------------- fitting
+    def _resolve_config(self, scene, profile, overrides) -> RunConfig:
+        cfg = profile if isinstance(profile, RunConfig) else make_config(scene.name, self.name, profile, overrides)
+        if cfg.scene != scene.name or cfg.model != self.name:
+            raise ValueError(f"profile: config is for {cfg.model}/{cfg.scene}, not {self.name}/{scene.name}")
+        return cfg
+
+    def fit(self, scene, profile="quick", out_dir="runs", resume: bool = False, overrides=None,
+            device: str = "auto", progress: bool = True):
+        """Train on ``scene`` (or reuse the finished run with the same config). Returns self."""
+        cfg = self._resolve_config(scene, profile, overrides)
+        run_dir = run_dir_for(cfg, out_dir)
+        self.config_, self.run_dir_ = cfg, run_dir
+        if (run_dir / "DONE").is_file():
+            self._load_state(run_dir, scene)
+            return self
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.json", cfg.to_json())
+        self._fit(scene, cfg, run_dir, resume=resume, device=device, progress=progress)
+        if dist_info()[0] == 0:
+            atomic_write_text(run_dir / "DONE", "finished\n")
+        return self
+
+    @classmethod
+    def load(cls, run_dir, scene=None) -> "Generator":
+        """Rebuild a fitted generator from its finished run directory."""
+        run_dir = Path(run_dir)
+        if not (run_dir / "DONE").is_file():
+            raise FileNotFoundError(f"{run_dir}: run not finished (no DONE marker); resume it with --resume")
+        self = cls()
+        self.config_ = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        self.run_dir_ = run_dir
+        self._load_state(run_dir, scene)
+        return self
+
+    # ---------------------------------------------------------------------------------------------- sampling
+    def sample(self, n: int, random_state=0, *, device: str = "auto", progress: bool = False,
+               return_abundances: bool = False, **options):
+        """Ŷ ``(n, bands, 32, 32)`` float32 in the scene's normalised units; with ``return_abundances`` the pair
+        ``(Ŷ, X̂)`` where X̂ is ``(n, d, 32, 32)`` or None for a generator without abundances.
+        ``options`` are sampler settings (see :meth:`sampler_settings`)."""
+        Y, X = self._sample(int(n), random_state, device=device, progress=progress, **options)
+        return (Y, X) if return_abundances else Y
+
+    def sampling_key(self) -> str:
+        """Tag of the sampler settings, part of every sample and result cache key."""
+        return "direct"
+
+    def sampler_settings(self) -> dict | None:
+        """The default sampler's settings for the record of a result (None: no iterative sampler)."""
+        return None
+
+    def weights_hash(self) -> str:
+        """Content hash of everything sampling reads (:meth:`artefact_files`): results and sample caches are keyed
+        by it, so a retrained model is never scored with another model's numbers."""
+        return self.weights_hash_at(self.run_dir_)
+
+    @classmethod
+    def weights_hash_at(cls, run_dir) -> str | None:
+        """:meth:`weights_hash` of the finished run in ``run_dir`` without loading it (None if not finished)."""
+        run_dir = Path(run_dir)
+        if not (run_dir / "DONE").is_file():
+            return None
+        return sha256_files(cls.artefact_files(run_dir))
+
+    @classmethod
+    def complexity_spec(cls, cfg: RunConfig, bands: int, d: int) -> ComplexitySpec | None:
+        """Table IV's network for this generator under ``cfg`` (None: no network, listed with zeros)."""
+        return None
+
+    # ---------------------------------------------------------------------------------------------- subclass hooks
+    @classmethod
+    def artefact_files(cls, run_dir: Path) -> list[Path]:
+        """The files of a run directory that sampling reads."""
+        raise NotImplementedError
+
+    def _fit(self, scene, cfg: RunConfig, run_dir: Path, resume: bool, device: str, progress: bool) -> None:
+        raise NotImplementedError
+
+    def _load_state(self, run_dir: Path, scene=None) -> None:
+        raise NotImplementedError
+
+    def _sample(self, n: int, random_state, device: str, progress: bool, **options
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+        raise NotImplementedError
