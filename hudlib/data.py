@@ -28,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 import scipy.io
+import spectral
 import spectral.io.envi as envi
 
 __all__ = [
@@ -364,7 +365,6 @@ def _read_envi(path: Path) -> tuple[np.ndarray, dict]:
     inter = str(h["interleave"]).strip().lower()
     if inter not in _ENVI_INTERLEAVES:
         raise DataError(f"{hdr}: interleave {h['interleave']!r}; expected one of {', '.join(_ENVI_INTERLEAVES)}")
-    h["interleave"] = inter
     try:
         img = envi.open(str(hdr))
     except envi.EnviDataFileNotFoundError as e:
@@ -372,6 +372,9 @@ def _read_envi(path: Path) -> tuple[np.ndarray, dict]:
                         f".{inter}) beside the header") from e
     except Exception as e:
         raise DataError(f"{hdr}: not a usable ENVI image ({type(e).__name__}: {e})") from e
+    if img.interleave != {"bsq": spectral.BSQ, "bil": spectral.BIL, "bip": spectral.BIP}[inter]:
+        # SPy reads any spelling other than 'bil'/'BIL'/'bip'/'BIP' as bsq
+        raise DataError(f"{hdr}: interleave {h['interleave']!r}; write it in lower case: {inter}")
     rows, cols, bands = img.nrows, img.ncols, img.nbands
     itemsize = np.dtype(img.dtype).itemsize
     expected = img.offset + rows * cols * bands * itemsize

@@ -158,6 +158,12 @@ def test_wrong_interleave_and_size(tmp_path):
     hdr.write_text(text.replace("interleave = bsq", "interleave = bsx"))
     with pytest.raises(DataError, match=r"cube\.hdr: interleave 'bsx'; expected one of bsq, bil, bip"):
         data.load_scene(hdr, classes=3)
+    hdr.write_text(text.replace("interleave = bsq", "interleave = Bil"))  # SPy alone would read it as bsq
+    with pytest.raises(DataError, match=r"cube\.hdr: interleave 'Bil'; write it in lower case: bil"):
+        data.load_scene(hdr, classes=3)
+    hdr.write_text(text.replace("interleave = bsq", "interleave = BIP"))  # upper case is fine
+    np.testing.assert_array_equal(data.load_scene(hdr, classes=3).cube,
+                                  _expected(_raw()).reshape(40, 36, 5).transpose(2, 0, 1))
     hdr.write_text(text.replace("lines = 40", "lines = 41"))
     with pytest.raises(DataError, match=r"cube\.img: 14400 bytes; the header cube\.hdr \(41 lines x 36 samples x 5 "
                                         r"bands of int16, offset 0\) expects 14760"):
