@@ -4,6 +4,8 @@ Examples::
 
     python -m hudlib download PaviaU --root data
     python -m hudlib train --scene IndianPines --model HUD --profile quick --out runs/
+    python -m hudlib train --scene path/to/cube.hdr --classes 12 --profile smoke    # your own ENVI image
+    python -m hudlib train --scene scene.mat:cube --gt labels.mat:gt --profile smoke  # or a .mat variable
     python -m hudlib sample --run runs/IndianPines/HUD/quick-xxxx --n 64 --sampler ddim --steps 50 --seed 0 \\
         --out samples.npz
     python -m hudlib evaluate --scene IndianPines --model HUD --profile quick --n 256
@@ -17,22 +19,43 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import DataError, download, load_scene
+
 
 def _cmd_download(a):
-    from .data import download
-
     cube, gt = download(a.scene, a.root, mirror=a.mirror, force=a.force)
     print(f"{cube}\n{gt}")
 
 
+def _add_scene_args(p: argparse.ArgumentParser) -> None:
+    """``--scene`` (a registered name or a user's ENVI/.mat path) and the options of a user scene."""
+    p.add_argument("--scene", default="IndianPines",
+                   help="registered scene name, or a path: ENVI cube.hdr (data file beside it) or cube.mat[:KEY]")
+    p.add_argument("--data", default=None, help="data root of registered scenes (else $HUD_DATA, ./data, tensorly)")
+    g = p.add_argument_group("user scene (--scene is a path)")
+    g.add_argument("--classes", type=int, default=None,
+                   help="number of classes = endmembers d (default: the class map's largest label)")
+    g.add_argument("--gt", default=None, help="class map: ENVI .hdr, .mat[:KEY] or .npy, (rows, cols), 0 = unlabelled")
+    g.add_argument("--key", default=None, help="variable of a .mat cube (same as cube.mat:KEY)")
+    g.add_argument("--gt-key", dest="gt_key", default=None, help="variable of a .mat class map")
+    g.add_argument("--rgb-bands", dest="rgb_bands", type=int, nargs=3, metavar=("R", "G", "B"), default=None,
+                   help="zero-based pseudo-colour bands (default: nearest 650/550/450 nm from the ENVI header, else "
+                        "evenly spread)")
+
+
+def _load_scene_args(a):
+    """The :class:`~hudlib.data.Scene` named by the arguments of :func:`_add_scene_args`."""
+    return load_scene(a.scene, a.data, classes=a.classes, key=a.key, gt=a.gt, gt_key=a.gt_key,
+                      rgb_bands=a.rgb_bands)
+
+
 def _cmd_train(a):
     from . import models
-    from .data import load_scene
 
     overrides = {}
     if a.steps is not None:
         overrides["train"] = {"steps": a.steps}
-    scene = load_scene(a.scene, a.data)
+    scene = _load_scene_args(a)
     gen = models.create(a.model).fit(scene, a.profile, a.out, resume=a.resume, overrides=overrides,
                                      device=a.device, progress=not a.quiet)
     print(gen.run_dir_)
@@ -61,8 +84,9 @@ def _cmd_sample(a):
 def _cmd_evaluate(a):
     from .evaluate import evaluate
 
-    path = evaluate(a.scene, a.model, a.profile, n=a.n, runs=a.runs, results=a.results, device=a.device,
-                    progress=not a.quiet, data_root=a.data, force=a.force)
+    scene = _load_scene_args(a)
+    path = evaluate(scene.name, a.model, a.profile, n=a.n, runs=a.runs, results=a.results, device=a.device,
+                    progress=not a.quiet, data_root=a.data, scene_obj=scene, force=a.force)
     print(path)
 
 
@@ -79,11 +103,10 @@ def main(argv=None) -> int:
     d.set_defaults(fn=_cmd_download)
 
     t = sub.add_parser("train", help="train (or reuse) a generator")
-    t.add_argument("--scene", default="IndianPines")
+    _add_scene_args(t)
     t.add_argument("--model", default="HUD")
     t.add_argument("--profile", default="quick")
     t.add_argument("--out", default="runs")
-    t.add_argument("--data", default=None, help="data root (else $HUD_DATA, ./data, tensorly)")
     t.add_argument("--steps", type=int, default=None)
     t.add_argument("--resume", action="store_true")
     t.add_argument("--device", default="auto")
@@ -105,20 +128,23 @@ def main(argv=None) -> int:
     s.set_defaults(fn=_cmd_sample)
 
     e = sub.add_parser("evaluate", help="metrics of a generator -> results/<scene>/<model>/<profile>.json")
-    e.add_argument("--scene", default="IndianPines")
+    _add_scene_args(e)
     e.add_argument("--model", default="HUD")
     e.add_argument("--profile", default="quick")
     e.add_argument("--n", type=int, default=None)
     e.add_argument("--runs", default="runs")
     e.add_argument("--results", default="results")
-    e.add_argument("--data", default=None)
     e.add_argument("--device", default="auto")
     e.add_argument("--quiet", action="store_true")
     e.add_argument("--force", action="store_true", help="recompute even if a result for these exact weights exists")
     e.set_defaults(fn=_cmd_evaluate)
 
     a = p.parse_args(argv)
-    a.fn(a)
+    try:
+        a.fn(a)
+    except DataError as err:  # bad input: one line, no traceback
+        print(f"{p.prog}: error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
