@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import models
 from .data import DataError, download, load_scene
+from .evaluate import evaluate
 
 
 def _cmd_download(a):
@@ -50,8 +52,6 @@ def _load_scene_args(a):
 
 
 def _cmd_train(a):
-    from . import models
-
     overrides = {}
     if a.steps is not None:
         overrides["train"] = {"steps": a.steps}
@@ -62,8 +62,6 @@ def _cmd_train(a):
 
 
 def _cmd_sample(a):
-    from . import models
-
     gen = models.load(a.run)
     opts = dict(sampler=a.sampler, steps=a.steps, eta=a.eta, clip_z0=a.clip_z0) if gen.sampler_settings() else {}
     Y, X = gen.sample(a.n, random_state=a.seed, device=a.device, progress=not a.quiet, return_abundances=True,
@@ -82,8 +80,6 @@ def _cmd_sample(a):
 
 
 def _cmd_evaluate(a):
-    from .evaluate import evaluate
-
     scene = _load_scene_args(a)
     path = evaluate(scene.name, a.model, a.profile, n=a.n, runs=a.runs, results=a.results, device=a.device,
                     progress=not a.quiet, data_root=a.data, scene_obj=scene, force=a.force)

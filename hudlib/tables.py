@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import complexity, models, paths
 from .config import make_config
+from .data import load_scene
 from .evaluate import METRICS, evaluate
 from .utils import atomic_write_text
 
@@ -181,8 +182,6 @@ def make_tables(scenes, model_names, profile: str, results=None, runs=None, devi
                 n: int | None = None, progress: bool = True) -> Path:
     """What ``06_tables`` does: evaluate every (scene, model) (cached by artefacts, see hudlib.evaluate), then write
     Tables I–IV. Returns the Markdown file's path."""
-    from .data import load_scene
-
     for s in scenes:
         sc = load_scene(s, data_root)
         for m in model_names:

@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .config import RunConfig
 from .data import crop, patch_corners
@@ -136,8 +137,6 @@ def train_diffusion(cfg: RunConfig, Z_scene: torch.Tensor, run_dir: Path, device
     Z_scene = Z_scene.float().contiguous()
     Zn = Z_scene.numpy()
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=tc.steps, initial=step, desc=f"train {cfg.model}/{cfg.scene}/{cfg.profile}",
                disable=not progress or rank != 0, dynamic_ncols=True)
     t0 = time.perf_counter()

@@ -263,7 +263,7 @@ def test_cli_train_on_an_envi_cube(tmp_path, capsys):
 
 
 def test_cli_evaluate_passes_the_loaded_scene(tmp_path, monkeypatch, capsys):
-    import hudlib.evaluate
+    import hudlib.__main__ as cli
 
     seen = {}
 
@@ -271,7 +271,7 @@ def test_cli_evaluate_passes_the_loaded_scene(tmp_path, monkeypatch, capsys):
         seen.update(scene=scene, model=model, obj=kw["scene_obj"])
         return tmp_path / "r.json"
 
-    monkeypatch.setattr(hudlib.evaluate, "evaluate", fake_evaluate)
+    monkeypatch.setattr(cli, "evaluate", fake_evaluate)
     raw = _raw(bands=6)
     _save(tmp_path / "y.hdr", raw)
     scipy.io.savemat(tmp_path / "g.mat", {"lab": np.full((40, 36), 2, np.uint8)})

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 
 from ..data import crop, load_scene, patch_corners
+from ..uae import UnmixingAutoEncoder
+from ..unmixing import vca
 from ..utils import atomic_torch_save
 from .base import Generator
 
@@ -69,8 +71,6 @@ class UAECopy(_Control):
     has_abundances = True
 
     def _state(self, scene):
-        from ..uae import UnmixingAutoEncoder
-
         u = self.config_.unmixing
         m = UnmixingAutoEncoder.from_scene(scene, d=u.d, random_state=u.random_state, encoder=u.encoder)
         return {"E_": torch.from_numpy(m.endmembers), "X_": torch.from_numpy(m.encode(scene.cube))}
@@ -110,8 +110,6 @@ class RandomMixture(_Control):
     has_abundances = True
 
     def _state(self, scene):
-        from ..unmixing import vca
-
         u = self.config_.unmixing
         E, _ = vca(scene.cube, u.d or scene.n_classes, random_state=u.random_state)
         return {"E_": torch.from_numpy(E)}
