@@ -86,6 +86,16 @@ def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
         be.copy_(bm)
 
 
+def _init_distributed(dev: torch.device, world: int) -> torch.device:
+    """Under torchrun: one GPU per local rank (CUDA) and the process group (nccl on CUDA, gloo on CPU)."""
+    if world > 1 and dev.type == "cuda":
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(dev)
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return dev
+
+
 def train_diffusion(cfg: RunConfig, Z_scene: torch.Tensor, run_dir: Path, device: str | None = "auto",
                     resume: bool = False, progress: bool = True,
                     on_step: Callable[[int, float], None] | None = None) -> dict:
@@ -102,14 +112,8 @@ def train_diffusion(cfg: RunConfig, Z_scene: torch.Tensor, run_dir: Path, device
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     rank, world = dist_info()
-    dev = resolve_device(device)
-    if world > 1 and dev.type == "cuda":
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        torch.cuda.set_device(dev)
+    dev = _init_distributed(resolve_device(device), world)
     distributed = world > 1
-    if distributed and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-
     tc = cfg.train
     d = Z_scene.shape[0]
     diffusion = build_diffusion(cfg)
@@ -122,16 +126,8 @@ def train_diffusion(cfg: RunConfig, Z_scene: torch.Tensor, run_dir: Path, device
     data_rng = np.random.default_rng([tc.seed, rank])
     loss_gen = torch.Generator().manual_seed(tc.seed * 7919 + rank)
     torch.manual_seed(tc.seed + 1000 * rank)  # dropout differs per rank
-    step, losses = 0, []
     ckpt_path = run_dir / "checkpoint.pt"
-    if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["optimizer"])
-        step, losses = int(ck["step"]), list(ck["losses"])
-        states = ck["rng"] if world == 1 else ck["rng_per_rank"][rank]
-        _set_rng_states(states, data_rng, loss_gen)
+    step, losses = _resume(ckpt_path, model, ema, opt, data_rng, loss_gen, rank, world) if resume else (0, [])
     net = nn.parallel.DistributedDataParallel(model) if distributed else model
 
     Z_scene = Z_scene.float().contiguous()
@@ -178,6 +174,18 @@ def train_diffusion(cfg: RunConfig, Z_scene: torch.Tensor, run_dir: Path, device
     if distributed:
         torch.distributed.barrier()
     return info
+
+
+def _resume(path: Path, model, ema, opt, data_rng, loss_gen, rank: int, world: int) -> tuple[int, list]:
+    """Restore model, EMA, optimiser and every RNG state from ``path``; ``(step, losses)`` (0, [] without one)."""
+    if not path.exists():
+        return 0, []
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(ck["model"])
+    ema.load_state_dict(ck["ema"])
+    opt.load_state_dict(ck["optimizer"])
+    _set_rng_states(ck["rng"] if world == 1 else ck["rng_per_rank"][rank], data_rng, loss_gen)
+    return int(ck["step"]), list(ck["losses"])
 
 
 def _save_checkpoint(path, cfg, model, ema, opt, step, losses, data_rng, loss_gen, rank, world) -> None:
