@@ -667,8 +667,8 @@ def _authors_step(net, opt, X, Y1h, mask, corners, pixels_per_step, rng, device,
 def train_authors_classifier(scene, split: str = "authors", max_epochs: int = 50, patience: int = 5,
                              steps_per_epoch: int | None = None, pixels_per_step: int | None = None,
                              batch_size: int = 32, lr: float = 1e-4, weight_decay: float = 1e-4, random_state=0,
-                             device=None, progress: bool = True, model_kwargs: dict | None = None
-                             ) -> tuple[AuthorsPixelClassifier, dict]:
+                             device=None, progress: bool = True, model_kwargs: dict | None = None,
+                             V: float | None = None) -> tuple[AuthorsPixelClassifier, dict]:
     """Train the authors' per-pixel classifier with their recipe (authors_code.md, C) on the scene in their space.
 
     Recipe: every stride-1 32 x 32 window; Adam(``lr`` 1e-4, ``weight_decay`` 1e-4); batches of 32 windows; BCE of
@@ -676,7 +676,7 @@ def train_authors_classifier(scene, split: str = "authors", max_epochs: int = 50
     validation accuracy, keeping the best weights and stopping after ``patience`` epochs without improvement.
     ``split="authors"``: the first 80 % of window positions in raster order train, the rest validate (they overlap
     the training windows). ``split="spatial"``: :func:`spatial_split`'s held-out region validates (labelled pixels)
-    and no pixel within 16 px of it enters the loss. Budget (CPU): ``steps_per_epoch`` caps an epoch's batches
+    and no pixel within 16 px of it enters the loss. ``V``: see :func:`authors_space`. Budget (CPU): ``steps_per_epoch`` caps an epoch's batches
     (None = all windows), ``pixels_per_step`` scores a random subset of each batch's pixels (None = all 32768).
 
     Returns ``(net, info)`` with ``val_accuracy``/``val_balanced_accuracy`` (best epoch), ``val_majority_share``,
@@ -690,7 +690,7 @@ def train_authors_classifier(scene, split: str = "authors", max_epochs: int = 50
     for name, v in (("max_epochs", max_epochs), ("patience", patience), ("batch_size", batch_size)):
         _positive(name, v)
     scene, cube, gt = _scene_arrays(scene)
-    X = authors_space(cube, scene)
+    X = authors_space(cube, scene, V=V)
     n_out = int(getattr(scene, "n_classes", int(gt.max()))) + 1
     Y1h = np.eye(n_out, dtype=np.float32)[gt].transpose(2, 0, 1)  # (C, rows, cols) one-hot, background included
     corners, mask, weight = _authors_windows(gt, split, random_state)
@@ -724,7 +724,7 @@ def train_authors_classifier(scene, split: str = "authors", max_epochs: int = 50
     info = dict(scene=scene.name, split=split, val_accuracy=best[0], val_balanced_accuracy=best[1],
                 val_majority_share=float(shares.max() / shares.sum()), history=history, epochs=len(history),
                 steps=steps, wall_time_s=round(wall, 1), seconds_per_step=round(wall / max(steps, 1), 3),
-                n_train_windows=int(len(corners)), V=AUTHORS_V.get(scene.name), config=net.config,
+                n_train_windows=int(len(corners)), V=V or AUTHORS_V.get(scene.name), config=net.config,
                 train_config=dict(max_epochs=max_epochs, patience=patience, steps_per_epoch=steps_per_epoch,
                                   pixels_per_step=pixels_per_step, batch_size=batch_size, lr=lr,
                                   weight_decay=weight_decay, random_state=random_state),
