@@ -1,11 +1,16 @@
-"""Per-scene classifier and the classifier-based scores IS, FID (paper IV-C) and SD (HyperLDM III-E).
+"""Per-scene classifiers and the classifier-based scores IS, FID (paper IV-C) and SD (HyperLDM III-E).
 
 The paper replaces the ImageNet InceptionV3 of IS/FID by "a classification network trained on each dataset"
-(IV-C); its architecture is not given, so :class:`SpectralSpatialCNN` is our own small spectral-spatial CNN for
-``size`` x ``size`` patches. It predicts the class of the patch's centre pixel; its penultimate (global-average
-pooled) features play the role of InceptionV3's pool3 features in FID.
+(IV-C). Two such networks live in :mod:`hudlib.classifier_nets`; this module trains, caches and scores them.
 
-Arrays are channel-first: a batch of patches is ``(n, bands, h, w)``; softmax outputs are ``(n, n_classes)``.
+* Sound scores (:func:`train_classifier`, :func:`classifier_scores`): :class:`PixelNeighbourhoodNet` classifies
+  every pixel from its 3 x 3 neighbourhood of standardised spectra. Every pixel of a patch is one sample: IS and SD
+  use the per-pixel softmax over the scene's classes, FID the per-pixel features. Accuracy is measured on a
+  spatially disjoint held-out region (:func:`spatial_split`), the same region for every architecture.
+* The authors' classifier (:func:`train_authors_classifier`, :func:`authors_pixel_outputs`): their 1x1-conv
+  per-pixel network and recipe, in their data space (:meth:`hudlib.data.Scene.to_authors_space`), for the paper-exact IS/FID.
+
+Arrays are channel-first: a batch of patches is ``(n, bands, h, w)``.
 
 Held-out split (:func:`spatial_split`): overlapping crops make a random pixel hold-out leak (a training crop
 contains the held-out centre's spectrum), so the held-out pixels are one compact region of whole ``block`` x
@@ -15,7 +20,9 @@ training centre out of every held-out crop, reflected border pixels included (se
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import math
 import time
@@ -27,94 +34,26 @@ import scipy.linalg
 import scipy.ndimage
 import scipy.special
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .classifier_nets import AuthorsPixelClassifier, PixelNeighbourhoodNet
+from .data import DataError, Scene, load_scene
 from .utils import atomic_torch_save, atomic_write_text, resolve_device
 
 __all__ = [
-    "SpectralSpatialCNN", "spatial_split", "crop_centres", "train_classifier", "load_classifier",
-    "classifier_outputs", "inception_score", "frechet_distance", "spectral_diversity", "classifier_scores",
+    "CLASSIFIER_VERSION", "spatial_split", "crop_centres", "train_classifier", "load_classifier",
+    "weights_hash", "classifier_outputs", "inception_score", "frechet_distance", "spectral_diversity",
+    "classifier_scores", "train_authors_classifier", "authors_pixel_outputs",
+    "authors_pixel_accuracy",
 ]
 
+# Bump when the training code or the network changes what a cached classifier would be: it is part of the cache key.
+CLASSIFIER_VERSION = "pixel3x3-v1"
 
-# --------------------------------------------------------------------------------------------- model
-class SpectralSpatialCNN(nn.Module):
-    """Small spectral-spatial CNN: patches ``(n, bands, h, w)`` -> logits ``(n, n_classes)``.
-
-    Layout: per-band standardisation (buffers ``band_mean``/``band_std``, set from the training data) ->
-    1x1 conv ``bands -> spectral`` (spectral reduction) + BatchNorm + ReLU -> for each width in ``widths`` a
-    3x3 conv + BatchNorm + ReLU + 2x2 max-pool -> global average pool = penultimate features ``(n, widths[-1])``
-    -> dropout -> linear ``widths[-1] -> n_classes``. ``h`` and ``w`` must be at least ``2 ** len(widths)``
-    (32 x 32 patches in the paper's setting).
-
-    ``self.config`` holds the constructor arguments (JSON-able) so ``SpectralSpatialCNN(**config)`` rebuilds it.
-    """
-
-    def __init__(self, bands: int, n_classes: int, spectral: int = 64, widths=(32, 64, 128), dropout: float = 0.2):
-        super().__init__()
-        for name, v in (("bands", bands), ("n_classes", n_classes), ("spectral", spectral)):
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name}: expected a positive int, got {v!r}")
-        if n_classes < 2:
-            raise ValueError(f"n_classes: expected at least 2 classes, got {n_classes}")
-        widths = [int(w) for w in widths]
-        if not widths or min(widths) < 1:
-            raise ValueError(f"widths: expected a non-empty sequence of positive ints, got {widths!r}")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
-        self.config = dict(bands=int(bands), n_classes=int(n_classes), spectral=int(spectral), widths=widths,
-                           dropout=float(dropout))
-        self.register_buffer("band_mean", torch.zeros(bands))
-        self.register_buffer("band_std", torch.ones(bands))
-        self.spectral = nn.Sequential(nn.Conv2d(bands, spectral, 1, bias=False), nn.BatchNorm2d(spectral),
-                                      nn.ReLU(inplace=True))
-        blocks, prev = [], spectral
-        for w in widths:
-            blocks += [nn.Conv2d(prev, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
-                       nn.MaxPool2d(2)]
-            prev = w
-        self.spatial = nn.Sequential(*blocks)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(prev, n_classes))
-
-    @property
-    def feature_dim(self) -> int:
-        """Length of the penultimate feature vector (``widths[-1]``)."""
-        return self.config["widths"][-1]
-
-    def set_normalisation(self, mean, std) -> None:
-        """Set the per-band input standardisation from ``mean``/``std`` of shape ``(bands,)`` (std floored)."""
-        mean = torch.as_tensor(np.asarray(mean), dtype=torch.float32).reshape(-1)
-        std = torch.as_tensor(np.asarray(std), dtype=torch.float32).reshape(-1)
-        if mean.numel() != self.config["bands"] or std.numel() != self.config["bands"]:
-            raise ValueError(f"mean/std: expected {self.config['bands']} values each, got {mean.numel()} and "
-                             f"{std.numel()}")
-        self.band_mean.copy_(mean.to(self.band_mean.device))
-        self.band_std.copy_(std.clamp_min(1e-6).to(self.band_std.device))
-
-    def _check(self, x: torch.Tensor) -> None:
-        min_hw = 2 ** len(self.config["widths"])
-        if x.ndim != 4 or x.shape[1] != self.config["bands"]:
-            raise ValueError(f"x: expected (n, {self.config['bands']}, h, w) patches, got shape {tuple(x.shape)}")
-        if x.shape[2] < min_hw or x.shape[3] < min_hw:
-            raise ValueError(f"x: expected h, w >= {min_hw}, got {tuple(x.shape[2:])}")
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Penultimate features ``(n, feature_dim)`` of patches ``x`` ``(n, bands, h, w)``."""
-        self._check(x)
-        x = (x - self.band_mean[:, None, None]) / self.band_std[:, None, None]
-        x = self.spatial(self.spectral(x))
-        return x.mean(dim=(2, 3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(n, n_classes)`` of patches ``x`` ``(n, bands, h, w)``."""
-        return self.head(self.features(x))
-
-
-# --------------------------------------------------------------------------------------------- split
+# The authors' clipping value V per scene: their data space is clip(raw, 0, V) / V * 2 - 1 (authors_code.md).
+# --------------------------------------------------------------------------------------------- helpers
 def _scene_arrays(scene):
-    from hudlib.data import DataError, Scene, load_scene
 
     if isinstance(scene, str):
         scene = load_scene(scene)
@@ -128,6 +67,30 @@ def _scene_arrays(scene):
     return scene, cube, gt
 
 
+@contextlib.contextmanager
+def _cpu_threads(device: torch.device, n: int = 1):
+    """Run small-batch CPU training on ``n`` intra-op threads (more threads only add synchronisation for these
+    tiny per-step workloads, and oversubscribed cores make it far worse); restores the setting afterwards."""
+    if device.type != "cpu":
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(min(n, old))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _positive(name: str, v, kind=int) -> None:
+
+    ok = (isinstance(v, (int, np.integer)) and not isinstance(v, bool)) if kind is int else \
+        (isinstance(v, (int, float)) and not isinstance(v, bool))
+    if not ok or v <= 0:
+        raise DataError(f"{name}: expected a positive {kind.__name__}, got {v!r}")
+
+
+# --------------------------------------------------------------------------------------------- split
 def _grow_region(labelled: np.ndarray, block: int, target: int, rng: np.random.Generator) -> np.ndarray:
     """One compact region of whole blocks holding >= ``target`` labelled pixels (bool mask of labelled pixels)."""
     rows, cols = labelled.shape
@@ -178,7 +141,6 @@ def spatial_split(gt: np.ndarray, size: int = 32, holdout: float = 0.2, block: i
     Among the candidates the chosen one maximises, in this order: the number of classes left for training, the
     share of held-out pixels whose class occurs in training, the number of training pixels.
     """
-    from hudlib.data import DataError
 
     gt = np.asarray(gt)
     if gt.ndim != 2:
@@ -224,12 +186,7 @@ def crop_centres(padded: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: i
     return out
 
 
-def _pad(cube: np.ndarray, size: int) -> np.ndarray:
-    h = size // 2
-    return np.pad(cube, ((0, 0), (h, size - h), (h, size - h)), mode="reflect")
-
-
-# --------------------------------------------------------------------------------------------- training
+# --------------------------------------------------------------------------------------------- sound classifier
 def _fingerprint(cube: np.ndarray, gt: np.ndarray) -> str:
     h = hashlib.sha256()
     h.update(str(cube.shape).encode())
@@ -239,33 +196,69 @@ def _fingerprint(cube: np.ndarray, gt: np.ndarray) -> str:
 
 
 def _dihedral(x: np.ndarray, k: int) -> np.ndarray:
-    """One of the 8 flips/rotations of a crop ``(bands, s, s)`` (k in 0..7)."""
+    """One of the 8 flips/rotations (k in 0..7) of crops ``(..., s, s)``, applied to the last two axes."""
     if k & 4:
-        x = x.transpose(0, 2, 1)
+        x = np.swapaxes(x, -1, -2)
     if k & 2:
-        x = x[:, ::-1]
+        x = x[..., ::-1, :]
     if k & 1:
-        x = x[:, :, ::-1]
+        x = x[..., ::-1]
     return x
 
 
-def _accuracy(model, padded, rows, cols, labels, size, device, batch_size=256):
+def _windows(padded: np.ndarray, rows: np.ndarray, cols: np.ndarray, k: int) -> np.ndarray:
+    """``k`` x ``k`` crops ``(n, bands, k, k)`` whose top-left corners are ``(rows[i], cols[i])`` of ``padded``."""
+    d = np.arange(k)
+    out = padded[:, rows[:, None, None] + d[None, :, None], cols[:, None, None] + d[None, None, :]]
+    return np.ascontiguousarray(out.transpose(1, 0, 2, 3))
+
+
+def weights_hash(net: torch.nn.Module) -> str:
+    """sha256 (hex) of a network's state dict as :func:`torch.save` writes it on the CPU: results are keyed by it."""
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buf)
+    return hashlib.sha256(buf.getvalue()).hexdigest()
+
+
+def _pixel_accuracy(net, padded, rows, cols, labels, device, batch_size: int = 4096):
+    """Overall and balanced (mean per-class recall) accuracy of ``net`` on the centre pixels ``(rows, cols)``."""
     if len(rows) == 0:
         return None, None
     preds = []
-    model.eval()
     with torch.inference_mode():
         for i in range(0, len(rows), batch_size):
-            x = torch.from_numpy(crop_centres(padded, rows[i:i + batch_size], cols[i:i + batch_size], size))
-            preds.append(model(x.to(device)).argmax(1).cpu().numpy())
+            x = torch.from_numpy(_windows(padded, rows[i:i + batch_size], cols[i:i + batch_size], net.window))
+            preds.append(net(x.to(device))[:, :, 0, 0].argmax(1).cpu().numpy())
     pred = np.concatenate(preds)
-    acc = float((pred == labels).mean())
     per_class = [float((pred[labels == k] == k).mean()) for k in np.unique(labels)]
-    return acc, float(np.mean(per_class))
+    return float((pred == labels).mean()), float(np.mean(per_class))
 
 
-def load_classifier(weights_path, info_path=None, device=None) -> tuple[SpectralSpatialCNN, dict]:
-    """Load a classifier written by :func:`train_classifier`'s cache: ``(model in eval mode, info dict)``.
+def _fit_pixel_net(net, padded, rows, cols, labels, cfg: dict, rng, device, progress: bool, desc: str) -> float:
+    """AdamW with a one-cycle learning rate on random ``k`` x ``k`` training crops with random flips/rotations;
+    returns the smoothed final loss."""
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=cfg["steps"], pct_start=0.1)
+    ema = None
+    net.train()
+    bar = tqdm(range(cfg["steps"]), desc=desc, disable=not progress, leave=False)
+    for _ in bar:
+        idx = rng.integers(len(rows), size=cfg["batch_size"])
+        x = _dihedral(_windows(padded, rows[idx], cols[idx], net.window), int(rng.integers(8)))
+        xb = torch.from_numpy(np.ascontiguousarray(x)).to(device)
+        loss = F.cross_entropy(net(xb)[:, :, 0, 0], torch.from_numpy(labels[idx]).to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
+        bar.set_postfix(loss=f"{ema:.3f}")
+    bar.close()
+    return float(ema)
+
+
+def load_classifier(weights_path, info_path=None, device=None) -> tuple[PixelNeighbourhoodNet, dict]:
+    """Load a classifier written by :func:`train_classifier`'s cache: ``(net in eval mode, info dict)``.
 
     ``info_path`` defaults to ``weights_path`` with suffix ``.json``.
     """
@@ -275,137 +268,125 @@ def load_classifier(weights_path, info_path=None, device=None) -> tuple[Spectral
         if not p.is_file():
             raise FileNotFoundError(f"{p}: classifier file not found")
     info = json.loads(info_path.read_text())
+    if info.get("classifier_version") != CLASSIFIER_VERSION:
+        raise ValueError(f"{info_path}: classifier version {info.get('classifier_version')!r}, expected "
+                         f"{CLASSIFIER_VERSION!r}")
     dev = resolve_device(device)
-    model = SpectralSpatialCNN(**info["config"])
-    model.load_state_dict(torch.load(weights_path, map_location=dev, weights_only=True))
-    return model.to(dev).eval(), info
+    net = PixelNeighbourhoodNet(**info["config"])
+    net.load_state_dict(torch.load(weights_path, map_location=dev, weights_only=True))
+    return net.to(dev).eval(), info
 
 
-def train_classifier(scene, size: int = 32, steps: int = 600, batch_size: int = 32, lr: float = 2e-3,
+def _check_train_args(cube, gt, n_classes, size, steps, batch_size, lr) -> None:
+
+    rows_n, cols_n = cube.shape[1:]
+    if not isinstance(size, (int, np.integer)) or size < 2 or size >= min(rows_n, cols_n):
+        raise DataError(f"size: expected an int in [2, {min(rows_n, cols_n) - 1}], got {size!r}")
+    _positive("steps", steps)
+    _positive("batch_size", batch_size)
+    _positive("lr", lr, float)
+    if gt.min() < 0 or gt.max() > n_classes:
+        raise DataError(f"scene.gt: labels span {gt.min()}..{gt.max()}; expected 0..{n_classes}")
+
+
+def train_classifier(scene, size: int = 32, steps: int = 600, batch_size: int = 128, lr: float = 2e-3,
                      holdout: float = 0.2, random_state=0, device=None, cache_dir=None, progress: bool = True,
-                     block: int = 8, weight_decay: float = 1e-4, model_kwargs: dict | None = None,
-                     ) -> tuple[SpectralSpatialCNN, dict]:
-    """Train the per-scene classifier of IV-C on ``size`` x ``size`` crops centred on labelled pixels.
+                     block: int = 8, weight_decay: float = 0.05, model_kwargs: dict | None = None,
+                     ) -> tuple[PixelNeighbourhoodNet, dict]:
+    """Train the per-scene classifier behind the sound IS/FID/SD: a :class:`PixelNeighbourhoodNet` (3 x 3
+    neighbourhoods unless ``model_kwargs`` says otherwise) on labelled pixels outside a spatial hold-out.
 
     Args:
         scene: :class:`hudlib.data.Scene` (cube ``(bands, rows, cols)``, gt ``(rows, cols)``) or a scene name.
-        size: crop size (the generated patch size, 32 in the paper); the scene is reflection-padded so border
-            pixels can be centres. The label of a crop is ``gt - 1`` at its centre ``(size//2, size//2)``.
-        steps, batch_size, lr, weight_decay: AdamW steps with a cosine learning-rate decay to 0; batches are
-            drawn uniformly from the training centres with a random flip/rotation (8 dihedral transforms; for
-            even ``size`` this moves the labelled centre by at most one pixel).
-        holdout: share of labelled pixels held out for accuracy, split by :func:`spatial_split` (0 = none).
+        size: the generated patch size (32 in the paper); it sets the hold-out margin of :func:`spatial_split`
+            (training pixels lie farther than ``size // 2`` from every held-out pixel), so the held-out region is
+            the one a ``size`` x ``size`` patch classifier is measured on too.
+        steps, batch_size, lr, weight_decay: AdamW steps with a one-cycle learning rate; batches of training
+            pixels drawn uniformly, each batch flipped/rotated by one of the 8 dihedral transforms.
+        holdout, block: share of labelled pixels held out and block side of :func:`spatial_split` (0 = none).
         random_state: seeds the split, the batches, the augmentation, the weights and dropout.
-        device: torch device (default: CUDA if available, else CPU). Deterministic on CPU.
-        cache_dir: if given, weights ``classifier_<scene>_<hash>.pt`` and info ``.json`` are saved there
-            (atomically) and reused when present; the hash covers the scene name, a data fingerprint, the model
-            config and every training argument except ``device``/``progress``/``cache_dir``.
+        device: torch device (default: CUDA if available, else CPU; CPU training runs on one thread).
+        cache_dir: if given, weights ``classifier_<scene>_<key>.pt`` and info ``.json`` are saved there
+            (atomically) and reused when present; the key covers :data:`CLASSIFIER_VERSION`, the scene name, a
+            data fingerprint, the network config and every training argument except device/progress/cache_dir.
         progress: tqdm bar showing the running loss.
-        block: block side of :func:`spatial_split`.
-        model_kwargs: extra :class:`SpectralSpatialCNN` arguments (``spectral``, ``widths``, ``dropout``).
+        model_kwargs: extra :class:`PixelNeighbourhoodNet` arguments (``width``, ``feature``, ``n_spatial``,
+            ``dropout``).
 
     Returns:
-        ``(model, info)``: the model in eval mode on ``device``; ``info`` (JSON-able) with ``holdout_accuracy``
-        (overall accuracy on the held-out centres, None if ``holdout == 0``), ``holdout_balanced_accuracy``
-        (mean per-class recall over the held-out classes), ``holdout_majority_share`` (accuracy of always
-        predicting the held-out set's most frequent class, a reference), ``train_accuracy`` (on <= 1024 random
-        training centres, no augmentation), ``n_train``, ``n_holdout``, ``n_dropped`` (labelled pixels dropped by the
-        margin), ``train_classes``/``holdout_classes`` (0-based), ``steps``, ``wall_time_s`` (training and
-        evaluation; for a cache hit, the original run's), ``final_loss``, ``config`` (model constructor
-        arguments), ``train_config``, ``cache_key``, ``cached``.
+        ``(net, info)``: the net in eval mode on ``device``; ``info`` (JSON-able) with ``holdout_accuracy`` and
+        ``holdout_balanced_accuracy`` (overall accuracy and mean per-class recall on the held-out pixels, None if
+        ``holdout == 0``), ``holdout_majority_share`` (always predicting the held-out set's most frequent class),
+        ``train_accuracy`` (<= 2048 random training pixels), ``n_train``, ``n_holdout``, ``n_dropped``,
+        ``train_classes``/``holdout_classes`` (0-based), ``steps``, ``wall_time_s`` (the original run's on a cache
+        hit), ``final_loss``, ``config``, ``train_config``, ``classifier_version``, ``cache_key``,
+        ``weights_sha256`` (:func:`weights_hash`), ``cached``.
     """
-    from hudlib.data import DataError
-
     scene, cube, gt = _scene_arrays(scene)
-    bands, rows_n, cols_n = cube.shape
     n_classes = int(getattr(scene, "n_classes", int(gt.max())))
-    if not isinstance(size, (int, np.integer)) or size < 2 ** 3 or size >= min(rows_n, cols_n):
-        raise DataError(f"size: expected an int in [8, {min(rows_n, cols_n) - 1}], got {size!r}")
-    for name, v in (("steps", steps), ("batch_size", batch_size)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-            raise DataError(f"{name}: expected a positive int, got {v!r}")
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise DataError(f"lr: expected a positive float, got {lr!r}")
-    if gt.min() < 0 or gt.max() > n_classes:
-        raise DataError(f"scene.gt: labels span {gt.min()}..{gt.max()}; expected 0..{n_classes}")
-    model_kwargs = dict(model_kwargs or {})
-    model_config = SpectralSpatialCNN(bands, n_classes, **model_kwargs).config
+    _check_train_args(cube, gt, n_classes, size, steps, batch_size, lr)
+    model_config = PixelNeighbourhoodNet(cube.shape[0], n_classes, **dict(model_kwargs or {})).config
     train_config = dict(size=int(size), steps=int(steps), batch_size=int(batch_size), lr=float(lr),
                         weight_decay=float(weight_decay), holdout=float(holdout), block=int(block),
                         random_state=None if random_state is None else int(random_state))
     name = str(getattr(scene, "name", "scene"))
-    key_src = dict(scene=name, data=_fingerprint(cube, gt), model=model_config, train=train_config)
+    key_src = dict(version=CLASSIFIER_VERSION, scene=name, data=_fingerprint(cube, gt), model=model_config,
+                   train=train_config)
     cache_key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:12]
     dev = resolve_device(device)
+    wpath = Path(cache_dir) / f"classifier_{name}_{cache_key}.pt" if cache_dir is not None else None
+    if wpath is not None and wpath.is_file() and wpath.with_suffix(".json").is_file():
+        try:
+            net, info = load_classifier(wpath, device=dev)
+            return net, {**info, "cached": True}
+        except Exception as e:  # corrupt or incompatible cache entry: retrain and overwrite
+            warnings.warn(f"{wpath}: unreadable cached classifier ({type(e).__name__}: {e}); retraining")
+    net, info = _train_sound(cube, gt, name, model_config, train_config, dev, progress)
+    info.update(cache_key=cache_key, weights_sha256=weights_hash(net))
+    if wpath is not None:
+        wpath.parent.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save({k: v.detach().cpu() for k, v in net.state_dict().items()}, wpath)
+        atomic_write_text(wpath.with_suffix(".json"), json.dumps(info, indent=1))
+    return net, info
 
-    if cache_dir is not None:
-        wpath = Path(cache_dir) / f"classifier_{name}_{cache_key}.pt"
-        ipath = wpath.with_suffix(".json")
-        if wpath.is_file() and ipath.is_file():
-            try:
-                model, info = load_classifier(wpath, ipath, device=dev)
-                info["cached"] = True
-                return model, info
-            except Exception as e:  # corrupt or incompatible cache entry: retrain and overwrite
-                warnings.warn(f"{wpath}: unreadable cached classifier ({type(e).__name__}: {e}); retraining")
+
+def _train_sound(cube, gt, name, model_config, cfg, dev, progress) -> tuple[PixelNeighbourhoodNet, dict]:
+    """Split, fit and measure one :class:`PixelNeighbourhoodNet` (the body of :func:`train_classifier`)."""
 
     t0 = time.perf_counter()
-    train_mask, held_mask = spatial_split(gt, size=size, holdout=holdout, block=block, random_state=random_state)
-    tr_r, tr_c = np.nonzero(train_mask)
-    ho_r, ho_c = np.nonzero(held_mask)
+    train_mask, held_mask = spatial_split(gt, size=cfg["size"], holdout=cfg["holdout"], block=cfg["block"],
+                                          random_state=cfg["random_state"])
+    (tr_r, tr_c), (ho_r, ho_c) = np.nonzero(train_mask), np.nonzero(held_mask)
     if len(tr_r) == 0:
-        raise DataError("holdout: no training centre left after the spatial hold-out; lower holdout or size")
+        raise DataError("holdout: no training pixel left after the spatial hold-out; lower holdout or size")
     tr_y, ho_y = gt[tr_r, tr_c] - 1, gt[ho_r, ho_c] - 1
-    padded = _pad(cube, size)
-    rng = np.random.default_rng(random_state)
-
+    s = model_config["n_spatial"]
+    padded = np.pad(cube, ((0, 0), (s, s), (s, s)), mode="reflect")  # pixel (r, c) -> window corner (r, c)
+    rng = np.random.default_rng(cfg["random_state"])
     fork_devices = [dev.index or 0] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices):
+    with torch.random.fork_rng(devices=fork_devices), _cpu_threads(dev):
         torch.manual_seed(int(rng.integers(2 ** 31)))
-        model = SpectralSpatialCNN(bands, n_classes, **model_kwargs)
-        pix = cube[:, train_mask]  # (bands, n_train): standardise with the training centres' spectra
-        model.set_normalisation(pix.mean(axis=1), pix.std(axis=1))
-        model.to(dev).train()
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
-        ema = None
-        bar = tqdm(range(steps), desc=f"classifier {name}", disable=not progress, leave=False)
-        for _ in bar:
-            idx = rng.integers(len(tr_r), size=batch_size)
-            ks = rng.integers(8, size=batch_size)
-            x = crop_centres(padded, tr_r[idx], tr_c[idx], size)
-            x = np.stack([_dihedral(xi, k) for xi, k in zip(x, ks)])
-            xb = torch.from_numpy(np.ascontiguousarray(x)).to(dev)
-            yb = torch.from_numpy(tr_y[idx]).to(dev)
-            loss = F.cross_entropy(model(xb), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
-            bar.set_postfix(loss=f"{ema:.3f}")
-        bar.close()
-    model.eval()
-    sub = rng.permutation(len(tr_r))[:1024]
-    train_acc, _ = _accuracy(model, padded, tr_r[sub], tr_c[sub], tr_y[sub], size, dev)
-    ho_acc, ho_bal = _accuracy(model, padded, ho_r, ho_c, ho_y, size, dev)
-    labelled = int((gt > 0).sum())
-    majority = float(np.bincount(ho_y).max() / len(ho_y)) if len(ho_y) else None
+        net = PixelNeighbourhoodNet(**model_config)
+        pix = cube[:, train_mask]  # (bands, n_train): standardise with the training pixels' spectra
+        net.set_normalisation(pix.mean(axis=1), pix.std(axis=1))
+        net.to(dev)
+        loss = _fit_pixel_net(net, padded, tr_r, tr_c, tr_y, cfg, rng, dev, progress, f"classifier {name}")
+        net.eval()
+        sub = rng.permutation(len(tr_r))[:2048]
+        train_acc, _ = _pixel_accuracy(net, padded, tr_r[sub], tr_c[sub], tr_y[sub], dev)
+        ho_acc, ho_bal = _pixel_accuracy(net, padded, ho_r, ho_c, ho_y, dev)
+    n_lab = int((gt > 0).sum())
     info = dict(
-        scene=name, holdout_accuracy=ho_acc, holdout_balanced_accuracy=ho_bal, holdout_majority_share=majority,
-        train_accuracy=train_acc,
-        n_train=int(len(tr_r)), n_holdout=int(len(ho_r)), n_dropped=labelled - int(len(tr_r)) - int(len(ho_r)),
+        scene=name, holdout_accuracy=ho_acc, holdout_balanced_accuracy=ho_bal,
+        holdout_majority_share=float(np.bincount(ho_y).max() / len(ho_y)) if len(ho_y) else None,
+        train_accuracy=train_acc, n_train=int(len(tr_r)), n_holdout=int(len(ho_r)),
+        n_dropped=n_lab - int(len(tr_r)) - int(len(ho_r)),
         train_classes=sorted(int(k) for k in np.unique(tr_y)), holdout_classes=sorted(int(k) for k in np.unique(ho_y)),
-        steps=int(steps), wall_time_s=round(time.perf_counter() - t0, 3), final_loss=ema,
-        config=model.config, train_config=train_config, cache_key=cache_key, device=str(dev),
-        torch_version=torch.__version__, cached=False,
+        steps=cfg["steps"], wall_time_s=round(time.perf_counter() - t0, 3), final_loss=loss, config=net.config,
+        train_config=cfg, classifier_version=CLASSIFIER_VERSION, device=str(dev), torch_version=torch.__version__,
+        cached=False,
     )
-    if cache_dir is not None:
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        wpath.parent.mkdir(parents=True, exist_ok=True)
-        atomic_torch_save(state, wpath)
-        atomic_write_text(ipath, json.dumps(info, indent=1))
-    return model, info
+    return net, info
 
 
 # --------------------------------------------------------------------------------------------- scores
@@ -429,26 +410,39 @@ def _as_batch(x, name: str, bands: int | None = None) -> torch.Tensor:
     return t
 
 
-def classifier_outputs(model: SpectralSpatialCNN, x, batch_size: int = 256, device=None
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Softmax probabilities ``(n, n_classes)`` and penultimate features ``(n, feature_dim)`` (float64) of
-    patches ``x`` ``(n, bands, h, w)`` (numpy or torch); eval mode, no gradients; the model's mode is restored."""
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
-    bands = model.config["bands"] if hasattr(model, "config") else None
-    x = _as_batch(x, "x", bands)
-    dev = resolve_device(device) if device is not None else next(model.parameters()).device
-    was_training = model.training
-    model.to(dev).eval()
+def classifier_outputs(net: PixelNeighbourhoodNet, x, batch_size: int = 32, device=None, max_pixels: int = 262144,
+                       random_state=0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel softmax ``(N, n_classes)`` and features ``(N, feature_dim)`` (float64) of patches ``x``
+    ``(n, bands, h, w)`` (numpy or torch), each patch reflection-padded so every pixel has a full neighbourhood.
+
+    ``N = n * m`` with ``m = min(h * w, max_pixels // n)`` pixels per patch (all of them, or ``m`` positions drawn
+    per patch from ``random_state``), which bounds memory for large ``n``. Eval mode, no gradients; the net's mode
+    is restored.
+    """
+    _positive("batch_size", batch_size)
+    _positive("max_pixels", max_pixels)
+    x = _as_batch(x, "x", net.config["bands"])
+    n, _, h, w = x.shape
+    m = max(1, min(h * w, int(max_pixels) // n))
+    rng = np.random.default_rng(random_state)
+    dev = resolve_device(device) if device is not None else next(net.parameters()).device
+    was_training = net.training
+    net.to(dev).eval()
     probs, feats = [], []
     try:
         with torch.inference_mode():
-            for i in range(0, len(x), batch_size):
-                f = model.features(x[i:i + batch_size].to(dev))
-                probs.append(torch.softmax(model.head(f).double(), dim=1).cpu().numpy())
-                feats.append(f.double().cpu().numpy())
+            for i in range(0, n, batch_size):
+                f = net.features(x[i:i + batch_size].to(dev), pad=True)  # (b, F, h, w)
+                p = torch.softmax(net.head(f).double(), dim=1)
+                f, p = f.flatten(2).transpose(1, 2), p.flatten(2).transpose(1, 2)  # (b, h*w, .)
+                if m < h * w:
+                    pick = torch.from_numpy(np.stack([rng.choice(h * w, m, replace=False) for _ in range(len(f))]))
+                    pick = pick.to(dev)[:, :, None]
+                    f, p = f.gather(1, pick.expand(-1, -1, f.shape[2])), p.gather(1, pick.expand(-1, -1, p.shape[2]))
+                probs.append(p.reshape(-1, p.shape[2]).cpu().numpy())
+                feats.append(f.double().reshape(-1, f.shape[2]).cpu().numpy())
     finally:
-        model.train(was_training)
+        net.train(was_training)
     return np.concatenate(probs), np.concatenate(feats)
 
 
@@ -547,24 +541,168 @@ def spectral_diversity(probs) -> float:
     return float(np.mean(terms))  # eq. 28
 
 
-def classifier_scores(model: SpectralSpatialCNN, generated, real_patches, batch_size: int = 256, device=None
-                      ) -> dict:
+def classifier_scores(net: PixelNeighbourhoodNet, generated, real_patches, batch_size: int = 32, device=None,
+                      max_pixels: int = 262144) -> dict:
     """IS, FID and SD of ``generated`` ``(n, bands, h, w)`` against ``real_patches`` ``(m, bands, h, w)``.
 
-    Returns ``{"IS", "FID", "SD", "IS_real", "SD_real", "n_generated", "n_real"}``: IS and SD of the generated
-    patches' softmax outputs, FID between the penultimate features of real and generated patches (n, m >= 2),
-    and IS/SD of the real patches for reference. The model runs in eval mode without gradients.
+    Every pixel (its 3 x 3 neighbourhood in the patch) is one sample (see :func:`classifier_outputs`): IS and SD
+    of the generated pixels' softmax outputs, FID between the per-pixel features of real and generated patches,
+    and IS/SD of the real patches for reference. Returns ``{"IS", "FID", "SD", "IS_real", "SD_real",
+    "n_generated", "n_real"}``.
     """
-    bands = model.config["bands"]
+    bands = net.config["bands"]
     gen = _as_batch(generated, "generated", bands)
     real = _as_batch(real_patches, "real_patches", bands)
-    for name, t in (("generated", gen), ("real_patches", real)):
-        if t.shape[0] < 2:
-            raise ValueError(f"{name}: expected at least 2 patches for FID, got {t.shape[0]}")
-    pg, fg = classifier_outputs(model, gen, batch_size=batch_size, device=device)
-    pr, fr = classifier_outputs(model, real, batch_size=batch_size, device=device)
+    pg, fg = classifier_outputs(net, gen, batch_size=batch_size, device=device, max_pixels=max_pixels)
+    pr, fr = classifier_outputs(net, real, batch_size=batch_size, device=device, max_pixels=max_pixels)
+    for name, f in (("generated", fg), ("real_patches", fr)):
+        if f.shape[0] < 2:
+            raise ValueError(f"{name}: expected at least 2 pixels for FID, got {f.shape[0]}")
     return {
         "IS": inception_score(pg), "FID": frechet_distance(fr, fg), "SD": spectral_diversity(pg),
         "IS_real": inception_score(pr), "SD_real": spectral_diversity(pr),
         "n_generated": int(gen.shape[0]), "n_real": int(real.shape[0]),
     }
+
+
+# --------------------------------------------------------------------------------------------- authors' classifier
+def _authors_windows(gt: np.ndarray, split: str, random_state, size: int = 32):
+    """Top-left corners ``(k, 2)`` of training windows, a per-pixel loss mask ``(rows, cols)`` and the evaluation
+    weights ``(rows, cols)`` (how often a pixel is scored) for ``split`` "authors" or "spatial"."""
+    rows, cols = gt.shape
+    corners = np.array([(r, c) for r in range(rows - size + 1) for c in range(cols - size + 1)])  # raster order
+    if split == "authors":  # first 80 % of window positions train, the rest validate (overlapping)
+        n_tr = int(0.8 * len(corners))
+        weight = np.zeros(gt.shape)
+        for r, c in corners[n_tr:]:
+            weight[r:r + size, c:c + size] += 1  # per-pixel accuracy over the validation windows' pixels
+        return corners[:n_tr], np.ones(gt.shape, bool), weight
+    _, held = spatial_split(gt, size=size, holdout=0.2, random_state=random_state)
+    near = scipy.ndimage.maximum_filter(held.astype(np.uint8), size=size + 1, mode="constant") > 0
+    return corners, ~near, held.astype(np.float64)  # no loss within size // 2 of a held-out pixel
+
+
+def authors_pixel_accuracy(net: AuthorsPixelClassifier, X: np.ndarray, gt: np.ndarray, weight=None,
+                           device=None) -> tuple[float, float]:
+    """Per-pixel accuracy (labels 0..C-1, background 0 included) of ``net`` on the authors'-space cube ``X``
+    ``(bands, rows, cols)``, each pixel weighted by ``weight`` ``(rows, cols)`` (default 1), and the balanced
+    accuracy (mean per-class recall over the classes with weight). The net is pixelwise in eval mode, so scoring the
+    scene once and weighting a pixel by the number of windows covering it equals scoring every window."""
+    probs, _ = authors_pixel_outputs(net, X[None], device=device)
+    pred = probs.argmax(1).reshape(gt.shape)
+    w = np.ones(gt.shape) if weight is None else np.asarray(weight, dtype=np.float64)
+    hit = (pred == gt) * w
+    recalls = [hit[gt == k].sum() / w[gt == k].sum() for k in np.unique(gt) if w[gt == k].sum() > 0]
+    return float(hit.sum() / w.sum()), float(np.mean(recalls))
+
+
+def authors_pixel_outputs(net: AuthorsPixelClassifier, Y, device=None, batch_size: int = 16
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel softmax ``(N, C)`` and 64-d features ``(N, hidden)`` (float64) of ``Y`` ``(n, bands, h, w)`` in the
+    authors' data space (:meth:`hudlib.data.Scene.to_authors_space`); ``N = n * h * w`` in (patch, row, col) order. Eval mode, no
+    gradients; the net's mode is restored. This is the contract of the paper-exact IS/FID."""
+    Y = _as_batch(Y, "Y", net.config["bands"])
+    dev = resolve_device(device) if device is not None else next(net.parameters()).device
+    was_training = net.training
+    net.to(dev).eval()
+    probs, feats = [], []
+    try:
+        with torch.inference_mode():
+            for i in range(0, len(Y), batch_size):
+                f = net.features(Y[i:i + batch_size].to(dev))
+                p = torch.softmax(net.head(f).double(), dim=1)
+                probs.append(p.permute(0, 2, 3, 1).reshape(-1, p.shape[1]).cpu().numpy())
+                feats.append(f.double().permute(0, 2, 3, 1).reshape(-1, f.shape[1]).cpu().numpy())
+    finally:
+        net.train(was_training)
+    return np.concatenate(probs), np.concatenate(feats)
+
+
+def _authors_step(net, opt, X, Y1h, mask, corners, pixels_per_step, rng, device, size=32) -> float:
+    """One step of their recipe: BCE between the softmax and the one-hot labels over the batch's window pixels
+    (optionally a random subset of ``pixels_per_step`` of them, the loss-masked pixels excluded)."""
+    r, c = corners[:, 0], corners[:, 1]
+    d = np.arange(size)
+    ri, ci = r[:, None, None] + d[None, :, None], c[:, None, None] + d[None, None, :]
+    x = torch.from_numpy(np.ascontiguousarray(X[:, ri, ci].transpose(1, 0, 2, 3))).to(device)
+    y = torch.from_numpy(np.ascontiguousarray(Y1h[:, ri, ci].transpose(1, 0, 2, 3))).to(device)
+    keep = torch.from_numpy(mask[ri, ci]).to(device)  # (b, size, size)
+    if pixels_per_step is not None and pixels_per_step < keep.numel():
+        sub = torch.zeros(keep.numel(), dtype=torch.bool)
+        sub[torch.from_numpy(rng.choice(keep.numel(), pixels_per_step, replace=False))] = True
+        keep = keep & sub.reshape(keep.shape).to(device)
+    p = net(x).permute(0, 2, 3, 1)[keep]  # (k, C)
+    if p.shape[0] == 0:
+        return float("nan")
+    loss = F.binary_cross_entropy(p, y.permute(0, 2, 3, 1)[keep])
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss.item())
+
+
+def train_authors_classifier(scene, split: str = "authors", max_epochs: int = 50, patience: int = 5,
+                             steps_per_epoch: int | None = None, pixels_per_step: int | None = None,
+                             batch_size: int = 32, lr: float = 1e-4, weight_decay: float = 1e-4, random_state=0,
+                             device=None, progress: bool = True, model_kwargs: dict | None = None,
+                             V: float | None = None) -> tuple[AuthorsPixelClassifier, dict]:
+    """Train the authors' per-pixel classifier with their recipe (authors_code.md, C) on the scene in their space.
+
+    Recipe: every stride-1 32 x 32 window; Adam(``lr`` 1e-4, ``weight_decay`` 1e-4); batches of 32 windows; BCE of
+    the per-pixel softmax against the one-hot label map (background 0 is a class); after each epoch the per-pixel
+    validation accuracy, keeping the best weights and stopping after ``patience`` epochs without improvement.
+    ``split="authors"``: the first 80 % of window positions in raster order train, the rest validate (they overlap
+    the training windows). ``split="spatial"``: :func:`spatial_split`'s held-out region validates (labelled pixels)
+    and no pixel within 16 px of it enters the loss. ``V``: the clip value (default the scene's ``authors_clip``). Budget (CPU): ``steps_per_epoch`` caps an epoch's batches
+    (None = all windows), ``pixels_per_step`` scores a random subset of each batch's pixels (None = all 32768).
+
+    Returns ``(net, info)`` with ``val_accuracy``/``val_balanced_accuracy`` (best epoch), ``val_majority_share``,
+    ``history`` (per-epoch loss and accuracy), ``epochs``, ``steps``, ``wall_time_s``, ``seconds_per_step``,
+    ``weights_sha256`` and the settings.
+    """
+
+    if split not in ("authors", "spatial"):
+        raise DataError(f"split: expected 'authors' or 'spatial', got {split!r}")
+    for name, v in (("max_epochs", max_epochs), ("patience", patience), ("batch_size", batch_size)):
+        _positive(name, v)
+    scene, cube, gt = _scene_arrays(scene)
+    X = scene.to_authors_space(cube, V).astype(np.float32)
+    n_out = int(getattr(scene, "n_classes", int(gt.max()))) + 1
+    Y1h = np.eye(n_out, dtype=np.float32)[gt].transpose(2, 0, 1)  # (C, rows, cols) one-hot, background included
+    corners, mask, weight = _authors_windows(gt, split, random_state)
+    rng = np.random.default_rng(random_state)
+    dev = resolve_device(device)
+    n_batches = -(-len(corners) // batch_size)
+    steps_ep = n_batches if steps_per_epoch is None else min(int(steps_per_epoch), n_batches)
+    t0, history, best = time.perf_counter(), [], (-1.0, None, None, 0)
+    with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []), _cpu_threads(dev, 2):
+        torch.manual_seed(int(rng.integers(2 ** 31)))
+        net = AuthorsPixelClassifier(cube.shape[0], n_out, **dict(model_kwargs or {})).to(dev)
+        opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+        bar = tqdm(total=max_epochs * steps_ep, desc=f"authors' classifier {scene.name}", disable=not progress)
+        for epoch in range(max_epochs):
+            net.train()
+            order = rng.permutation(len(corners))[:steps_ep * batch_size]
+            losses = [_authors_step(net, opt, X, Y1h, mask, corners[order[i:i + batch_size]], pixels_per_step,
+                                    rng, dev) for i in range(0, len(order), batch_size) if not bar.update(1)]
+            acc, bal = authors_pixel_accuracy(net, X, gt, weight, device=dev)
+            history.append(dict(epoch=epoch + 1, loss=float(np.nanmean(losses)), val_accuracy=acc, val_balanced=bal))
+            if acc > best[0]:
+                best = (acc, bal, {k: v.detach().clone() for k, v in net.state_dict().items()}, epoch)
+            if epoch - best[3] >= patience:  # early stop: `patience` epochs without improvement
+                break
+        bar.close()
+        net.load_state_dict(best[2])
+        net.eval()
+    shares = np.bincount(gt.ravel(), weights=weight.ravel())
+    steps = len(history) * steps_ep
+    wall = time.perf_counter() - t0
+    info = dict(scene=scene.name, split=split, val_accuracy=best[0], val_balanced_accuracy=best[1],
+                val_majority_share=float(shares.max() / shares.sum()), history=history, epochs=len(history),
+                steps=steps, wall_time_s=round(wall, 1), seconds_per_step=round(wall / max(steps, 1), 3),
+                n_train_windows=int(len(corners)), V=V or scene.authors_clip, config=net.config,
+                train_config=dict(max_epochs=max_epochs, patience=patience, steps_per_epoch=steps_per_epoch,
+                                  pixels_per_step=pixels_per_step, batch_size=batch_size, lr=lr,
+                                  weight_decay=weight_decay, random_state=random_state),
+                weights_sha256=weights_hash(net), device=str(dev))
+    return net, info

@@ -15,7 +15,6 @@ How it is measured, on CPU in well under a minute:
 """
 from __future__ import annotations
 
-import math
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode

@@ -134,17 +134,18 @@ class Scene:
     def bands(self) -> int:
         return self.cube.shape[0]
 
-    def to_authors_space(self, Y: np.ndarray) -> np.ndarray:
+    def to_authors_space(self, Y: np.ndarray, V: float | None = None) -> np.ndarray:
         """Cube(s) in our units (raw / hi, hi = ``raw_range[1]``) -> the authors' ``clip(raw, 0, V) / V * 2 - 1``.
 
-        Works for any shape (a scene cube or a batch of generated patches); returns float64 in [-1, 1].
+        Works for any shape (a scene cube or a batch of generated patches); returns float64 in [-1, 1]. ``V``
+        defaults to the scene's :attr:`authors_clip`.
         """
-        if self.authors_clip is None:
+        V = self.authors_clip if V is None else V
+        if V is None or not V > 0:
             raise DataError(f"scene {self.name!r}: no authors' clip value V (only the paper's registered scenes "
-                            f"have one)")
-        V = float(self.authors_clip)
+                            f"have one; pass V)")
         raw = np.asarray(Y, dtype=np.float64) * self.raw_range[1]
-        return np.clip(raw, 0.0, V) / V * 2.0 - 1.0
+        return np.clip(raw, 0.0, float(V)) / float(V) * 2.0 - 1.0
 
     @property
     def shape(self) -> tuple[int, int, int]:

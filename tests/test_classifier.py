@@ -8,10 +8,12 @@ import pytest
 import torch
 
 import hudlib
-from hudlib.classifier import (SpectralSpatialCNN, classifier_outputs, classifier_scores, frechet_distance,
-                               inception_score, load_classifier, spatial_split, spectral_diversity,
-                               train_classifier)
-from hudlib.data import DataError, load_scene, patches
+from hudlib.classifier import (CLASSIFIER_VERSION, authors_pixel_accuracy, authors_pixel_outputs,
+                               classifier_outputs, classifier_scores, frechet_distance, inception_score,
+                               load_classifier, spatial_split, spectral_diversity, train_authors_classifier,
+                               train_classifier, weights_hash)
+from hudlib.classifier_nets import AuthorsPixelClassifier, PixelNeighbourhoodNet
+from hudlib.data import DataError, Scene, load_scene, patches
 
 
 # --------------------------------------------------------------------------------------------- brute force
@@ -120,19 +122,53 @@ def test_spectral_diversity_brute_force():
 # --------------------------------------------------------------------------------------------- model
 def test_model_shapes_and_checks():
     torch.manual_seed(0)
-    m = SpectralSpatialCNN(12, 5, spectral=8, widths=(8, 16))
+    m = PixelNeighbourhoodNet(12, 5, width=8, feature=16, n_spatial=1)
     x = torch.rand(3, 12, 32, 32)
-    assert m(x).shape == (3, 5)
-    assert m.features(x).shape == (3, 16) == (3, m.feature_dim)
+    assert m(x).shape == (3, 5, 30, 30) and m(x, pad=True).shape == (3, 5, 32, 32)
+    assert m.features(x, pad=True).shape == (3, 16, 32, 32) and m.feature_dim == 16 and m.window == 3
+    m.eval()
+    # unpadded output at a pixel = output of its own 3 x 3 crop; padded interior = unpadded
+    assert torch.allclose(m(x)[:, :, 4, 7], m(x[:, :, 4:7, 7:10])[:, :, 0, 0], atol=1e-5)
+    assert torch.allclose(m(x, pad=True)[:, :, 1:-1, 1:-1], m(x), atol=1e-6)
     assert json.loads(json.dumps(m.config)) == m.config
-    m2 = SpectralSpatialCNN(**m.config)
+    m2 = PixelNeighbourhoodNet(**m.config)
     m2.load_state_dict(m.state_dict())
-    m.eval(), m2.eval()
+    m2.eval()
     assert torch.equal(m(x), m2(x))
     with pytest.raises(ValueError, match="x: expected"):
         m(torch.rand(3, 11, 32, 32))
     with pytest.raises(ValueError, match="n_classes"):
-        SpectralSpatialCNN(12, 1)
+        PixelNeighbourhoodNet(12, 1)
+
+
+def test_authors_classifier_shapes():
+    torch.manual_seed(0)
+    net = AuthorsPixelClassifier(20, 17).eval()  # their sizes: 256 wide, 16 hidden layers, 64-d features
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) == 1 + 16 + 2 + 1
+    x = torch.rand(2, 20, 8, 8) * 2 - 1
+    p = net(x)
+    assert p.shape == (2, 17, 8, 8) and (p >= 0).all()
+    torch.testing.assert_close(p.sum(1), torch.ones(2, 8, 8))
+    assert net.features(x).shape == (2, 64, 8, 8) and net.feature_dim == 64
+    probs, feats = authors_pixel_outputs(net, x.numpy())
+    assert probs.shape == (2 * 64, 17) and feats.shape == (2 * 64, 64)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-9)
+    # (patch, row, col) order: row 9 is patch 0, pixel (1, 1)
+    np.testing.assert_allclose(probs[9], p[0, :, 1, 1].double().detach().numpy(), atol=1e-6)
+    np.testing.assert_allclose(feats[64 + 8], net.features(x)[1, :, 1, 0].double().detach().numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="n_outputs"):
+        AuthorsPixelClassifier(20, 1)
+
+
+def test_authors_space():
+    S = Scene("IndianPines", np.zeros((1, 1, 1), np.float32), (955.0, 9604.0), np.zeros((1, 1), int), 1, (0, 0, 0),
+              authors_clip=8192.0)
+    x = np.array([0.0, 0.5, 8192 / 9604, 1.0])
+    np.testing.assert_allclose(S.to_authors_space(x), [-1.0, 0.5 * 9604 / 8192 * 2 - 1, 1.0, 1.0], atol=1e-6)
+    S.authors_clip = None
+    with pytest.raises(DataError, match="V"):
+        S.to_authors_space(x)
+    np.testing.assert_allclose(S.to_authors_space(x, V=9604.0), x * 2 - 1, atol=1e-6)
 
 
 # --------------------------------------------------------------------------------------------- split
@@ -181,13 +217,15 @@ def test_train_info_and_cache(scene, trained):
     assert 0.0 <= info["holdout_accuracy"] <= 1.0 and 0.0 <= info["train_accuracy"] <= 1.0
     assert info["train_accuracy"] > 1.5 / 16  # 30 steps already beat uniform guessing
     assert info["steps"] == 30 and info["cached"] is False and info["wall_time_s"] > 0
-    assert info["config"] == model.config
+    assert info["config"] == model.config and info["classifier_version"] == CLASSIFIER_VERSION
+    assert info["weights_sha256"] == weights_hash(model) and len(info["weights_sha256"]) == 64
     files = sorted(p.name for p in Path(cache).iterdir())
     assert len(files) == 2 and all(f.startswith("classifier_IndianPines_") for f in files)
     assert not any(f.endswith(".tmp") for f in files)
 
     model2, info2 = train_classifier(scene, steps=30, cache_dir=cache, progress=False)
     assert info2["cached"] is True and info2["cache_key"] == info["cache_key"]
+    assert weights_hash(model2) == info["weights_sha256"]
     x = patches(scene, size=32, n=8, random_state=5)
     with torch.no_grad():
         assert torch.equal(model(torch.from_numpy(x)), model2(torch.from_numpy(x)))
@@ -195,13 +233,24 @@ def test_train_info_and_cache(scene, trained):
     p1, f1 = classifier_outputs(model, x)
     p3, f3 = classifier_outputs(model3, x)
     assert np.array_equal(p1, p3) and np.array_equal(f1, f3)
-    assert p1.shape == (8, 16) and f1.shape == (8, model.feature_dim)
+    assert p1.shape == (8 * 1024, 16) and f1.shape == (8 * 1024, model.feature_dim)  # one row per pixel
     np.testing.assert_allclose(p1.sum(1), 1.0, atol=1e-9)
+    p4, _ = classifier_outputs(model, x, max_pixels=8 * 100)
+    assert p4.shape == (800, 16) and np.isin(p4[:, 0], p1[:, 0]).all()  # a subset of the same pixels
+    # a cached net of another classifier version is never reused: it is retrained (with a warning)
+    ipath = Path(cache) / files[0]
+    meta = json.loads(ipath.read_text())
+    ipath.write_text(json.dumps({**meta, "classifier_version": "old"}))
+    with pytest.raises(ValueError, match="version"):
+        load_classifier(Path(cache) / files[1])
+    with pytest.warns(UserWarning, match="retraining"):
+        _, info5 = train_classifier(scene, steps=30, cache_dir=cache, progress=False)
+    assert info5["cached"] is False and info5["weights_sha256"] == info["weights_sha256"]
 
 
 def test_training_is_deterministic(scene):
     kw = dict(steps=3, batch_size=8, holdout=0.0, random_state=7, progress=False, device="cpu",
-              model_kwargs=dict(spectral=8, widths=(8, 8, 8)))
+              model_kwargs=dict(width=8, feature=8))
     m1, i1 = train_classifier(scene, **kw)
     m2, i2 = train_classifier(scene, **kw)
     for (k, v1), v2 in zip(m1.state_dict().items(), m2.state_dict().values()):
@@ -215,7 +264,7 @@ def test_training_is_deterministic(scene):
 
 def test_scores_real_vs_noise(scene, trained):
     model = trained[0]
-    p = patches(scene, size=32, n=256, random_state=11)
+    p = patches(scene, size=32, n=64, random_state=11)
     a, b = p[0::2], p[1::2]  # two disjoint sets of real crops
     noise = np.random.default_rng(0).random(a.shape).astype(np.float32)
     real = classifier_scores(model, b, a, batch_size=64)
@@ -250,3 +299,74 @@ def test_paper_results_json():
     assert d["table3"]["FID"]["Avg"]["UBF"] == 69.45
     assert d["table4"]["32"]["memory_GB"]["DDPM"] == 72.22
     assert d["table4"]["256"]["flops_1e11"]["HUD"] == 374.0
+
+
+# --------------------------------------------------------------------------------------------- synthetic scene
+@pytest.fixture(scope="module")
+def synthetic():
+    """96 x 96 scene, 16 bands, 4 classes in 6 x 6 tiles (every class everywhere), distinct spectra + noise,
+    a ring of unlabelled pixels inside each tile."""
+    rng = np.random.default_rng(0)
+    rows = np.arange(96)
+    tile = (rows[:, None] // 6 + 2 * (rows[None, :] // 6)) % 4
+    spectra = rng.uniform(0.2, 0.9, size=(4, 16))
+    cube = spectra[tile].transpose(2, 0, 1) + 0.03 * rng.normal(size=(16, 96, 96))
+    gt = tile + 1
+    gt[(rows[:, None] % 6 == 0) | (rows[None, :] % 6 == 0)] = 0
+    cube = np.clip(cube, 0, None) / cube.max()
+    return Scene("synthetic", cube.astype(np.float32), (0.0, 1000.0), gt.astype(np.int64), 4, (0, 1, 2))
+
+
+def test_sound_classifier_on_separable_scene(synthetic):
+    net, info = train_classifier(synthetic, size=8, steps=120, batch_size=64, progress=False, device="cpu")
+    assert info["n_holdout"] > 200 and set(info["holdout_classes"]) == {0, 1, 2, 3}
+    assert info["holdout_accuracy"] >= 0.95 and info["holdout_balanced_accuracy"] >= 0.95
+    assert info["holdout_majority_share"] < 0.5
+
+
+def test_fid_is_order_on_synthetic_scene(synthetic):
+    """Real patches get the best FID and IS against trivial controls; FID(real, real') is far below them."""
+    net, _ = train_classifier(synthetic, size=8, steps=120, batch_size=64, progress=False, device="cpu")
+    rng = np.random.default_rng(1)
+    ref, real = patches(synthetic, 16, 48, random_state=2), patches(synthetic, 16, 48, random_state=3)
+    flat = synthetic.cube.reshape(16, -1)
+    mu, sd = flat.mean(1), flat.std(1)
+    shape = real.shape
+    mix_idx = rng.integers(flat.shape[1], size=(48 * 256, 3))
+    mix = np.einsum("pk,bpk->bp", rng.dirichlet(np.ones(3), size=48 * 256), flat[:, mix_idx])
+    controls = {
+        "mean": np.broadcast_to(mu[None, :, None, None], shape),
+        "noise": mu[None, :, None, None] + sd[None, :, None, None] * rng.normal(size=shape),
+        "shuffle": flat[:, rng.integers(flat.shape[1], size=48 * 256)].reshape(16, 48, 16, 16).transpose(1, 0, 2, 3),
+        "mixture": mix.reshape(16, 48, 16, 16).transpose(1, 0, 2, 3),
+    }
+    r = classifier_scores(net, real, ref)
+    for name, x in controls.items():
+        c = classifier_scores(net, x.astype(np.float32), ref)
+        assert c["FID"] > 5 * r["FID"], name
+        assert c["IS"] < r["IS"], name
+
+
+def test_authors_training_recipe(synthetic):
+    kw = dict(max_epochs=2, patience=1, steps_per_epoch=2, pixels_per_step=512, progress=False, device="cpu",
+              model_kwargs=dict(embed=8, hidden=4, n_layers=1), V=1000.0)
+    net, info = train_authors_classifier(synthetic, **kw)
+    assert info["config"]["n_outputs"] == 5 and 1 <= info["epochs"] <= 2 and info["steps"] == 2 * info["epochs"]
+    assert info["val_accuracy"] == max(h["val_accuracy"] for h in info["history"])
+    assert info["weights_sha256"] == weights_hash(net)
+    # the overlapping split: per-pixel accuracy over the last 20 % of windows equals scoring each window (brute force)
+    X = synthetic.to_authors_space(synthetic.cube, V=1000.0).astype(np.float32)
+    corners = [(r, c) for r in range(96 - 31) for c in range(96 - 31)]
+    val = corners[int(0.8 * len(corners)):]
+    probs, _ = authors_pixel_outputs(net, X[None])
+    pred = probs.argmax(1).reshape(96, 96)
+    hits = sum(int((pred[r:r + 32, c:c + 32] == synthetic.gt[r:r + 32, c:c + 32]).sum()) for r, c in val[::50])
+    weight = np.zeros((96, 96))
+    for r, c in val[::50]:
+        weight[r:r + 32, c:c + 32] += 1
+    acc, _ = authors_pixel_accuracy(net, X, synthetic.gt, weight)
+    assert acc == pytest.approx(hits / (len(val[::50]) * 1024), abs=1e-12)
+    _, info_s = train_authors_classifier(synthetic, split="spatial", **kw)
+    assert 0.0 <= info_s["val_accuracy"] <= 1.0 and info_s["val_majority_share"] < 0.5
+    with pytest.raises(DataError, match="split"):
+        train_authors_classifier(synthetic, split="random", **kw)

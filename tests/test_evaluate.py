@@ -3,7 +3,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from torch import nn
 
 from hudlib import complexity, evaluate, figures, tables
