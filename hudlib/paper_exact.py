@@ -109,20 +109,13 @@ def _unit_pixels(x: torch.Tensor, dim: int) -> torch.Tensor:
     return x / torch.linalg.vector_norm(x, dim=dim, keepdim=True).clamp_min(EPS)
 
 
-def _fft_plan(H: int, W: int, side: int, bands: int, max_bytes: int) -> tuple[int, int]:
-    """FFT length L (square) and patches per group so that one spectrum block stays within ``max_bytes``.
-
-    The 4 rotated scene tiles' spectra take ``L * (L//2+1) * 2 bands * 8`` float32 numbers; L covers the whole scene
-    when that fits, otherwise the scene is cut into overlapping tiles (overlap-save).
-    """
-    L = _fast_size(max(H, W))
-    while L > side and L * (L // 2 + 1) * bands * 64 > max_bytes:
-        smaller = [s for s in _FAST if side <= s < L]
-        if not smaller:
-            break
-        L = smaller[-1]
-    per_patch = L * (L // 2 + 1) * bands * 8 * 3  # spectrum (re, im) + the transposed half-transform
-    return L, max(1, max_bytes // per_patch)
+def _plan(H: int, W: int, side: int, bands: int, max_bytes: int) -> int:
+    """Tile side L: a tile's row spectra (``L * (L//2+1) * bands`` complex64) stay within about ``max_bytes / 4``;
+    L covers the whole scene when that fits, otherwise the scene is cut into overlapping tiles."""
+    L = max(H, W)
+    while L > side and L * (L // 2 + 1) * bands * 32 > max_bytes:
+        L = max(side, int(L * 0.9))
+    return L
 
 
 def _tiles(n: int, L: int, side: int) -> list[int]:
@@ -136,81 +129,90 @@ def _tiles(n: int, L: int, side: int) -> list[int]:
     return starts
 
 
-def _dft(L: int, m: int, rows: int, dev) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin parts of the DFT matrix ``exp(-2 pi i y a / L)``, y < rows, a < m -> two ``(rows, m)`` float32."""
-    ang = 2.0 * np.pi * (np.outer(np.arange(rows), np.arange(m)) % L) / L
-    return (torch.from_numpy(np.cos(ang)).float().to(dev), torch.from_numpy(np.sin(ang)).float().to(dev))
+def _dft_cols(L: int, w: int, xi0: int, xi1: int, dev) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of ``2 pi xi b / L`` for b < w, xi0 <= xi < xi1 -> two ``(w, xi1 - xi0)`` float32."""
+    ang = 2.0 * np.pi * (np.outer(np.arange(w), np.arange(xi0, xi1)) % L) / L
+    return torch.from_numpy(np.cos(ang)).float().to(dev), torch.from_numpy(np.sin(ang)).float().to(dev)
 
 
-def _patch_spectra(P: torch.Tensor, L: int, dev) -> tuple[torch.Tensor, torch.Tensor]:
-    """2-D DFT of unit patches ``(g, bands, h, w)`` zero-padded to L x L, as separable DFT matmuls (faster on CPU
-    than FFTs of mostly-zero arrays) -> real, imaginary parts ``(L * (L//2+1), g, bands)`` float32."""
-    g, C, h, w = P.shape
-    Lx = L // 2 + 1
-    cx, sx = _dft(L, w, Lx, dev)
-    cy, sy = _dft(L, h, L, dev)
-    Qr, Qi = P @ cx.T, -(P @ sx.T)  # (g, C, h, Lx): transform along columns
-    Qr = Qr.permute(2, 3, 0, 1).reshape(h, -1)  # (h, Lx g C)
-    Qi = Qi.permute(2, 3, 0, 1).reshape(h, -1)
-    Fr = torch.addmm(cy @ Qr, sy, Qi)  # (cy - i sy)(Qr + i Qi)
-    Fi = torch.addmm(cy @ Qi, sy, Qr, alpha=-1.0)
-    return Fr.view(L * Lx, g, C), Fi.view(L * Lx, g, C)
+def _correlate_rows(Pu: torch.Tensor, That: torch.Tensor, Lx: int, xi_chunk: int) -> torch.Tensor:
+    """Correlation spectra summed over bands and patch rows -> ``S (g, R, Ht - h + 1, n_xi)`` complex64:
+    ``S[g, r, y, xi] = sum_{c, a} conj(Phat[g, c, a, xi]) That[r, xi, c, y + a]``, Phat the row DFT (length Lx) of
+    the unit patches ``Pu (g, bands, h, w)`` and That ``(R, n_xi, bands, Ht)`` those of R same-shape scene tiles
+    (rotations). One complex GEMM per frequency (inner length bands * h); the patch DFT is computed ``xi_chunk``
+    frequencies at a time (bounded memory).
+    """
+    g, C, h, w = Pu.shape
+    R, nxi, _, Ht = That.shape
+    Ho = Ht - h + 1
+    Pm = Pu.reshape(g * C * h, w)
+    S = torch.empty(nxi, g, R * Ho, dtype=That.dtype, device=That.device)
+    for x0 in range(0, nxi, xi_chunk):
+        x1 = min(nxi, x0 + xi_chunk)
+        cs, sn = _dft_cols(Lx, w, x0, x1, Pu.device)
+        Phat = torch.complex(Pm @ cs, Pm @ sn).T.reshape(x1 - x0, g, C * h)  # conj of the patch row DFT
+        for xi in range(x0, x1):
+            # B[(c, a), (r, y)] = That[r, xi, c, y + a]
+            B = That[:, xi].unfold(2, h, 1).permute(1, 3, 0, 2).reshape(C * h, R * Ho)
+            torch.matmul(Phat[xi - x0], B, out=S[xi])
+    return S.view(nxi, g, R, Ho).permute(1, 2, 3, 0)
 
 
-def _scene_spectra(T: torch.Tensor, L: int) -> tuple[torch.Tensor, torch.Tensor, list]:
-    """Spectra of the 4 rotations rot90(T, -k) of a unit scene tile ``(bands, a, b)`` as the right-hand sides of
-    the band contraction: ``(F, bands, 8)`` for the real and the imaginary part of the patch spectrum."""
-    rot = [torch.rot90(T, -k, dims=(1, 2)) for k in range(4)]
-    FO = torch.stack([torch.fft.rfft2(t, s=(L, L)) for t in rot])  # (4, bands, L, Lx)
-    FO = FO.permute(2, 3, 1, 0).reshape(-1, T.shape[0], 4)  # (F, bands, 4)
-    Br = torch.cat([FO.real, FO.imag], 2).contiguous()  # conj(FP) FO = FPr FO + FPi (FOi - i FOr)
-    Bi = torch.cat([FO.imag, -FO.real], 2).contiguous()
-    return Br, Bi, [tuple(t.shape[1:]) for t in rot]
+def _exact_window_scores(Pu: torch.Tensor, T64: torch.Tensor, wins: list) -> torch.Tensor:
+    """Float64 per-pixel cosine means of the unit patch ``Pu`` ``(bands, h, w)`` and windows of rotated tiles.
 
-
-def _exact_window_score(Pu: torch.Tensor, T64: torch.Tensor, k: int, y: int, x: int) -> float:
-    """Float64 per-pixel cosine mean of unit patch ``Pu`` ``(bands, h, w)`` and window (y, x) of rot90(T, -k)."""
+    T64: unit tile ``(bands, Ht, Wt)``; wins: ``(k, idx, y, x)`` per window: corner (y, x) in rot90(T64, -k), whose
+    flat pixel indices into T64 are ``idx``. The window is the rotation of a rectangle of T64 whose top-left pixel
+    is the window corners' smallest index. Returns ``(len(wins),)``.
+    """
     C, h, w = Pu.shape
-    idx = torch.rot90(torch.arange(T64.shape[1] * T64.shape[2]).view(T64.shape[1:]), -k, dims=(0, 1))
-    win = T64.reshape(C, -1)[:, idx[y:y + h, x:x + w].reshape(-1)]
-    return float((Pu.reshape(C, -1) * win).sum() / (h * w))
+    stack = []
+    for k, idx, y, x in wins:
+        hh, ww = (h, w) if k % 2 == 0 else (w, h)
+        r, c = divmod(int(min(idx[y, x], idx[y, x + w - 1], idx[y + h - 1, x], idx[y + h - 1, x + w - 1])),
+                      T64.shape[2])
+        stack.append(torch.rot90(T64[:, r:r + hh, c:c + ww], -k, dims=(1, 2)))
+    return torch.einsum("rchw,chw->r", torch.stack(stack), Pu) / (h * w)
 
 
 def _db_whole(G: np.ndarray, O: np.ndarray, dev, max_bytes: int, progress: bool) -> np.ndarray:
     """Per-patch maximum of the authors' whole-patch score over windows and rotations -> ``(n,)`` float64.
 
-    <rot_k(P), window of O> = <P, the same window of rot_{-k}(O)>: every patch is correlated (float32 FFT
-    correlation, summed over bands per frequency by one batched matmul) with the 4 rotated unit scene tiles; the
-    best window found is then re-scored exactly in float64, so each value is an exact window score.
+    <rot_k(P), window of O> = <P, the same window of rot_{-k}(O)>, so every patch is correlated with the 4 rotated
+    unit scene tiles: spatially along rows (one GEMM per column frequency, summing bands and patch rows, rotations
+    of equal shape side by side) and by FFT along columns, in float32; the best window found for each patch is
+    then re-scored exactly in float64 (so the value is an exact window score, within float32 error of the max).
     """
     n, C, h, w = G.shape
     _, H, W = O.shape
-    side = max(h, w)
-    L, group = _fft_plan(H, W, side, C, max_bytes)
-    Lx = L // 2 + 1
+    L = _plan(H, W, max(h, w), C, max_bytes)
+    nxi_max = _fast_size(L) // 2 + 1
+    group = int(min(n, max(1, max_bytes // (4 * 8 * 4 * L * nxi_max))))
+    xi_chunk = int(min(nxi_max, max(1, max_bytes // (4 * 8 * 3 * group * C * h))))
     best = np.full(n, -np.inf)
     O64 = _unit_pixels(torch.from_numpy(O).to(dev, torch.float64), 0)
-    steps = [(r, c) for r in _tiles(H, L, side) for c in _tiles(W, L, side)]
-    bar = tqdm(total=len(steps) * -(-n // group), desc="D_b (paper)", disable=not progress)
-    for r0, c0 in steps:
-        T64 = O64[:, r0:r0 + L, c0:c0 + L]
-        Br, Bi, shapes = _scene_spectra(T64.float(), L)
-        for i0 in range(0, n, group):
-            Pu = _unit_pixels(torch.from_numpy(G[i0:i0 + group]).to(dev, torch.float64), 1)
-            Fr, Fi = _patch_spectra(Pu.float(), L, dev)
-            S = torch.baddbmm(torch.bmm(Fr, Br), Fi, Bi)  # (F, g, 8): sum over bands of conj(FP) FO
-            S = torch.complex(S[..., :4], S[..., 4:]).permute(1, 2, 0).reshape(-1, 4, L, Lx)
-            corr = torch.fft.irfft2(S, s=(L, L))  # corr[g, k, y, x] = <P_g, rot_{-k}(tile)[:, y:y+h, x:x+w]>
-            for k, (th, tw) in enumerate(shapes):
-                if th < h or tw < w:
-                    continue
-                val = corr[:, k, :th - h + 1, :tw - w + 1].reshape(corr.shape[0], -1)
-                for j, a in enumerate(val.argmax(1).tolist()):
-                    y, x = divmod(a, tw - w + 1)
-                    s = _exact_window_score(Pu[j], T64, k, y, x)
-                    best[i0 + j] = max(best[i0 + j], s)
-            bar.update()
-    bar.close()
+    tiles = [(r, c) for r in _tiles(H, L, max(h, w)) for c in _tiles(W, L, max(h, w))]
+    for r0, c0 in tqdm(tiles, desc="D_b (paper)", disable=not progress):
+        T64 = O64[:, r0:r0 + L, c0:c0 + L].contiguous()
+        flat = torch.arange(T64.shape[1] * T64.shape[2], device=dev).view(T64.shape[1:])
+        by_shape: dict = {}
+        for k in range(4):
+            idx = torch.rot90(flat, -k, dims=(0, 1))
+            if idx.shape[0] >= h and idx.shape[1] >= w:
+                by_shape.setdefault(tuple(idx.shape), []).append((k, idx))
+        for (Ht, Wt), rots in by_shape.items():
+            Lx, Wo = _fast_size(Wt), Wt - w + 1
+            Tk = torch.stack([T64.view(C, -1)[:, idx].float() for _, idx in rots])  # (R, C, Ht, Wt)
+            That = torch.fft.rfft(Tk, n=Lx, dim=3).permute(0, 3, 1, 2).contiguous()  # (R, n_xi, C, Ht)
+            for i0 in range(0, n, group):
+                Pu = _unit_pixels(torch.from_numpy(G[i0:i0 + group]).to(dev, torch.float64), 1)
+                corr = torch.fft.irfft(_correlate_rows(Pu.float(), That, Lx, xi_chunk), n=Lx, dim=3)[..., :Wo]
+                arg = corr.reshape(len(Pu), -1).argmax(1).tolist()  # best window over the rotations
+                for j, a in enumerate(arg):
+                    r, yx = divmod(a, corr.shape[2] * Wo)
+                    k, idx = rots[r]
+                    s = _exact_window_scores(Pu[j], T64, [(k, idx, *divmod(yx, Wo))])
+                    best[i0 + j] = max(best[i0 + j], float(s[0]))
     return np.clip(best, -1.0, 1.0)
 
 
@@ -220,8 +222,9 @@ def block_diversity_paper(G, O, block: int | None = None, device=None, return_pe
 
     ``block=None``: for each generated patch P ``(bands, h, w)`` the maximum over the 4 rotations ``rot90(P, k)``
     and every stride-1 window of ``O`` of the same size of ``1/(h w) sum_p cos(rot90(P, k)[p], window[p])``; mean
-    over patches. Computed exactly (float64 FFT correlation of the unit-normalised patch with the unit-normalised
-    scene, in overlapping tiles so one spectrum block holds at most ``max_bytes``).
+    over patches. Computed as a correlation of the unit-normalised patch with the unit-normalised scene (float32:
+    a GEMM per column frequency over bands x patch rows, FFT along columns; no loop over windows), in overlapping
+    tiles so memory stays near ``max_bytes``; the best window found is re-scored exactly in float64.
 
     ``block=b``: :func:`hudlib.metrics.block_diversity` with b x b blocks (whole-block cosine, no rotations).
 
@@ -230,7 +233,7 @@ def block_diversity_paper(G, O, block: int | None = None, device=None, return_pe
         block: None (the paper's whole patch) or a block side.
         device: torch device (default CPU).
         return_per_patch: also return the per-patch (``block=None``) or per-block maxima.
-        max_bytes: memory bound of one spectrum block.
+        max_bytes: approximate memory bound of the spectra and correlation blocks.
     Returns:
         ``D_b`` (float), or ``(D_b, per_patch (n,))`` (``(n, h//b, w//b)`` for ``block=b``).
     """

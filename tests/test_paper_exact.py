@@ -110,9 +110,9 @@ def test_block_diversity_paper_matches_loops(shape):
 def test_block_diversity_paper_tiles_match_loops():
     rng = np.random.default_rng(3)
     G, O = signed(rng, (2, 3, 4, 4)), signed(rng, (3, 30, 23))
-    L, _ = P._fft_plan(30, 23, 4, 3, 20000)
+    L = P._plan(30, 23, 4, 3, 16000)
     assert L < 23  # the scene is cut into overlapping tiles
-    db, per = P.block_diversity_paper(G, O, return_per_patch=True, max_bytes=20000)
+    db, per = P.block_diversity_paper(G, O, return_per_patch=True, max_bytes=16000)
     assert np.abs(per - loop_db(G, O)[1]).max() < 1e-6
 
 
