@@ -110,10 +110,11 @@ def _unit_pixels(x: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def _plan(H: int, W: int, side: int, bands: int, max_bytes: int) -> int:
-    """Tile side L: a tile's row spectra (``L * (L//2+1) * bands`` complex64) stay within about ``max_bytes / 4``;
-    L covers the whole scene when that fits, otherwise the scene is cut into overlapping tiles."""
+    """Tile side L: the 4 rotations' row spectra (``4 * L * (L//2+1) * bands`` complex64, present up to 3 times
+    while built) stay within ``max_bytes``; L covers the whole scene when that fits, otherwise the scene is cut
+    into overlapping tiles."""
     L = max(H, W)
-    while L > side and L * (L // 2 + 1) * bands * 32 > max_bytes:
+    while L > side and L * (L // 2 + 1) * bands * 96 > max_bytes:
         L = max(side, int(L * 0.9))
     return L
 
@@ -190,10 +191,9 @@ def _db_whole(G: np.ndarray, O: np.ndarray, dev, max_bytes: int, progress: bool)
     group = int(min(n, max(1, max_bytes // (4 * 8 * 4 * L * nxi_max))))
     xi_chunk = int(min(nxi_max, max(1, max_bytes // (4 * 8 * 3 * group * C * h))))
     best = np.full(n, -np.inf)
-    O64 = _unit_pixels(torch.from_numpy(O).to(dev, torch.float64), 0)
     tiles = [(r, c) for r in _tiles(H, L, max(h, w)) for c in _tiles(W, L, max(h, w))]
     for r0, c0 in tqdm(tiles, desc="D_b (paper)", disable=not progress):
-        T64 = O64[:, r0:r0 + L, c0:c0 + L].contiguous()
+        T64 = _unit_pixels(torch.from_numpy(O[:, r0:r0 + L, c0:c0 + L]).to(dev, torch.float64), 0).contiguous()
         flat = torch.arange(T64.shape[1] * T64.shape[2], device=dev).view(T64.shape[1:])
         by_shape: dict = {}
         for k in range(4):
