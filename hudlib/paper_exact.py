@@ -3,7 +3,7 @@
 Facts from the authors' public code (Teemo341/latent-diffusion, experiments/metric/evaluation.py and
 ldm/data/HSI.py; summarised in shared/reference/authors_code.md, sections B and C):
 
-* data space: ``clip(raw, 0, V) / V * 2 - 1`` with a fixed V per scene (:data:`AUTHORS_CLIP`), i.e. values in
+* data space: ``clip(raw, 0, V) / V * 2 - 1`` with a fixed V per scene (``Scene.authors_clip``), i.e. values in
   [-1, 1]; the "original image" is the centre square crop of the scene (``min(rows, cols)`` on a side);
 * ``F_p``: for every generated pixel the largest cosine with any pixel of the original image, mean over pixels;
 * ``D_b``: the block is the *whole* generated patch; a window's score is the per-pixel cosine between the patch
@@ -31,13 +31,11 @@ from hudlib import metrics
 from hudlib.data import DataError
 
 __all__ = [
-    "AUTHORS_CLIP", "CLASSES_WITH_BACKGROUND", "authors_clip", "to_authors_space", "original_image",
+    "CLASSES_WITH_BACKGROUND", "to_authors_space", "original_image",
     "point_fidelity_paper", "block_diversity_paper", "inception_score_paper", "inception_score_standard",
     "inception_score_cap", "frechet_distance_paper", "paper_exact_metrics",
 ]
 
-#: V of the authors' normalisation clip(raw, 0, V) / V * 2 - 1, per scene (ldm/data/HSI.py, value_range).
-AUTHORS_CLIP = {"IndianPines": 8192, "KSC": 512, "Pavia": 4096, "PaviaU": 4096, "Salinas": 4096}
 #: classes of the authors' classifier: labelled classes + the background class 0.
 CLASSES_WITH_BACKGROUND = {"IndianPines": 17, "KSC": 14, "Pavia": 10, "PaviaU": 10, "Salinas": 17}
 
@@ -48,29 +46,13 @@ _FAST = sorted({2 ** a * 3 ** b * 5 ** c for a in range(13) for b in range(8) fo
 
 
 # --------------------------------------------------------------------------------------------- data space
-def authors_clip(scene) -> float:
-    """V of the authors' normalisation for ``scene`` (a Scene): ``scene.authors_clip`` if set, else the table."""
-    v = getattr(scene, "authors_clip", None)
-    if v:
-        return float(v)
-    name = getattr(scene, "name", None)
-    if name not in AUTHORS_CLIP:
-        raise DataError(f"scene: no authors' clip value V for {name!r}; expected one of {sorted(AUTHORS_CLIP)}")
-    return float(AUTHORS_CLIP[name])
-
-
 def to_authors_space(Y, scene) -> np.ndarray:
-    """Any array in our units (``cube = clip(raw, 0) / hi``, ``hi = scene.raw_range[1]``) -> the authors' space.
-
-    ``raw = Y * hi``; ``clip(raw, 0, V) / V * 2 - 1`` (ldm/data/HSI.py). Shape kept, float32 out (computed in
-    float64).
-    """
+    """Any array in our units -> the authors' space (:meth:`hudlib.data.Scene.to_authors_space`), float32, after
+    checking it is finite."""
     Y = np.asarray(Y, dtype=np.float64)
     if not np.isfinite(Y).all():
         raise DataError(f"Y: holds {int((~np.isfinite(Y)).sum())} NaN/Inf values; expected finite values")
-    hi = float(scene.raw_range[1])
-    V = authors_clip(scene)
-    return (np.clip(Y * hi, 0.0, V) / V * 2.0 - 1.0).astype(np.float32)
+    return scene.to_authors_space(Y).astype(np.float32)
 
 
 def _centre_square(a: np.ndarray) -> np.ndarray:

@@ -1,12 +1,12 @@
 """hudlib.paper_exact against direct loop-by-loop transcriptions of the authors' metric definitions."""
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
 
 from hudlib import paper_exact as P
+from hudlib.data import SCENES, Scene
 
 
 def unit_pixel(v):
@@ -55,11 +55,10 @@ def loop_kl_rows(p):
                      for i in range(p.shape[0])])
 
 
-@dataclasses.dataclass
-class FakeScene:
-    name: str
-    cube: np.ndarray
-    raw_range: tuple
+def FakeScene(name, cube, raw_range):
+    """A Scene with the registry's authors' clip value of ``name``."""
+    return Scene(name, cube, raw_range, np.zeros(cube.shape[1:], int), 1, (0, 0, 0),
+                 authors_clip=SCENES[name].authors_clip if name in SCENES else None)
 
 
 def signed(rng, shape):
@@ -71,10 +70,10 @@ def test_to_authors_space_by_hand():
     Y = np.array([0.0, 0.256, 0.512, 0.6, 1.0, -0.1], np.float32)  # raw = 0, 256, 512, 600, 1000, -100
     want = np.array([-1.0, 0.0, 1.0, 1.0, 1.0, -1.0])
     assert np.allclose(P.to_authors_space(Y, scene), want, atol=1e-6)
-    scene.authors_clip = 1000  # a registry value wins over the table
+    scene.authors_clip = 1000
     assert np.allclose(P.to_authors_space(np.float32(0.25), scene), -0.5, atol=1e-6)
     with pytest.raises(ValueError, match="authors' clip"):
-        P.authors_clip(FakeScene("Nowhere", Y, (0, 1)))
+        P.to_authors_space(Y, FakeScene("Nowhere", Y[:, None, None], (0, 1)))
 
 
 def test_original_image_centre_crop_non_square():
