@@ -10,7 +10,7 @@ import math
 from importlib import resources
 from pathlib import Path
 
-from . import complexity, models, paths
+from . import audit, complexity, models, paths
 from .config import make_config
 from .data import load_scene
 from .evaluate import METRICS, evaluate
@@ -160,6 +160,11 @@ def write_tables(profile: str, results=None, scenes=None, model_names=None, comp
         parts.append(f"## {scene}\n\n" + metric_table(scene, res[scene], profile))
     if complexity_md:
         parts.append("## Table IV: computational complexity (ours)\n\n" + complexity_md + "\n")
+    parts.append("## What the paper's own code shows (audit of Tables I–III)\n\n"
+                 + "\n".join(f"- {f}" for f in audit.findings()) + "\n")
+    for scene in sorted(res):
+        parts.append(f"### Audit, {scene}: the paper's value beside the authors' logged value\n\n"
+                     + audit.audit_markdown(scene) + "\n")
     parts.append("## The paper's tables\n\n" + paper_tables())
     out = paths.results_dir(results) / f"tables_{profile}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
