@@ -5,7 +5,8 @@ that is redrawn whenever a control moves; the box's ``figure`` attribute is that
 (headless runs: ``./run_all.sh`` passes it) each returns the static matplotlib Figure of the widget's initial state
 and creates no widget at all: live widgets can hang nbclient (jupyter/nbclient#312).
 
-Figures are ``matplotlib.figure.Figure`` objects, not pyplot's, so a notebook shows a returned one exactly once.
+Figures are :class:`StaticFigure` (a ``matplotlib.figure.Figure`` outside pyplot), so a notebook shows a returned
+one exactly once, as a PNG, whether or not pyplot's inline backend is active.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from matplotlib.figure import Figure
 
 from .data import pseudo_rgb, rgb_limits
 
-__all__ = ["band_slider", "patch_browser", "band_limits", "draw_band", "draw_patch"]
+__all__ = ["band_slider", "patch_browser", "band_limits", "draw_band", "draw_patch", "StaticFigure"]
 
 STRETCH_PERCENTILES = (1.0, 99.0)
 
@@ -54,12 +55,19 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+class StaticFigure(Figure):
+    """A matplotlib Figure that IPython displays as a PNG (``_repr_png_``) even without pyplot's inline backend."""
+
+    def _repr_png_(self) -> bytes:
+        return _png(self)
+
+
 def band_slider(cube: np.ndarray, title: str = "", interactive: bool = True, band: int = 0):
     """A slider over the bands of ``cube`` ``(bands, rows, cols)`` showing one band (per-band stretch, colour bar).
 
     Returns the widget box, or with ``interactive=False`` the Figure of band ``band`` (the widget's first view).
     """
-    fig = Figure(figsize=(5, 4.2), layout="constrained")
+    fig = StaticFigure(figsize=(5, 4.2), layout="constrained")
     draw_band(fig, cube, band, title)
     if not interactive:
         return fig
@@ -125,7 +133,7 @@ def patch_browser(samples: np.ndarray, rgb_bands, class_means: np.ndarray | None
     n, bands, h, wd = samples.shape
     limits = rgb_limits(samples, rgb_bands) if limits is None else limits
     state = dict(index=0, band=int(rgb_bands[0]), row=h // 2, col=wd // 2, mode="pseudo-colour")
-    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    fig = StaticFigure(figsize=(9, 3.6), layout="constrained")
 
     def draw():
         draw_patch(fig, samples, rgb_bands, class_means=class_means, limits=limits, title=title, **state)
