@@ -238,7 +238,8 @@ class _Watch:
     def __init__(self, tag: str, live: _Live, idle_grace_s: float):
         self.tag, self.live, self.idle_grace_s = tag, live, idle_grace_s
         self.cell_no = self.n_cells = 0
-        self.first_line, self.cell_t0, self.idle_since, self.bar = "", None, None, None
+        self.first_line = self.gist = ""
+        self.cell_t0, self.idle_since, self.bar = None, None, None
         self.proc, self.fired = None, None
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True, name=f"watch {tag}")
@@ -247,7 +248,10 @@ class _Watch:
     def cell_started(self, client, cell, index: int) -> None:
         code = [i for i, c in enumerate(client.nb.cells) if c.cell_type == "code"]
         self.cell_no, self.n_cells = code.index(index) + 1, len(code)
-        self.first_line = next((ln.strip() for ln in cell.source.splitlines() if ln.strip()), "")
+        lines = [ln.strip() for ln in cell.source.splitlines() if ln.strip()]
+        self.first_line = lines[0] if lines else ""
+        # the live line shows the cell's first statement that is not an import or a comment
+        self.gist = next((ln for ln in lines if not ln.startswith(("import ", "from ", "#"))), self.first_line)
         self.cell_t0, self.idle_since, self.bar = time.monotonic(), None, None
         prov = getattr(client.km, "provisioner", None)
         self.proc = getattr(prov, "process", None) or self.proc
@@ -280,7 +284,7 @@ class _Watch:
             text += f" | {b['desc']} {b['n']}/{b['total']}" + (f" {b['post']}" if b["post"] else "")
             text += f" left {b['left']}"
         else:
-            text += f" | {self.first_line[:60]}"
+            text += f" | {self.gist[:60]}"
         self.live.set(text, force)
 
     def _loop(self) -> None:
