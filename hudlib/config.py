@@ -210,3 +210,26 @@ def make_config(scene: str = "IndianPines", model: str = "HUD", profile: str = "
                 raise ValueError(f"overrides: unknown section {section!r}; expected one of {', '.join(_SUB)}")
             d[section].update(copy.deepcopy(values))
     return RunConfig.from_dict(d)
+
+
+# ---------------------------------------------------------------------------------------------------------- runner
+# How ./run_all.sh (hudlib.runner) runs each profile's notebooks; not part of RunConfig (no config hash depends on it).
+#   cell_timeout_s: papermill's per-cell execution_timeout; a cell running longer fails the run, naming the cell.
+#       Generous where training cells run long; never None, so nothing waits forever.
+#   idle_grace_s: a cell whose kernel reported idle but sent no execute reply for this long is declared hung
+#       (jupyter/nbclient#312) and its kernel is killed.
+#   step_s: seconds per training step of a trainable generator (HUD), for the plan's time estimate; None: unmeasured.
+#   eval_s: seconds to sample and evaluate one generator (06_tables, cold cache).
+#   notebook_s: seconds per notebook run outside training and evaluation (kernel start, data, figures).
+# Measured on the development machine (2-core x86_64 CPU, torch 2.13.0+cpu, shared with other jobs):
+#   quick: 0.27 s per HUD training step at batch 16 (3000 steps, README / benchmarks/diffusion.py); evaluation
+#       ~100 s per generator; ~30 s per notebook outside those (issue #9's 20-min quick run: 15 min training).
+#   smoke: benchmarks/runner_soak.py with the machine loaded (load average 7-9 on the 2 cores): 1.07-2.93 s per HUD
+#       step (batch 4), 35 s per evaluated generator, ~10 s per notebook (00-02). Under that load 04's 1000-step
+#       DDPM sampling of 8 patches took 600-850 s, hence a 30-min cell timeout.
+RUNNER: dict[str, dict[str, Any]] = {
+    "smoke": {"cell_timeout_s": 1800, "idle_grace_s": 60, "step_s": 1.07, "eval_s": 35.0, "notebook_s": 10.0},
+    "quick": {"cell_timeout_s": 3 * 3600, "idle_grace_s": 60, "step_s": 0.27, "eval_s": 100.0, "notebook_s": 30.0},
+    "paper": {"cell_timeout_s": 3 * 24 * 3600, "idle_grace_s": 60, "step_s": None, "eval_s": None,
+              "notebook_s": None},
+}

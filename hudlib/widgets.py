@@ -1,84 +1,165 @@
-"""ipywidgets browsers for JupyterLab: a band slider over a cube and a browser over generated patches.
+"""Browsers for JupyterLab: a band viewer over a cube and a browser over generated patches.
 
-Both return the widget (display it, or let the notebook show it as the cell's value) and draw with matplotlib.
+With ``interactive=True`` (JupyterLab) each returns an ipywidgets box: controls above a PNG of a matplotlib figure
+that is redrawn whenever a control moves; the box's ``figure`` attribute is that Figure. With ``interactive=False``
+(headless runs: ``./run_all.sh`` passes it) each returns the static matplotlib Figure of the widget's initial state
+and creates no widget at all: live widgets can hang nbclient (jupyter/nbclient#312).
+
+Figures are :class:`StaticFigure` (a ``matplotlib.figure.Figure`` outside pyplot), so a notebook shows a returned
+one exactly once, as a PNG, whether or not pyplot's inline backend is active.
 """
 from __future__ import annotations
 
+import io
+
 import numpy as np
+from matplotlib.figure import Figure
 
 from .data import pseudo_rgb, rgb_limits
 
-__all__ = ["band_slider", "patch_browser"]
+__all__ = ["band_slider", "patch_browser", "band_limits", "draw_band", "draw_patch", "StaticFigure"]
+
+STRETCH_PERCENTILES = (1.0, 99.0)
 
 
-def band_slider(cube: np.ndarray, title: str = ""):
-    """A slider over the bands of ``cube`` ``(bands, rows, cols)`` showing one band as an image."""
-    import ipywidgets as w
-    import matplotlib.pyplot as plt
+def band_limits(cube: np.ndarray, band: int, percentiles=STRETCH_PERCENTILES) -> tuple[float, float]:
+    """Stretch ``(low, high)`` of one band: the ``percentiles`` of that band's values alone.
 
-    out = w.Output()
-    slider = w.IntSlider(value=0, min=0, max=cube.shape[0] - 1, description="band", continuous_update=False)
-    vmin, vmax = np.percentile(cube, [1, 99])
+    ``cube`` is ``(bands, rows, cols)`` or a batch ``(n, bands, rows, cols)``. A per-band stretch keeps low-signal
+    bands (e.g. Indian Pines' water-absorption bands 138, 199) visible, which one stretch over all bands blacks out.
+    A constant band gets a tiny positive range so the colour bar stays defined.
+    """
+    lo, hi = (float(v) for v in np.percentile(np.take(np.asarray(cube), band, axis=-3), percentiles))
+    if hi <= lo:
+        hi = lo + max(abs(lo), 1.0) * 1e-6
+    return lo, hi
 
-    def draw(*_):
-        with out:
-            out.clear_output(wait=True)
-            fig, ax = plt.subplots(figsize=(4, 4))
-            ax.imshow(cube[slider.value], cmap="gray", vmin=vmin, vmax=vmax)
-            ax.set_title(f"{title} band {slider.value}")
-            ax.axis("off")
-            plt.show()
 
-    slider.observe(draw, names="value")
-    draw()
-    return w.VBox([slider, out])
+def draw_band(fig: Figure, cube: np.ndarray, band: int, title: str = ""):
+    """Draw band ``band`` of ``cube`` ``(bands, rows, cols)`` into ``fig`` (cleared) with its own stretch and a
+    colour bar; returns the AxesImage."""
+    fig.clear()
+    ax = fig.add_subplot()
+    lo, hi = band_limits(cube, band)
+    im = ax.imshow(cube[band], cmap="gray", vmin=lo, vmax=hi)
+    fig.colorbar(im, ax=ax, label="normalised reflectance")
+    ax.set_title(f"{title} band {band} (stretch: its {STRETCH_PERCENTILES[0]:g}-{STRETCH_PERCENTILES[1]:g}th "
+                 f"percentiles)".strip(), fontsize=9)
+    ax.axis("off")
+    return im
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return buf.getvalue()
+
+
+class StaticFigure(Figure):
+    """A matplotlib Figure that IPython displays as a PNG (``_repr_png_``) even without pyplot's inline backend."""
+
+    def _repr_png_(self) -> bytes:
+        return _png(self)
+
+
+def band_slider(cube: np.ndarray, title: str = "", interactive: bool = True, band: int = 0):
+    """A slider over the bands of ``cube`` ``(bands, rows, cols)`` showing one band (per-band stretch, colour bar).
+
+    Returns the widget box, or with ``interactive=False`` the Figure of band ``band`` (the widget's first view).
+    """
+    fig = StaticFigure(figsize=(5, 4.2), layout="constrained")
+    draw_band(fig, cube, band, title)
+    if not interactive:
+        return fig
+    import ipywidgets as w  # only here: a static run must not create any widget
+
+    slider = w.IntSlider(value=band, min=0, max=cube.shape[0] - 1, description="band", continuous_update=False)
+    img = w.Image(value=_png(fig), format="png")
+
+    def redraw(_change):
+        draw_band(fig, cube, slider.value, title)
+        img.value = _png(fig)
+
+    slider.observe(redraw, names="value")
+    box = w.VBox([slider, img])
+    box.figure = fig
+    return box
+
+
+def draw_patch(fig: Figure, samples: np.ndarray, rgb_bands, index: int, band: int, row: int, col: int,
+               mode: str = "pseudo-colour", class_means: np.ndarray | None = None, limits: np.ndarray | None = None,
+               title: str = "") -> None:
+    """Draw patch ``index`` of ``samples`` ``(n, bands, h, w)`` into ``fig`` (cleared): left, the patch in
+    pseudo-colour (stretch ``limits`` ``(3, 2)``) or as band ``band`` (that band's own stretch over all samples,
+    with a colour bar); right, the spectrum of pixel (``row``, ``col``) over ``class_means`` ``(n_classes, bands)``,
+    with the selected band marked by a vertical line (and, in pseudo-colour, the three displayed bands)."""
+    fig.clear()
+    ax_img, ax_sp = fig.subplots(1, 2, width_ratios=[1, 1.4])
+    x = samples[index]
+    if mode == "pseudo-colour":
+        ax_img.imshow(pseudo_rgb(x, rgb_bands, limits=limits))
+        ax_img.set_title(f"{title} patch {index}, pseudo-colour {tuple(int(b) for b in rgb_bands)}".strip(),
+                         fontsize=9)
+    else:
+        lo, hi = band_limits(samples, band)
+        im = ax_img.imshow(x[band], cmap="gray", vmin=lo, vmax=hi)
+        fig.colorbar(im, ax=ax_img, fraction=0.046)
+        ax_img.set_title(f"{title} patch {index}, band {band}".strip(), fontsize=9)
+    ax_img.plot([col], [row], "r+", ms=12)
+    ax_img.axis("off")
+    if class_means is not None:
+        for k, m in enumerate(class_means):
+            ax_sp.plot(m, color="0.75", lw=0.8, label="real class means" if k == 0 else None)
+    ax_sp.plot(x[:, row, col], "r", lw=1.5, label=f"pixel ({row}, {col})")
+    if mode == "pseudo-colour":
+        for b, c in zip(rgb_bands, ("tab:red", "tab:green", "tab:blue")):
+            ax_sp.axvline(int(b), color=c, lw=0.8, alpha=0.6)
+    ax_sp.axvline(band, color="k", ls="--", lw=1.2, label=f"band {band}", gid="selected-band")
+    ax_sp.set_xlabel("band")
+    ax_sp.set_ylabel("reflectance (normalised)")
+    ax_sp.legend(fontsize=8)
 
 
 def patch_browser(samples: np.ndarray, rgb_bands, class_means: np.ndarray | None = None,
-                  limits: np.ndarray | None = None, title: str = ""):
+                  limits: np.ndarray | None = None, title: str = "", interactive: bool = True):
     """Browse generated patches ``(n, bands, h, w)``.
 
     Sliders for patch index, band and the selected pixel (row, col); a toggle between pseudo-colour and single
-    band; beside the image, the selected pixel's spectrum over the real scene's class-mean spectra
-    ``class_means`` ``(n_classes, bands)``.
+    band (moving the band slider while in pseudo-colour switches to single band, so it always acts); beside the
+    image, the selected pixel's spectrum over the real scene's class-mean spectra ``class_means``
+    ``(n_classes, bands)`` with the selected band marked. Returns the widget box, or with ``interactive=False`` the
+    Figure of its first view (patch 0, pseudo-colour, centre pixel, band ``rgb_bands[0]``).
     """
-    import ipywidgets as w
-    import matplotlib.pyplot as plt
-
     n, bands, h, wd = samples.shape
     limits = rgb_limits(samples, rgb_bands) if limits is None else limits
-    idx = w.IntSlider(0, 0, n - 1, description="patch", continuous_update=False)
-    band = w.IntSlider(int(rgb_bands[0]), 0, bands - 1, description="band", continuous_update=False)
-    row = w.IntSlider(h // 2, 0, h - 1, description="row", continuous_update=False)
-    col = w.IntSlider(wd // 2, 0, wd - 1, description="col", continuous_update=False)
-    mode = w.ToggleButtons(options=["pseudo-colour", "single band"], value="pseudo-colour")
-    out = w.Output()
-    vmin, vmax = np.percentile(samples, [1, 99])
+    state = dict(index=0, band=int(rgb_bands[0]), row=h // 2, col=wd // 2, mode="pseudo-colour")
+    fig = StaticFigure(figsize=(9, 3.6), layout="constrained")
 
-    def draw(*_):
-        x = samples[idx.value]
-        with out:
-            out.clear_output(wait=True)
-            fig, ax = plt.subplots(1, 2, figsize=(9, 3.6))
-            if mode.value == "pseudo-colour":
-                ax[0].imshow(pseudo_rgb(x, rgb_bands, limits=limits))
-            else:
-                ax[0].imshow(x[band.value], cmap="gray", vmin=vmin, vmax=vmax)
-            ax[0].plot([col.value], [row.value], "r+", ms=12)
-            ax[0].set_title(f"{title} patch {idx.value}" + ("" if mode.value == "pseudo-colour"
-                                                             else f", band {band.value}"))
-            ax[0].axis("off")
-            if class_means is not None:
-                for k, m in enumerate(class_means):
-                    ax[1].plot(m, color="0.75", lw=0.8, label="real class means" if k == 0 else None)
-            ax[1].plot(x[:, row.value, col.value], "r", lw=1.5, label=f"pixel ({row.value}, {col.value})")
-            ax[1].set_xlabel("band")
-            ax[1].set_ylabel("reflectance (normalised)")
-            ax[1].legend(fontsize=8)
-            plt.tight_layout()
-            plt.show()
+    def draw():
+        draw_patch(fig, samples, rgb_bands, class_means=class_means, limits=limits, title=title, **state)
 
-    for c in (idx, band, row, col, mode):
-        c.observe(draw, names="value")
     draw()
-    return w.VBox([w.HBox([idx, band]), w.HBox([row, col]), mode, out])
+    if not interactive:
+        return fig
+    import ipywidgets as w  # only here: a static run must not create any widget
+
+    ctl = {"index": w.IntSlider(0, 0, n - 1, description="patch", continuous_update=False),
+           "band": w.IntSlider(state["band"], 0, bands - 1, description="band", continuous_update=False),
+           "row": w.IntSlider(state["row"], 0, h - 1, description="row", continuous_update=False),
+           "col": w.IntSlider(state["col"], 0, wd - 1, description="col", continuous_update=False),
+           "mode": w.ToggleButtons(options=["pseudo-colour", "single band"], value="pseudo-colour")}
+    img = w.Image(value=_png(fig), format="png")
+
+    def on_change(change):
+        state.update({k: c.value for k, c in ctl.items()})
+        if change["owner"] is ctl["band"] and state["mode"] == "pseudo-colour":
+            ctl["mode"].value = "single band"  # fires on_change again, which redraws
+            return
+        draw()
+        img.value = _png(fig)
+
+    for c in ctl.values():
+        c.observe(on_change, names="value")
+    box = w.VBox([w.HBox([ctl["index"], ctl["band"]]), w.HBox([ctl["row"], ctl["col"]]), ctl["mode"], img])
+    box.figure = fig
+    return box
