@@ -44,7 +44,8 @@ from traitlets import Any as AnyTrait
 from . import models as registry
 from . import paths
 from .config import PROFILES, RUNNER, make_config
-from .train import atomic_write_text
+from .evaluate import result_status
+from .utils import atomic_write_text
 
 __all__ = ["run_notebooks", "available_scenes", "make_plan", "format_plan", "parse_tqdm", "main"]
 
@@ -95,15 +96,10 @@ def _steps(nbs: list[Path], build: Path, present: list[str], models: list[str], 
 
 
 # ---------------------------------------------------------------------------------------------------------- plan
-def _trained_run(scene: str, model: str, profile: str, runs) -> Path | None:
-    """The finished run directory (with its DONE marker) of ``model`` on ``scene``, or None."""
-    run = registry.run_dir_for(make_config(scene, model, profile), runs)
-    return run if (run / "DONE").is_file() else None
-
-
-def _cached(scene: str, model: str, profile: str, runs, results) -> bool:
-    """Whether 06_tables will reuse a stored result instead of evaluating (the one place that decides it)."""
-    return (Path(results) / scene / model / f"{profile}.json").is_file()
+def _status(scene: str, model: str, profile: str, runs, results) -> dict:
+    """``{"trained", "evaluated"}`` (hudlib.evaluate.result_status: a result counts as cached only for the exact
+    weights on disk), the one place the plan asks."""
+    return result_status(scene, model, profile, runs=runs, results=results)
 
 
 def make_plan(profile: str, scenes: list[str], models: list[str], nbs: list[Path], skipped=None,
@@ -120,8 +116,9 @@ def make_plan(profile: str, scenes: list[str], models: list[str], nbs: list[Path
     for s in scenes:
         for m in models:
             control = registry.is_control(m)
-            run = None if control else _trained_run(s, m, profile, runs)
-            cached = _cached(s, m, profile, runs, results)
+            st = _status(s, m, profile, runs, results)
+            run = registry.run_dir_for(make_config(s, m, profile), runs) if st["trained"] else None
+            cached = st["evaluated"]
             steps = 0 if control or run else make_config(s, m, profile).train.steps
             train_steps += steps if trains else 0
             n_eval += 0 if cached or not evals else 1
