@@ -6,7 +6,7 @@ trick) on a subsample, and compares their achieved GFLOP/s with this machine's f
 the same run. Also times the distribution metrics and shows that F_p does not tell the mean-spectrum generator from
 real data while recall / sliced Wasserstein / copy rate do. Prints one table.
 
-Paper-exact rows (hudlib.paper_exact, the authors' F_p and whole-patch D_b with 4 rotations, in their [-1, 1]
+Paper-exact rows (hudlib.metrics.paper_exact, the authors' F_p and whole-patch D_b with 4 rotations, in their [-1, 1]
 space against the centre square crop): time at ``--paper-n`` patches, the ratio to the direct computation (the
 definition evaluated pair by pair / window by window in numpy, timed on a subset and extrapolated by FLOP count)
 and the direct-FLOP-equivalent GFLOP/s as a share of the measured matmul throughput; plus peak resident memory of
@@ -26,7 +26,7 @@ import multiprocessing as mp
 import resource
 
 from hudlib import metrics as M
-from hudlib import paper_exact as PE
+from hudlib.metrics import paper_exact as PE
 from hudlib.data import load_scene, patches
 
 

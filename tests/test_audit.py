@@ -6,7 +6,7 @@ import math
 import pytest
 
 from hudlib import audit
-from hudlib.paper_exact import CLASSES_WITH_BACKGROUND, inception_score_cap
+from hudlib.metrics.paper_exact import CLASSES_WITH_BACKGROUND, inception_score_cap
 from hudlib.tables import paper_results
 
 SCENES = ["IndianPines", "KSC", "Pavia", "PaviaU", "Salinas"]

@@ -1,11 +1,11 @@
-"""hudlib.paper_exact against direct loop-by-loop transcriptions of the authors' metric definitions."""
+"""hudlib.metrics.paper_exact against direct loop-by-loop transcriptions of the authors' metric definitions."""
 from __future__ import annotations
 
 
 import numpy as np
 import pytest
 
-from hudlib import paper_exact as P
+from hudlib.metrics import paper_exact as P
 from hudlib.data import SCENES, Scene
 
 

@@ -27,8 +27,8 @@ import torch
 from scipy import linalg
 from tqdm.auto import tqdm
 
-from hudlib import metrics
-from hudlib.data import DataError
+from ..data import DataError
+from . import _common, paper
 
 __all__ = [
     "CLASSES_WITH_BACKGROUND", "to_authors_space", "original_image",
@@ -39,7 +39,7 @@ __all__ = [
 #: classes of the authors' classifier: labelled classes + the background class 0.
 CLASSES_WITH_BACKGROUND = {"IndianPines": 17, "KSC": 14, "Pavia": 10, "PaviaU": 10, "Salinas": 17}
 
-EPS = metrics.EPS
+EPS = _common.EPS
 _MAX_BYTES = 1 << 28  # 256 MiB for the largest spectrum block of the FFT correlation
 _FAST = sorted({2 ** a * 3 ** b * 5 ** c for a in range(13) for b in range(8) for c in range(6)
                 if 2 ** a * 3 ** b * 5 ** c <= 8192})
@@ -75,7 +75,7 @@ def point_fidelity_paper(G, O, device=None, return_per_pixel: bool = False, prog
     The definition is the same as eq. 16, so this is :func:`hudlib.metrics.point_fidelity` on these inputs.
     Returns the float, or ``(F_p, per_pixel (n, h, w))``.
     """
-    return metrics.point_fidelity(G, O, device=device, return_per_pixel=return_per_pixel, progress=progress)
+    return paper.point_fidelity(G, O, device=device, return_per_pixel=return_per_pixel, progress=progress)
 
 
 # --------------------------------------------------------------------------------------------- D_b
@@ -220,17 +220,17 @@ def block_diversity_paper(G, O, block: int | None = None, device=None, return_pe
         ``D_b`` (float), or ``(D_b, per_patch (n,))`` (``(n, h//b, w//b)`` for ``block=b``).
     """
     if block is not None:
-        return metrics.block_diversity(G, O, block=block, device=device, return_per_block=return_per_patch,
+        return paper.block_diversity(G, O, block=block, device=device, return_per_block=return_per_patch,
                                        progress=progress)
-    G = metrics._check_generated(G, "G")
+    G = _common._check_generated(G, "G")
     n, C, h, w = G.shape
-    O = metrics._check_real(O, C, "O")
-    max_bytes = metrics._positive_int(max_bytes, "max_bytes")
+    O = _common._check_real(O, C, "O")
+    max_bytes = _common._positive_int(max_bytes, "max_bytes")
     H, W = O.shape[1:]
     if not ((h <= H and w <= W) or (w <= H and h <= W)):
         raise ValueError(f"G: patches {h}x{w} do not fit in O of {O.shape[1]}x{O.shape[2]} in any rotation")
     with torch.inference_mode():
-        per = _db_whole(G, O, metrics._device(device), max_bytes, progress)
+        per = _db_whole(G, O, _common._device(device), max_bytes, progress)
     db = float(per.mean())
     return (db, per) if return_per_patch else db
 
@@ -325,8 +325,8 @@ def paper_exact_metrics(Y, scene, classifier=None, draws: int = 32, draw_size: i
         ``{"n", "draws", "draw_size", metric: {"value", "draw_mean", "draw_std"}}`` for metrics ``F_p``, ``D_b``,
         ``D_b/F_p`` (+ ``IS_paper``, ``IS_standard``, ``FID`` with a classifier).
     """
-    draws, draw_size = metrics._positive_int(draws, "draws"), metrics._positive_int(draw_size, "draw_size")
-    G = to_authors_space(metrics._check_generated(Y, "Y"), scene)
+    draws, draw_size = _common._positive_int(draws, "draws"), _common._positive_int(draw_size, "draw_size")
+    G = to_authors_space(_common._check_generated(Y, "Y"), scene)
     n = G.shape[0]
     if draw_size > n:
         raise ValueError(f"draw_size: {draw_size} exceeds the {n} generated patches")
