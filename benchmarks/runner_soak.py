@@ -27,11 +27,15 @@ from hudlib.models import run_dir_for
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def one_run(root: Path, runs: Path, scenes: list[str], cell_timeout_s: float | None) -> dict:
+def one_run(root: Path, runs: Path, scenes: list[str], cell_timeout_s: float | None,
+            results: Path | None = None) -> dict:
     """One full smoke pipeline in the fresh project root ``root``; the runner's terminal output goes to
-    ``root/terminal.txt``. Returns the runner's summary plus ``wall_s``."""
+    ``root/terminal.txt``. ``results``: a results folder shared between runs (every cell still runs; the
+    evaluations' cached results are reused). Returns the runner's summary plus ``wall_s``."""
     shutil.copytree(ROOT / "notebooks", root / "notebooks")
     os.symlink(runs, root / "runs")
+    if results is not None:
+        os.symlink(results, root / "results")
     old_cwd, old_root = Path.cwd(), os.environ.get("HUD_ROOT")
     os.environ["HUD_ROOT"] = str(root)
     os.chdir(root)
@@ -76,6 +80,8 @@ def main(argv=None) -> int:
     p.add_argument("--scenes", nargs="*", default=["IndianPines"])
     p.add_argument("--fresh-runs", action="store_true", help="train again in every run (default: share runs/)")
     p.add_argument("--cell-timeout", type=float, default=None, help="override RUNNER['smoke']['cell_timeout_s']")
+    p.add_argument("--shared-results", action="store_true",
+                   help="share results/ between runs (every notebook and cell still runs; evaluations are reused)")
     p.add_argument("--keep", default=None, help="keep every run's root under this folder (default: a temp dir)")
     a = p.parse_args(argv)
     base = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="hud_soak_"))
@@ -88,7 +94,10 @@ def main(argv=None) -> int:
         root = base / f"run{i:02d}"
         runs = base / f"runs{i:02d}" if a.fresh_runs else shared_runs
         runs.mkdir(exist_ok=True)
-        s = one_run(root, runs.resolve(), a.scenes, a.cell_timeout)
+        results = (base / "results") if a.shared_results else None
+        if results is not None:
+            results.mkdir(exist_ok=True)
+        s = one_run(root, runs.resolve(), a.scenes, a.cell_timeout, results.resolve() if results else None)
         bad = next((st for st in s.get("steps", []) if not st.get("ok")), None)
         timeout = bool(bad and bad.get("timeout"))
         rows.append((s["ok"], s["wall_s"], timeout))

@@ -19,6 +19,7 @@ file (``cube.mat:key``), with an optional class map.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import re
 import tempfile
@@ -30,6 +31,8 @@ import numpy as np
 import scipy.io
 import spectral
 import spectral.io.envi as envi
+import torch
+from tqdm.auto import tqdm
 
 __all__ = [
     "DataError", "SceneInfo", "SCENES", "Scene", "UnmixingBenchmark", "scene_names", "find_file",
@@ -174,8 +177,6 @@ def find_file(filename: str, root=None) -> Path | None:
 
 def _tensorly_indian_pines() -> tuple[Path, Path] | None:
     try:
-        import importlib.util
-
         spec = importlib.util.find_spec("tensorly")
     except (ImportError, ValueError):
         return None
@@ -514,8 +515,6 @@ def _fetch(url: str, dest: Path, progress: bool, timeout: float) -> Path:
 
     The temporary file is removed on any failure, so nothing partial is left behind.
     """
-    from tqdm.auto import tqdm
-
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     try:
         with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as resp:
@@ -709,8 +708,6 @@ class PatchDataset:
         return len(self.corners)
 
     def __getitem__(self, i):
-        import torch
-
         r, c = self.corners[i]
         return torch.from_numpy(np.ascontiguousarray(self.cube[:, r:r + self.size, c:c + self.size]))
 

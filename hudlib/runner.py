@@ -44,6 +44,7 @@ from traitlets import Any as AnyTrait
 from . import models as registry
 from . import paths
 from .config import PROFILES, RUNNER, make_config
+from .data import SCENES, DataError, _info, _locate
 from .evaluate import result_status
 from .utils import atomic_write_text
 
@@ -62,8 +63,6 @@ KERNEL_EXEC_LINES = ["import tqdm.auto, tqdm.std; tqdm.auto.tqdm, tqdm.auto.tran
 
 def available_scenes(names=None, root=None) -> tuple[list[str], dict[str, str]]:
     """``(present, {missing: download command})`` among ``names`` (default: every registered scene)."""
-    from .data import SCENES, DataError, _info, _locate
-
     present, missing = [], {}
     for n in names or list(SCENES):
         info = _info(n)  # an unknown name is an error, not a skip

@@ -30,6 +30,7 @@ import warnings
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment, nnls
 from tqdm.auto import tqdm
 
 from .data import DataError
@@ -595,8 +596,6 @@ def fcls_reference(Y, E, delta: float | None = None, progress: bool = True) -> n
     Returns:
         float64 ``(p, ...)``.
     """
-    from scipy.optimize import nnls
-
     Yf, tail = _as_spectra(Y, "Y")
     E = _as_endmembers(E, Yf.shape[0])
     L, p = E.shape
@@ -632,8 +631,6 @@ def match_endmembers(E_est, E_ref) -> tuple[np.ndarray, np.ndarray]:
         ``(perm, angles)``: ``perm`` int ``(p_ref,)`` with ``E_est[:, perm[j]]`` matched to ``E_ref[:, j]``,
         ``angles`` ``(p_ref,)`` the matched spectral angles (radians, SAD).
     """
-    from scipy.optimize import linear_sum_assignment
-
     E_est = _as_endmembers(E_est, name="E_est")
     E_ref = _as_endmembers(E_ref, E_est.shape[0], name="E_ref")
     if E_ref.shape[1] > E_est.shape[1]:
