@@ -11,9 +11,9 @@ import nbformat
 import pytest
 from tqdm.std import tqdm
 
-from hudlib import runner
+from hudlib import evaluate, runner
 from hudlib.config import make_config
-from hudlib.models import run_dir_for
+from hudlib.models import get, run_dir_for
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ["fig3_pseudocolour", "fig3_controls", "fig4_spectral_density", "fig4_controls"]
@@ -153,9 +153,18 @@ def test_plan_and_dry_run_at_smoke(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     run = run_dir_for(make_config("IndianPines", "HUD", "smoke"), tmp_path / "runs")
     run.mkdir(parents=True)
-    (run / "DONE").write_text("finished\n")
-    (tmp_path / "results" / "IndianPines" / "RealCopy").mkdir(parents=True)
-    (tmp_path / "results" / "IndianPines" / "RealCopy" / "smoke.json").write_text("{}")
+    for f in ("uae.pt", "ema.pt", "DONE"):
+        (run / f).write_text(f"planted {f}\n")
+    ctrl = run_dir_for(make_config("IndianPines", "RealCopy", "smoke"), tmp_path / "runs")
+    ctrl.mkdir(parents=True)
+    for f in ("state.pt", "DONE"):
+        (ctrl / f).write_text(f"planted {f}\n")
+    cfg = make_config("IndianPines", "RealCopy", "smoke")
+    key = evaluate.cache_key(get("RealCopy").weights_hash_at(ctrl), "direct", "c", cfg.eval.n_samples,
+                             cfg.eval.seed)
+    for m, k in (("RealCopy", key), ("Noise", {**key, "weights_hash": "0" * 16})):  # Noise: other weights
+        (tmp_path / "results" / "IndianPines" / m).mkdir(parents=True)
+        (tmp_path / "results" / "IndianPines" / m / "smoke.json").write_text(json.dumps(k))
     term = io.StringIO()
     s = runner.run_notebooks("smoke", scenes=["IndianPines"], models=["HUD", "RealCopy", "Noise"],
                              nb_dir=ROOT / "notebooks", build=tmp_path / "build", dry_run=True, term=term)

@@ -112,9 +112,10 @@ class Generator:
     def weights_hash_at(cls, run_dir) -> str | None:
         """:meth:`weights_hash` of the finished run in ``run_dir`` without loading it (None if not finished)."""
         run_dir = Path(run_dir)
-        if not (run_dir / "DONE").is_file():
+        files = cls.artefact_files(run_dir)
+        if not (run_dir / "DONE").is_file() or not all(f.is_file() for f in files):
             return None
-        return sha256_files(cls.artefact_files(run_dir))
+        return sha256_files(files)
 
     @classmethod
     def complexity_spec(cls, cfg: RunConfig, bands: int, d: int) -> ComplexitySpec | None:
