@@ -315,6 +315,27 @@ def _ratio(d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(d2), r, np.nan)
 
 
+def _check_copy_args(generated, real, criterion, quantile, n_components, stride, n_calibration, max_bytes):
+    """Validate :func:`copy_rate`'s arguments; returns the checked ``(G, R)`` arrays."""
+    G = _check_generated(generated)
+    n, C, h, w = G.shape
+    R = _check_real(real, C)
+    _, H, W = R.shape
+    if criterion not in ("relative", "absolute"):
+        raise ValueError(f"criterion: expected 'relative' or 'absolute', got {criterion!r}")
+    for v, name in ((stride, "stride"), (n_calibration, "n_calibration"), (max_bytes, "max_bytes")):
+        _positive_int(v, name)
+    if not 0.0 < float(quantile) < 1.0:
+        raise ValueError(f"quantile: expected a value in (0, 1), got {quantile!r}")
+    if n_components is not None:
+        _positive_int(n_components, "n_components")
+    if h > H or w > W:
+        raise ValueError(f"generated: patches {h}x{w} exceed the real scene {H}x{W}")
+    if H < 2 * h and W < 2 * w:
+        raise ValueError(f"real: scene {H}x{W} too small for non-overlapping {h}x{w} windows (need H >= 2h or W >= 2w)")
+    return G, R
+
+
 def copy_rate(generated, real, criterion: str = "relative", quantile: float = 0.05, n_components: int | None = 32,
               stride: int = 1, n_calibration: int = 128, random_state=0, device=None, max_bytes: int = _MAX_BYTES,
               return_details: bool = False, progress: bool = False):
@@ -345,13 +366,10 @@ def copy_rate(generated, real, criterion: str = "relative", quantile: float = 0.
     still count as copies, vertically flipped crops 9 %, the mean spectrum, noise and spatially shuffled pixels 0.
 
     Cost: the spectra are centred by the scene mean and projected on its top ``n_components`` principal axes
-    (distances are translation invariant; the projection shrinks them alike for generated and held-out patches).
-    The default 32 axes keep 99.3 % of Indian Pines' pixel variance (the rest is mostly sensor noise); measured
-    on the shared 2-core CPU (under load from other jobs): 256 patches of 32 x 32 against Indian Pines' 12,996
-    windows, relative rule, 128 held-out crops: 29 s with 32 axes vs 77 s with all 200 bands
-    (``n_components=None``, exact); same verdicts (1.0 for real crops). The relative rule needs two conv passes,
-    the absolute one. ``stride > 1`` divides the cost by ``stride^2`` but a copy at an off-grid position is then
-    matched only up to a shift and may go undetected. Large scenes (Pavia: 726k windows) are better run on a GPU.
+    (distances are translation invariant; the projection shrinks them alike for generated and held-out patches;
+    32 axes keep 99.3 % of Indian Pines' pixel variance, the rest is mostly sensor noise). The relative rule needs
+    two conv passes, the absolute one. ``stride > 1`` divides the cost by ``stride^2`` but a copy at an off-grid
+    position is then matched only up to a shift and may go undetected.
 
     Args:
         generated: ``(n, bands, h, w)``.
@@ -368,23 +386,9 @@ def copy_rate(generated, real, criterion: str = "relative", quantile: float = 0.
     Returns:
         ``copy_rate`` (float), or ``(copy_rate, details)``.
     """
-    G = _check_generated(generated)
+    G, R = _check_copy_args(generated, real, criterion, quantile, n_components, stride, n_calibration, max_bytes)
     n, C, h, w = G.shape
-    R = _check_real(real, C)
     _, H, W = R.shape
-    if criterion not in ("relative", "absolute"):
-        raise ValueError(f"criterion: expected 'relative' or 'absolute', got {criterion!r}")
-    stride = _positive_int(stride, "stride")
-    n_calibration = _positive_int(n_calibration, "n_calibration")
-    max_bytes = _positive_int(max_bytes, "max_bytes")
-    if not 0.0 < float(quantile) < 1.0:
-        raise ValueError(f"quantile: expected a value in (0, 1), got {quantile!r}")
-    if n_components is not None:
-        n_components = _positive_int(n_components, "n_components")
-    if h > H or w > W:
-        raise ValueError(f"generated: patches {h}x{w} exceed the real scene {H}x{W}")
-    if H < 2 * h and W < 2 * w:
-        raise ValueError(f"real: scene {H}x{W} too small for non-overlapping {h}x{w} windows (need H >= 2h or W >= 2w)")
     rng = np.random.default_rng(random_state)
     corners = _random_corners(R.shape, h, w, n_calibration, rng)
     mu, V = _pca_axes(R, n_components)
