@@ -50,6 +50,8 @@ class Generator:
     def __init__(self):
         self.config_: RunConfig | None = None
         self.run_dir_: Path | None = None
+        self._hashed: Path | None = None  # run directory whose weights hash is cached in _weights_hash
+        self._weights_hash: str | None = None
 
     # ---------------------------------------------------------------------------------------------- fitting
     def _resolve_config(self, scene, profile, overrides) -> RunConfig:
@@ -105,8 +107,11 @@ class Generator:
 
     def weights_hash(self) -> str:
         """Content hash of everything sampling reads (:meth:`artefact_files`): results and sample caches are keyed
-        by it, so a retrained model is never scored with another model's numbers."""
-        return self.weights_hash_at(self.run_dir_)
+        by it, so a retrained model is never scored with another model's numbers. Read once per fitted state
+        (``fit``/``load`` set ``run_dir_``; the files of a finished run do not change)."""
+        if self._hashed != self.run_dir_ or self._weights_hash is None:
+            self._hashed, self._weights_hash = self.run_dir_, self.weights_hash_at(self.run_dir_)
+        return self._weights_hash
 
     @classmethod
     def weights_hash_at(cls, run_dir) -> str | None:
