@@ -15,6 +15,8 @@ How it is measured, on CPU in well under a minute:
 """
 from __future__ import annotations
 
+import dataclasses
+from typing import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -22,30 +24,33 @@ from torch.utils.flop_counter import FlopCounterMode
 from . import models
 from .config import make_config
 from .data import SCENES
-from .train import build_unet
+from .models import ComplexitySpec
 
 __all__ = ["network_flops", "training_memory_bytes", "complexity_table", "format_table"]
 
 
-def network_flops(net: torch.nn.Module, shape: tuple[int, ...]) -> int:
-    """FLOPs of one forward pass of ``net`` on an input ``shape`` = (1, C, H, W) (meta device)."""
+def _out_loss(out) -> torch.Tensor:
+    """A scalar from a network's output (a tensor or a tuple of them, e.g. the VAE's (x̂, μ, log σ²))."""
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    return sum(o.float().pow(2).mean() for o in outs if isinstance(o, torch.Tensor))
+
+
+def network_flops(net: torch.nn.Module, inputs) -> int:
+    """FLOPs of one forward pass of ``net`` on ``inputs(1, …)``: a tuple of tensors on the meta device."""
     net = net.to("meta")
-    x = torch.empty(shape, device="meta")
-    t = torch.zeros(shape[0], dtype=torch.long, device="meta")
     with FlopCounterMode(display=False) as fc, torch.no_grad():
-        net(x, t)
+        net(*inputs)
     return int(fc.get_total_flops())
 
 
-def training_memory_bytes(net: torch.nn.Module, shape: tuple[int, ...], device: str = "cpu") -> tuple[int, str]:
-    """Peak memory of one training step at input ``shape`` (batch first): ``(bytes, method)``."""
+def training_memory_bytes(net: torch.nn.Module, inputs: Callable, batch: int, px: int,
+                          device: str = "cpu") -> tuple[int, str]:
+    """Peak memory of one training step of ``net`` on ``inputs(batch, px, device)``: ``(bytes, method)``."""
     if device.startswith("cuda") and torch.cuda.is_available():
         net = net.to(device)
         opt = torch.optim.AdamW(net.parameters())
         torch.cuda.reset_peak_memory_stats()
-        x = torch.randn(shape, device=device)
-        t = torch.randint(0, 1000, (shape[0],), device=device)
-        net(x, t).pow(2).mean().backward()
+        _out_loss(net(*inputs(batch, px, device))).backward()
         opt.step()
         torch.cuda.synchronize()
         return int(torch.cuda.max_memory_allocated()), "CUDA max_memory_allocated over one AdamW step"
@@ -58,21 +63,22 @@ def training_memory_bytes(net: torch.nn.Module, shape: tuple[int, ...], device: 
         saved += tensor.numel() * tensor.element_size()
         return tensor
 
-    x = torch.empty(shape, device="meta")
-    t = torch.zeros(shape[0], dtype=torch.long, device="meta")
+    args = inputs(batch, px, "meta")
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t_: t_):
-        net(x, t)
-    total = 4 * n_param_bytes + saved + x.numel() * x.element_size()
+        net(*args)
+    in_bytes = sum(a.numel() * a.element_size() for a in args if isinstance(a, torch.Tensor))
+    total = 4 * n_param_bytes + saved + in_bytes
     return int(total), "CPU estimate: 4x parameter bytes (weights, grads, AdamW moments) + autograd-saved tensors"
 
 
-def _row(name, net, channels, px, steps, extra_flops=0, extra_params=0, device="cpu"):
-    per_eval = network_flops(net, (1, channels, px, px))
-    mem, how = training_memory_bytes(net, (4, channels, px, px), device)
-    n_params = sum(p.numel() for p in net.parameters()) + extra_params
+def _row(name, spec: ComplexitySpec, px, steps, device="cpu"):
+    per_eval = network_flops(spec.net, spec.inputs(1, px, "meta"))
+    train_net = spec.train_net or spec.net
+    mem, how = training_memory_bytes(train_net, spec.train_inputs or spec.inputs, 4, px, device)
+    n_params = sum(p.numel() for p in train_net.parameters()) + spec.extra_params
     return {"model": name, "px": px, "params": n_params, "params_MB": n_params * 4 / 2**20,
             "train_memory_GB": mem / 2**30, "memory_method": how, "flops_per_eval": per_eval,
-            "sampling_steps": steps, "flops_per_sample": per_eval * steps + extra_flops}
+            "sampling_steps": steps, "flops_per_sample": per_eval * steps + spec.extra_flops_per_px * px * px}
 
 
 def complexity_table(scene: str = "IndianPines", profile: str = "paper", sizes=(32, 256), device: str = "cpu",
@@ -99,12 +105,13 @@ def complexity_table(scene: str = "IndianPines", profile: str = "paper", sizes=(
                              "memory_method": "no network", "flops_per_eval": 0, "sampling_steps": 0,
                              "flops_per_sample": 0, "control": models.is_control(name)})
                 continue
-            rows.append(_row(name, spec.net, spec.channels, px, sampler_steps or spec.steps,
-                             extra_flops=spec.extra_flops_per_px * px * px, extra_params=spec.extra_params,
-                             device=device))
+            # iterative samplers: sampler_steps evaluations if given; one-shot generators keep theirs (1)
+            steps = sampler_steps if sampler_steps and spec.steps > 1 else spec.steps
+            rows.append(_row(name, spec, px, steps, device=device))
         cfg = make_config(scene, "HUD", profile, {"train": {"patch_size": px}})
-        rows.append(_row("DDPM (pixel space)", build_unet(cfg, bands), bands, px, sampler_steps or cfg.diffusion.T,
-                         device=device))
+        pixel = models.get("HUD").complexity_spec(cfg, bands, bands)  # HUD's U-Net on every band, no decoder
+        pixel = dataclasses.replace(pixel, extra_flops_per_px=0, extra_params=0)
+        rows.append(_row("DDPM (pixel space)", pixel, px, sampler_steps or cfg.diffusion.T, device=device))
     return rows
 
 

@@ -22,8 +22,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["UnmixingConfig", "UNetConfig", "DiffusionConfig", "TrainConfig", "EvalConfig", "RunConfig",
-           "PROFILES", "profile_names", "make_config"]
+__all__ = ["UnmixingConfig", "UNetConfig", "DiffusionConfig", "TrainConfig", "EvalConfig", "VAEConfig",
+           "WGANConfig", "MPRNetConfig", "RunConfig", "PROFILES", "MODEL_PROFILES", "MODEL_SECTIONS",
+           "profile_names", "make_config"]
 
 
 @dataclass
@@ -99,6 +100,54 @@ class EvalConfig:
 
 
 @dataclass
+class VAEConfig:
+    """The authors' VAE (experiments/models/VAE.py): stride-2 conv encoder with a residual block after each
+    convolution, fc to (μ, log σ²), latent ``latent``; mirrored transposed-conv decoder. ``widths`` are the
+    encoder's channels (the decoder uses them reversed); ``hidden`` the fc widths. Loss: MSE (sum) + ``kl_weight``·KL.
+    Learning rate × ``lr_gamma`` per epoch (one epoch = every 32×32 window of the scene once)."""
+
+    latent: int = 20
+    widths: tuple[int, ...] = (128, 64, 32)
+    hidden: tuple[int, ...] = (512, 256)
+    kl_weight: float = 1.0
+    lr_gamma: float = 0.95
+
+
+@dataclass
+class WGANConfig:
+    """WGAN-GP (Gulrajani et al. 2017) with the authors' DCGAN-style networks (experiments/models/WGANGP.py).
+    ``g_width``: the generator's widest channel count (g_width → g_width/2 → g_width/4 → bands);
+    ``d_width``: the critic's first (d_width → 2·d_width → 4·d_width). The generator's lr is ``train.lr``.
+    ``interpolation``: the gradient penalty's interpolation weight, ``"uniform"`` on [0, 1] (the paper of WGAN-GP)
+    or ``"normal"`` (the authors' code draws it with randn)."""
+
+    z_dim: int = 100
+    g_width: int = 128
+    d_width: int = 32
+    n_critic: int = 5
+    gp_lambda: float = 10.0
+    lr_critic: float = 5e-5
+    beta1: float = 0.0
+    beta2: float = 0.9
+    interpolation: str = "uniform"
+
+
+@dataclass
+class MPRNetConfig:
+    """MPRNet (Zamir et al. 2021) behind a 3 → bands input convolution, as the authors ran it
+    (experiments/models/MPRNet.py). ``n_feat=None`` means the band count (the authors hard-coded 200);
+    ``scale_unetfeats`` / ``scale_orsnetfeats``: the widths added per encoder level / in the ORSNet
+    (None: n_feat, as theirs); cosine-annealed learning rate from ``train.lr`` down to ``lr_min``."""
+
+    n_feat: int | None = None
+    scale_unetfeats: int | None = None
+    scale_orsnetfeats: int | None = None
+    num_cab: int = 4
+    reduction: int = 4
+    lr_min: float = 1e-7
+
+
+@dataclass
 class RunConfig:
     """Everything that defines a trained generator on one scene."""
 
@@ -110,6 +159,9 @@ class RunConfig:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    wgan: WGANConfig = field(default_factory=WGANConfig)
+    mprnet: MPRNetConfig = field(default_factory=MPRNetConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -142,16 +194,23 @@ class RunConfig:
         """8-hex hash of what determines the trained weights: evaluation and sampler settings are excluded, so
         changing how a trained network is sampled never retrains it."""
         d = self.to_dict()
-        d.pop("eval")
-        for k in _SAMPLING_KEYS:
-            d["diffusion"].pop(k)
+        keep = MODEL_SECTIONS.get(self.model, _DIFFUSION_SECTIONS) + ("train",)
+        d = {k: v for k, v in d.items() if k in keep or k not in _SUB}
+        if "diffusion" in d:
+            for k in _SAMPLING_KEYS:
+                d["diffusion"].pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
 
 
 _SAMPLING_KEYS = ("sampler", "sample_steps", "eta", "clip_z0")
 
 _SUB = {"unmixing": UnmixingConfig, "unet": UNetConfig, "diffusion": DiffusionConfig, "train": TrainConfig,
-        "eval": EvalConfig}
+        "eval": EvalConfig, "vae": VAEConfig, "wgan": WGANConfig, "mprnet": MPRNetConfig}
+
+# The sections that determine each model's weights (with "train"); a model not listed (HUD, the controls) uses the
+# diffusion sections. Only these enter RunConfig.training_hash, so a new model's section never moves another's runs.
+_DIFFUSION_SECTIONS = ("unmixing", "unet", "diffusion")
+MODEL_SECTIONS: dict[str, tuple[str, ...]] = {"VAE": ("vae",), "WGAN-GP": ("wgan",), "MPRNet": ("mprnet",)}
 
 
 def _build(cls, v: dict):
@@ -194,6 +253,35 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+# Per-model overrides applied after PROFILES[profile] (the "train" section there is HUD's).
+MODEL_PROFILES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
+    "VAE": {
+        "smoke": {"train": dict(steps=30, batch_size=4, ckpt_every=10, lr=1e-3, grad_clip=0.0),
+                  "vae": dict(widths=(16, 16, 8), hidden=(64, 32))},
+        "quick": {"train": dict(steps=3000, batch_size=20, ckpt_every=250, lr=1e-4, grad_clip=0.0)},
+        # 100 epochs of Indian Pines' 12,996 windows at batch 20 (the authors' setting)
+        "paper": {"train": dict(steps=65_000, batch_size=20, ckpt_every=5000, lr=1e-4, grad_clip=0.0)},
+    },
+    "WGAN-GP": {
+        "smoke": {"train": dict(steps=10, batch_size=4, ckpt_every=5, lr=1e-3, grad_clip=0.0),
+                  "wgan": dict(g_width=16, d_width=8, n_critic=2, lr_critic=1e-3)},
+        "quick": {"train": dict(steps=1500, batch_size=32, ckpt_every=250, lr=1e-4, grad_clip=0.0)},
+        # 200 epochs of Indian Pines' 12,996 windows at batch 32, one generator step per 5 critic batches
+        "paper": {"train": dict(steps=16_300, batch_size=32, ckpt_every=1000, lr=1e-4, grad_clip=0.0),
+                  "wgan": dict(interpolation="normal")},
+    },
+    "MPRNet": {
+        "smoke": {"train": dict(steps=10, batch_size=2, ckpt_every=5, lr=1e-3, grad_clip=0.0),
+                  "mprnet": dict(n_feat=8, scale_unetfeats=4, scale_orsnetfeats=4, num_cab=1)},
+        "quick": {"train": dict(steps=1500, batch_size=8, ckpt_every=250, lr=2e-4, grad_clip=0.0),
+                  "mprnet": dict(n_feat=32, scale_unetfeats=16, scale_orsnetfeats=16, num_cab=2, lr_min=1e-6)},
+        # 30 epochs of Indian Pines' 12,996 windows at batch 40, Adam 1e-6 (theirs), n_feat = bands
+        "paper": {"train": dict(steps=9_750, batch_size=40, ckpt_every=1000, lr=1e-6, grad_clip=0.0),
+                  "mprnet": dict(lr_min=1e-8)},
+    },
+}
+
+
 def profile_names() -> list[str]:
     return list(PROFILES)
 
@@ -204,7 +292,7 @@ def make_config(scene: str = "IndianPines", model: str = "HUD", profile: str = "
     if profile not in PROFILES:
         raise ValueError(f"profile: unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
     d = RunConfig(scene=scene, model=model, profile=profile).to_dict()
-    for layer in (PROFILES[profile], overrides or {}):
+    for layer in (PROFILES[profile], MODEL_PROFILES.get(model, {}).get(profile, {}), overrides or {}):
         for section, values in layer.items():
             if section not in _SUB:
                 raise ValueError(f"overrides: unknown section {section!r}; expected one of {', '.join(_SUB)}")

@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from torch import nn
 
 from hudlib import complexity, evaluate, figures, tables
@@ -126,14 +127,17 @@ class _OneConv(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(c, c, 3, padding=1, bias=False)
 
-    def forward(self, x, t):
+    def forward(self, x):
         return self.conv(x)
 
 
 def test_flops_and_memory_against_hand_counts():
     c, px = 5, 16
-    assert complexity.network_flops(_OneConv(c), (1, c, px, px)) == 2 * c * c * 9 * px * px
-    mem, how = complexity.training_memory_bytes(_OneConv(c), (4, c, px, px))
+    def inputs(b, p, dev):
+        return (torch.empty(b, c, p, p, device=dev),)
+
+    assert complexity.network_flops(_OneConv(c), inputs(1, px, "meta")) == 2 * c * c * 9 * px * px
+    mem, how = complexity.training_memory_bytes(_OneConv(c), inputs, 4, px)
     w_bytes = c * c * 9 * 4
     x_bytes = 4 * c * px * px * 4
     # conv saves its input (for the weight gradient) and its weight (for the input gradient)

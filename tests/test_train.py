@@ -78,15 +78,15 @@ def test_resume_is_bit_identical(tmp_path):
     train_diffusion(cfg, Z, tmp_path / "b", device="cpu", progress=False, resume=True)
     a, b = _weights(tmp_path / "a" / "checkpoint.pt"), _weights(tmp_path / "b" / "checkpoint.pt")
     assert a["step"] == b["step"] == 7
-    for k in a["model"]:
-        assert torch.equal(a["model"][k], b["model"][k]), k
-        assert torch.equal(a["ema"][k], b["ema"][k]), k
-    assert a["losses"] == b["losses"]
+    for k in a["nets"]["unet"]:
+        assert torch.equal(a["nets"]["unet"][k], b["nets"]["unet"][k]), k
+        assert torch.equal(a["emas"]["unet"][k], b["emas"]["unet"][k]), k
+    assert a["history"] == b["history"]
     # and an unrelated seed does give different weights (the comparison can fail)
     other = make_config("IndianPines", "HUD", "smoke", {**TINY, "train": {**TINY["train"], "seed": 1}})
     train_diffusion(other, Z, tmp_path / "c", device="cpu", progress=False)
     c = _weights(tmp_path / "c" / "checkpoint.pt")
-    assert not all(torch.equal(a["model"][k], c["model"][k]) for k in a["model"])
+    assert not all(torch.equal(a["nets"]["unet"][k], c["nets"]["unet"][k]) for k in a["nets"]["unet"])
 
 
 def test_hud_registry_round_trip_and_reuse(scene, tmp_path):

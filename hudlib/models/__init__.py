@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 
 from ..config import PROFILES, RunConfig, make_config
-from .base import ComplexitySpec, Generator, run_dir_for
+from .base import ComplexitySpec, Generator, NetworkGenerator, run_dir_for
 
-__all__ = ["register", "get", "names", "is_control", "create", "load", "Generator", "ComplexitySpec",
+__all__ = ["register", "get", "names", "is_control", "create", "load", "Generator", "NetworkGenerator", "ComplexitySpec",
            "run_dir_for", "ModelInfo", "finished_profile"]
 
 

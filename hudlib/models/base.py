@@ -7,28 +7,41 @@ class attribute of :class:`Generator`; callers never probe with ``hasattr`` or c
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from ..config import RunConfig, make_config
-from ..utils import atomic_write_text, dist_info, sha256_files
+from ..utils import atomic_torch_save, atomic_write_text, dist_info, sha256_files
 
-__all__ = ["Generator", "ComplexitySpec", "run_dir_for"]
+__all__ = ["Generator", "NetworkGenerator", "ComplexitySpec", "run_dir_for"]
 
 
 @dataclasses.dataclass
 class ComplexitySpec:
-    """What Table IV measures of a generator: the network evaluated per sampling step, its input channel count, the
-    number of evaluations per sample, and what runs once per sample outside it (FLOPs per pixel, parameters)."""
+    """What Table IV measures of a generator.
+
+    Attributes:
+        net: the network evaluated ``steps`` times per sample (HUD: the U-Net; VAE: the decoder; MPRNet: all of it).
+        inputs: ``inputs(batch, px, device) -> tuple of tensors``, example arguments of ``net`` for ``batch``
+            samples of ``px`` × ``px`` (shapes only matter: Table IV runs them on the meta device).
+        steps: evaluations of ``net`` per sample.
+        extra_flops_per_px, extra_params: what runs once per sample outside ``net`` (HUD's decoder) and its size.
+        train_net, train_inputs: what one training step runs forward and backward, when more than ``net`` (the
+            VAE's encoder + decoder, the GAN's generator + critic); its parameters are the ones counted.
+    """
 
     net: torch.nn.Module
-    channels: int
+    inputs: Callable[[int, int, Any], tuple]
     steps: int
     extra_flops_per_px: int = 0
     extra_params: int = 0
+    train_net: torch.nn.Module | None = None
+    train_inputs: Callable[[int, int, Any], tuple] | None = None
 
 
 def run_dir_for(cfg: RunConfig, out_dir) -> Path:
@@ -142,3 +155,48 @@ class Generator:
     def _sample(self, n: int, random_state, device: str, progress: bool, **options
                 ) -> tuple[np.ndarray, np.ndarray | None]:
         raise NotImplementedError
+
+
+class NetworkGenerator(Generator):
+    """A generator whose networks come out of :func:`hudlib.train.train_loop` on the scene's cube (the baselines).
+
+    Subclasses implement :meth:`_plan` (networks, optimisers, step function: what training needs),
+    :meth:`_build_nets` (the networks sampling needs, by name, for a config and band count) and ``_sample``; set
+    ``sample_nets`` to the names in the plan that sampling reads. ``fit`` writes ``weights.pt`` (those networks,
+    the EMA where the plan keeps one, and ``scene_sha256`` of the cube: the weights hash changes with the data);
+    ``_load_state`` rebuilds ``nets_``; ``train_info_`` holds the training info when fitted in this process.
+    """
+
+    sample_nets: tuple[str, ...] = ()
+
+    def _plan(self, scene, cfg: RunConfig, device: torch.device):
+        raise NotImplementedError
+
+    @classmethod
+    def _build_nets(cls, cfg: RunConfig, bands: int) -> dict[str, torch.nn.Module]:
+        raise NotImplementedError
+
+    @classmethod
+    def artefact_files(cls, run_dir):
+        return [Path(run_dir) / "weights.pt"]
+
+    def _fit(self, scene, cfg, run_dir, resume, device, progress):
+        from ..train import train_loop  # train imports models' building blocks, not the registry
+
+        info, plan, emas = train_loop(cfg, lambda dev: self._plan(scene, cfg, dev), scene.cube, run_dir,
+                                      device=device, resume=resume, progress=progress)
+        if dist_info()[0] == 0:
+            cube_sha = hashlib.sha256(np.ascontiguousarray(scene.cube).tobytes()).hexdigest()
+            nets = {k: (emas[k] if k in emas else plan.nets[k]).state_dict() for k in self.sample_nets}
+            atomic_torch_save({"nets": nets, "bands": int(scene.cube.shape[0]), "scene_sha256": cube_sha,
+                               "step": info["steps"]}, Path(run_dir) / "weights.pt")
+        self.train_info_ = info
+        self._load_state(run_dir, scene)
+
+    def _load_state(self, run_dir: Path, scene=None):
+        st = torch.load(Path(run_dir) / "weights.pt", map_location="cpu", weights_only=True)
+        self.nets_ = self._build_nets(self.config_, int(st["bands"]))
+        for k, m in self.nets_.items():
+            m.load_state_dict(st["nets"][k])
+            m.eval()
+        self.bands_ = int(st["bands"])

@@ -80,8 +80,9 @@ class HUD(Generator):
     def complexity_spec(cls, cfg, bands, d) -> ComplexitySpec:
         # the U-Net on d channels, T evaluations (ancestral sampling), plus the UAE: 2·bands·d parameters
         # (encoder and decoder) and the decoder's 2·d·bands FLOPs per pixel once per sample
-        return ComplexitySpec(build_unet(cfg, d), d, cfg.diffusion.T, extra_flops_per_px=2 * d * bands,
-                              extra_params=2 * bands * d)
+        return ComplexitySpec(build_unet(cfg, d), lambda b, px, dev: (torch.empty(b, d, px, px, device=dev),
+                                                                      torch.zeros(b, dtype=torch.long, device=dev)),
+                              cfg.diffusion.T, extra_flops_per_px=2 * d * bands, extra_params=2 * bands * d)
 
     def sample_abundances(self, n: int, random_state=0, sampler: str | None = None, steps: int | None = None,
                           eta: float | None = None, clip_z0: bool | None = None, batch_size: int = 64,
