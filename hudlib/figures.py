@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -30,12 +31,23 @@ def mosaic(batch: np.ndarray, k: int = 2) -> np.ndarray:
     return tiles.transpose(2, 0, 3, 1, 4).reshape(b, k * h, k * w)
 
 
+def _grid(n_rows: int, cols: list[str], col_in: float, row_in: float, title: str):
+    """A figure of ``n_rows`` × ``len(cols)`` axes whose title is wrapped to the figure's width (long titles were
+    cut at the left edge); the figure grows by the title's lines (``tight_layout`` keeps it clear of the axes)."""
+    width = max(col_in * len(cols), 4.0)
+    lines = textwrap.wrap(title, width=max(20, int(width * 11))) or [""]
+    head = 0.22 * len(lines) + 0.35
+    fig, axes = plt.subplots(n_rows, len(cols), figsize=(width, row_in * n_rows + head), squeeze=False)
+    fig.suptitle("\n".join(lines), fontsize=10)
+    return fig, axes
+
+
 def fig3(samples: dict, scenes: dict, model_names: list[str], title: str = "", k: int = 2, seed: int = 0):
     """Rows = scenes; columns = a real-scene mosaic + one per model. One stretch per scene (the real scene's 2–98 %
     percentiles of the paper's bands), so colours are comparable across columns."""
     rows = list(scenes)
     cols = ["real"] + list(model_names)
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(1.9 * len(cols), 2.0 * len(rows) + 0.4), squeeze=False)
+    fig, axes = _grid(len(rows), cols, 1.9, 2.0, title)
     for i, sname in enumerate(rows):
         s = scenes[sname]
         lim = rgb_limits(s.cube, s.rgb_bands)
@@ -54,7 +66,6 @@ def fig3(samples: dict, scenes: dict, model_names: list[str], title: str = "", k
                 ax.set_title(c, fontsize=9)
             if j == 0:
                 ax.set_ylabel(sname, fontsize=9)
-    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -77,7 +88,7 @@ def fig4(samples: dict, scenes: dict, model_names: list[str], title: str = "", b
     the real scene's 1–99 % envelope per band overlaid (white dashed)."""
     rows = list(scenes)
     cols = ["real"] + list(model_names)
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(2.2 * len(cols), 2.0 * len(rows) + 0.4), squeeze=False)
+    fig, axes = _grid(len(rows), cols, 2.2, 2.0, title)
     for i, sname in enumerate(rows):
         s = scenes[sname]
         flat = s.cube.reshape(s.bands, -1)
@@ -103,7 +114,6 @@ def fig4(samples: dict, scenes: dict, model_names: list[str], title: str = "", b
                 ax.set_ylabel(f"{sname}\nreflectance", fontsize=8)
             if i == len(rows) - 1:
                 ax.set_xlabel("band", fontsize=7)
-    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 

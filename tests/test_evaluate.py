@@ -170,3 +170,25 @@ def test_spectral_density_counts_every_pixel():
     Y = np.random.default_rng(1).uniform(0, 1, (3, 7, 4, 5))
     H = figures.spectral_density(Y, bins=10, vmax=1.0)
     assert H.shape == (10, 7) and np.all(H.sum(0) == 3 * 4 * 5)
+
+
+@pytest.mark.parametrize("n_models", [1, 2, 9])
+def test_figure_titles_stay_inside_the_figure(n_models):
+    """Fig. 3/4 with one to nine generator columns: the (long) title and every column title lie inside the canvas."""
+    import matplotlib.pyplot as plt
+
+    s = load_scene("IndianPines")
+    names = [f"model-{i}" for i in range(n_models)]
+    rng = np.random.default_rng(0)
+    samples = {s.name: {m: rng.random((4, s.bands, 16, 16)).astype(np.float32) for m in names}}
+    title = "Fig. 3: pseudo-colour, generated 2x2 mosaics of 32 px patches [profile quick, CPU x86_64, 2 threads]"
+    for make in (figures.fig3, figures.fig4):
+        fig = make(samples, {s.name: s}, names, title)
+        fig.canvas.draw()
+        r = fig.canvas.get_renderer()
+        canvas = fig.bbox
+        texts = [fig._suptitle] + [ax.title for ax in fig.axes]
+        for t in texts:
+            bb = t.get_window_extent(r)
+            assert bb.x0 >= canvas.x0 - 1 and bb.x1 <= canvas.x1 + 1 and bb.y1 <= canvas.y1 + 1, t.get_text()
+        plt.close(fig)
