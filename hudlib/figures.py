@@ -20,7 +20,7 @@ from .data import load_scene, patches, pseudo_rgb, rgb_limits
 from .evaluate import generate, git_commit, machine_description
 from .utils import atomic_write_text, resolve_device
 
-__all__ = ["mosaic", "fig3", "fig4", "spectral_density", "save", "write_all", "write_manifest", "make_figures"]
+__all__ = ["mosaic", "fig3", "fig4", "loss_curves", "spectral_density", "save", "write_all", "write_manifest", "make_figures"]
 
 
 def mosaic(batch: np.ndarray, k: int = 2) -> np.ndarray:
@@ -66,6 +66,27 @@ def fig3(samples: dict, scenes: dict, model_names: list[str], title: str = "", k
                 ax.set_title(c, fontsize=9)
             if j == 0:
                 ax.set_ylabel(sname, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(runs: dict, title: str = ""):
+    """One panel per run (``{label: run directory}``): every loss the run recorded (``losses.json``), as a moving
+    mean over 2 % of the steps, on a symmetric-log axis (a GAN's losses change sign)."""
+    from .train import load_losses
+
+    fig, axes = _grid(1, list(runs), 4.2, 3.0, title)
+    for ax, (label, run) in zip(axes[0], runs.items()):
+        steps = 0
+        for key, curve in load_losses(run).items():
+            w = max(1, len(curve) // 50)
+            ax.plot(np.arange(len(curve) - w + 1) + w, np.convolve(curve, np.ones(w) / w, mode="valid"), label=key)
+            steps = len(curve)
+        ax.set_yscale("symlog", linthresh=1e-3)
+        ax.set_title(f"{label}: {steps} steps", fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 

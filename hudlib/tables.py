@@ -96,16 +96,24 @@ def metric_table(scene: str, scene_results: dict[str, dict], profile: str) -> st
                                    for c in cols) + " |"
     lines = [head, "|" + "---|" * (len(cols) + 1)]
     order = [m for m in models.names() if m in scene_results] + [m for m in scene_results if m not in models.names()]
-    for mname in order:
-        rec = scene_results[mname]
-        label = f"{mname} (control)" if rec.get("control") else f"**{mname}** (ours)"
-        lines.append(f"| {label} | " + " | ".join(_fmt(rec["metrics"].get(c)) for c in cols) + " |")
     pr = paper_results()
-    for pm in PAPER_MODELS:
+
+    def paper_row(pm: str) -> str:
         vals = {"F_p": pr["table1"]["F_p"].get(scene, {}).get(pm), "D_b": pr["table1"]["D_b"].get(scene, {}).get(pm),
                 "D_b/F_p": pr["table1"]["D_b/F_p"].get(scene, {}).get(pm),
                 "IS": pr["table2"]["IS"].get(scene, {}).get(pm), "FID": pr["table3"]["FID"].get(scene, {}).get(pm)}
-        lines.append(f"| {pm} (paper) | " + " | ".join(_fmt(vals.get(c)) for c in cols) + " |")
+        return f"| {pm} (paper) | " + " | ".join(_fmt(vals.get(c)) for c in cols) + " |"
+
+    shown = set()
+    for mname in order:  # each of our generators, then the paper's row of the same model right below it
+        rec = scene_results[mname]
+        label = f"{mname} (control)" if rec.get("control") else f"**{mname}** (ours)"
+        lines.append(f"| {label} | " + " | ".join(_fmt(rec["metrics"].get(c)) for c in cols) + " |")
+        pm = models.paper_name(mname) if mname in models.names() else None
+        if pm in PAPER_MODELS:
+            lines.append(paper_row(pm))
+            shown.add(pm)
+    lines += [paper_row(pm) for pm in PAPER_MODELS if pm not in shown]  # the paper's models we have not run
     any_rec = next(iter(scene_results.values()))
     hashes = ", ".join(f"{m} {scene_results[m].get('weights_hash')}" for m in order)
     note = (f"\n*{scene}, profile `{profile}`, n = {any_rec['n']} patches per model, machine: {any_rec['machine']}, "

@@ -213,9 +213,9 @@ def test_live_line_mirrors_training_progress(tmp_path, monkeypatch):
     assert summary["ok"], summary["steps"][-1].get("error")
     out = term.getvalue()
     assert "to train (30 steps)" in out
-    lines = re.findall(r"\r(\[03_train_diffusion\[IndianPines\]\] cell \d+/\d+ [^\r\n]*)", out)
+    lines = re.findall(r"\r(\[03_train\[IndianPines\]\] cell \d+/\d+ [^\r\n]*)", out)
     bars = [ln for ln in lines if re.search(r"\| train HUD/IndianPines/smoke \d+/30 loss=\d+\.\d+ left ", ln)]
     assert bars, out[-3000:]
     assert any("30/30" in ln for ln in bars)
-    log = (tmp_path / "build" / "logs" / "03_train_diffusion_IndianPines.log").read_text()
+    log = (tmp_path / "build" / "logs" / "03_train_IndianPines.log").read_text()
     assert "30/30" in log and "loss=" in log  # the text bar also reaches the notebook's log

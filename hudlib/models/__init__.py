@@ -15,7 +15,7 @@ from ..config import PROFILES, RunConfig, make_config
 from .base import ComplexitySpec, Generator, NetworkGenerator, run_dir_for
 
 __all__ = ["register", "get", "names", "is_control", "create", "load", "Generator", "NetworkGenerator", "ComplexitySpec",
-           "run_dir_for", "ModelInfo", "finished_profile"]
+           "run_dir_for", "ModelInfo", "finished_profile", "paper_name"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,16 +24,24 @@ class ModelInfo:
     target: str  # "module:Class", imported lazily
     control: bool
     description: str
+    paper_name: str | None  # its column in the paper's Tables I–III (None: not in the paper)
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
-def register(name: str, target: str, control: bool = False, description: str = "") -> None:
-    """Register a generator class given as ``"package.module:Class"``."""
+def register(name: str, target: str, control: bool = False, description: str = "",
+             paper_name: str | None = None) -> None:
+    """Register a generator class given as ``"package.module:Class"``; ``paper_name`` is its column in the paper's
+    tables (``"GAN"`` for WGAN-GP)."""
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is registered already")
-    _REGISTRY[name] = ModelInfo(name, target, control, description)
+    _REGISTRY[name] = ModelInfo(name, target, control, description, paper_name)
+
+
+def paper_name(name: str) -> str | None:
+    """The paper's name for a registered generator (None for the controls and our additions)."""
+    return _info(name).paper_name
 
 
 def names(controls: bool | None = None) -> list[str]:
@@ -81,7 +89,8 @@ def finished_profile(scene: str, model: str, runs, fallback: str = "smoke") -> s
 
 
 # ------------------------------------------------------------------------------------------------- the registry
-register("HUD", "hudlib.models.hud:HUD", description="VCA + frozen UAE + DDPM on relaxed abundances (the paper)")
+register("HUD", "hudlib.models.hud:HUD", description="VCA + frozen UAE + DDPM on relaxed abundances (the paper)",
+         paper_name="HUD")
 register("RealCopy", "hudlib.models.controls:RealCopy", control=True,
          description="random real crops of the scene (perfect fidelity, pure memorisation)")
 register("UAECopy", "hudlib.models.controls:UAECopy", control=True,
