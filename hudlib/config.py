@@ -306,7 +306,7 @@ def make_config(scene: str = "IndianPines", model: str = "HUD", profile: str = "
 #       Generous where training cells run long; never None, so nothing waits forever.
 #   idle_grace_s: a cell whose kernel reported idle but sent no execute reply for this long is declared hung
 #       (jupyter/nbclient#312) and its kernel is killed.
-#   step_s: seconds per training step of a trainable generator (HUD), for the plan's time estimate; None: unmeasured.
+#   step_s: {generator: seconds per training iteration}, for the plan's time estimate; absent: unmeasured.
 #   eval_s: seconds to sample and evaluate one generator (06_tables, cold cache).
 #   notebook_s: seconds per notebook run outside training and evaluation (kernel start, data, figures).
 # Measured on the development machine (2-core x86_64 CPU, torch 2.13.0+cpu, shared with other jobs):
@@ -316,8 +316,8 @@ def make_config(scene: str = "IndianPines", model: str = "HUD", profile: str = "
 #       step (batch 4), 35 s per evaluated generator, ~10 s per notebook (00-02). Under that load 04's 1000-step
 #       DDPM sampling of 8 patches took 600-850 s, hence a 30-min cell timeout.
 RUNNER: dict[str, dict[str, Any]] = {
-    "smoke": {"cell_timeout_s": 1800, "idle_grace_s": 60, "step_s": 1.07, "eval_s": 35.0, "notebook_s": 10.0},
-    "quick": {"cell_timeout_s": 3 * 3600, "idle_grace_s": 60, "step_s": 0.27, "eval_s": 100.0, "notebook_s": 30.0},
-    "paper": {"cell_timeout_s": 3 * 24 * 3600, "idle_grace_s": 60, "step_s": None, "eval_s": None,
+    "smoke": {"cell_timeout_s": 1800, "idle_grace_s": 60, "step_s": {"HUD": 1.07}, "eval_s": 35.0, "notebook_s": 10.0},
+    "quick": {"cell_timeout_s": 3 * 3600, "idle_grace_s": 60, "step_s": {"HUD": 0.27}, "eval_s": 100.0, "notebook_s": 30.0},
+    "paper": {"cell_timeout_s": 3 * 24 * 3600, "idle_grace_s": 60, "step_s": {}, "eval_s": None,
               "notebook_s": None},
 }

@@ -111,7 +111,7 @@ def make_plan(profile: str, scenes: list[str], models: list[str], nbs: list[Path
     prefixes = {nb.name[:2] for nb in nbs}
     trains, evals = bool(prefixes & set(TRAINING_NOTEBOOKS)), bool(prefixes & set(EVALUATION_NOTEBOOKS))
     r = RUNNER[profile]
-    rows, train_steps, n_eval = [], 0, 0
+    rows, train_steps, n_eval, train_s = [], 0, 0, 0.0
     for s in scenes:
         for m in models:
             control = registry.is_control(m)
@@ -120,13 +120,16 @@ def make_plan(profile: str, scenes: list[str], models: list[str], nbs: list[Path
             cached = st["evaluated"]
             steps = 0 if control or run else make_config(s, m, profile).train.steps
             train_steps += steps if trains else 0
+            per = r["step_s"].get(m)
+            train_s = None if train_s is None or (steps and trains and per is None) else \
+                train_s + (steps * per if trains and steps else 0.0)
             n_eval += 0 if cached or not evals else 1
             rows.append({"scene": s, "model": m, "control": control, "run": str(run) if run else None,
                          "train_steps": steps, "cached": cached})
     n_runs = sum(len(scenes) if int(nb.name[:2]) <= SCENE_NOTEBOOK_MAX else 1 for nb in nbs)
-    parts = {"training": (train_steps, r["step_s"]), "evaluation": (n_eval, r["eval_s"]),
-             "notebooks": (n_runs, r["notebook_s"])}
-    est = {k: None if (n and per is None) else n * (per or 0) for k, (n, per) in parts.items()}
+    parts = {"evaluation": (n_eval, r["eval_s"]), "notebooks": (n_runs, r["notebook_s"])}
+    est = {"training": train_s,
+           **{k: None if (n and per is None) else n * (per or 0) for k, (n, per) in parts.items()}}
     return {"profile": profile, "scenes": scenes, "skipped": dict(skipped or {}), "models": models,
             "notebooks": [nb.name for nb in nbs], "notebook_runs": n_runs, "rows": rows, "runs": str(runs),
             "results": str(results), "train_steps": train_steps, "to_evaluate": n_eval, "estimate_s": est,
