@@ -102,13 +102,14 @@ class EvalConfig:
 @dataclass
 class VAEConfig:
     """The authors' VAE (experiments/models/VAE.py): stride-2 conv encoder with a residual block after each
-    convolution, fc to (μ, log σ²), latent ``latent``; mirrored transposed-conv decoder. ``widths`` are the
-    encoder's channels (the decoder uses them reversed); ``hidden`` the fc widths. Loss: MSE (sum) + ``kl_weight``·KL.
+    convolution, flattened (widths[-1]·(p/8)² = 512 at p = 32), fc to ``fc`` then to (μ, log σ²) of size
+    ``latent``; the decoder mirrors it (fc latent → flattened size, transposed convs). ``widths`` are the encoder's
+    channels (the decoder uses them reversed). Loss: MSE (sum) + ``kl_weight``·KL.
     Learning rate × ``lr_gamma`` per epoch (one epoch = every 32×32 window of the scene once)."""
 
     latent: int = 20
     widths: tuple[int, ...] = (128, 64, 32)
-    hidden: tuple[int, ...] = (512, 256)
+    fc: int = 256
     kl_weight: float = 1.0
     lr_gamma: float = 0.95
 
@@ -257,15 +258,20 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 MODEL_PROFILES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     "VAE": {
         "smoke": {"train": dict(steps=30, batch_size=4, ckpt_every=10, lr=1e-3, grad_clip=0.0),
-                  "vae": dict(widths=(16, 16, 8), hidden=(64, 32))},
-        "quick": {"train": dict(steps=3000, batch_size=20, ckpt_every=250, lr=1e-4, grad_clip=0.0)},
+                  "vae": dict(widths=(16, 16, 8), fc=32)},
+        # measured on the 2-core CPU: 0.31 s per step -> 2600 steps ~ HUD quick's 13.5 min; lr 5e-4 (authors 1e-4)
+        # so that 4 epochs can converge
+        "quick": {"train": dict(steps=2600, batch_size=20, ckpt_every=250, lr=5e-4, grad_clip=0.0)},
         # 100 epochs of Indian Pines' 12,996 windows at batch 20 (the authors' setting)
         "paper": {"train": dict(steps=65_000, batch_size=20, ckpt_every=5000, lr=1e-4, grad_clip=0.0)},
     },
     "WGAN-GP": {
         "smoke": {"train": dict(steps=10, batch_size=4, ckpt_every=5, lr=1e-3, grad_clip=0.0),
                   "wgan": dict(g_width=16, d_width=8, n_critic=2, lr_critic=1e-3)},
-        "quick": {"train": dict(steps=1500, batch_size=32, ckpt_every=250, lr=1e-4, grad_clip=0.0)},
+        # 2-core CPU: the authors' widths at batch 32 cost 1.73 s per iteration (470 iterations in HUD's budget);
+        # halved widths at batch 16 cost 0.70 s -> 1150 iterations (5750 critic steps); lr 2e-4 for both nets
+        "quick": {"train": dict(steps=1150, batch_size=16, ckpt_every=250, lr=2e-4, grad_clip=0.0),
+                  "wgan": dict(g_width=64, d_width=16, lr_critic=2e-4)},
         # 200 epochs of Indian Pines' 12,996 windows at batch 32, one generator step per 5 critic batches
         "paper": {"train": dict(steps=16_300, batch_size=32, ckpt_every=1000, lr=1e-4, grad_clip=0.0),
                   "wgan": dict(interpolation="normal")},
@@ -273,7 +279,8 @@ MODEL_PROFILES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     "MPRNet": {
         "smoke": {"train": dict(steps=10, batch_size=2, ckpt_every=5, lr=1e-3, grad_clip=0.0),
                   "mprnet": dict(n_feat=8, scale_unetfeats=4, scale_orsnetfeats=4, num_cab=1)},
-        "quick": {"train": dict(steps=1500, batch_size=8, ckpt_every=250, lr=2e-4, grad_clip=0.0),
+        # 2-core CPU: 0.72 s per step at these widths -> 1100 steps ~ HUD quick's 13.5 min
+        "quick": {"train": dict(steps=1100, batch_size=8, ckpt_every=250, lr=2e-4, grad_clip=0.0),
                   "mprnet": dict(n_feat=32, scale_unetfeats=16, scale_orsnetfeats=16, num_cab=2, lr_min=1e-6)},
         # 30 epochs of Indian Pines' 12,996 windows at batch 40, Adam 1e-6 (theirs), n_feat = bands
         "paper": {"train": dict(steps=9_750, batch_size=40, ckpt_every=1000, lr=1e-6, grad_clip=0.0),
@@ -315,9 +322,11 @@ def make_config(scene: str = "IndianPines", model: str = "HUD", profile: str = "
 #   smoke: benchmarks/runner_soak.py with the machine loaded (load average 7-9 on the 2 cores): 1.07-2.93 s per HUD
 #       step (batch 4), 35 s per evaluated generator, ~10 s per notebook (00-02). Under that load 04's 1000-step
 #       DDPM sampling of 8 patches took 600-850 s, hence a 30-min cell timeout.
+#   baselines (benchmarks/training.py, the machine otherwise idle): smoke VAE 0.024, WGAN-GP 0.071, MPRNet 0.27 s per
+#       iteration (HUD 0.051 idle); quick VAE 0.31, WGAN-GP 0.70, MPRNet 0.72 s.
 RUNNER: dict[str, dict[str, Any]] = {
-    "smoke": {"cell_timeout_s": 1800, "idle_grace_s": 60, "step_s": {"HUD": 1.07}, "eval_s": 35.0, "notebook_s": 10.0},
-    "quick": {"cell_timeout_s": 3 * 3600, "idle_grace_s": 60, "step_s": {"HUD": 0.27}, "eval_s": 100.0, "notebook_s": 30.0},
+    "smoke": {"cell_timeout_s": 1800, "idle_grace_s": 60, "step_s": {"HUD": 1.07, "VAE": 0.024, "WGAN-GP": 0.071, "MPRNet": 0.27}, "eval_s": 35.0, "notebook_s": 10.0},
+    "quick": {"cell_timeout_s": 3 * 3600, "idle_grace_s": 60, "step_s": {"HUD": 0.27, "VAE": 0.31, "WGAN-GP": 0.70, "MPRNet": 0.72}, "eval_s": 100.0, "notebook_s": 30.0},
     "paper": {"cell_timeout_s": 3 * 24 * 3600, "idle_grace_s": 60, "step_s": {}, "eval_s": None,
               "notebook_s": None},
 }

@@ -1,0 +1,141 @@
+"""The paper's VAE baseline as the authors built it (experiments/models/VAE.py, authors_code.md section D).
+
+Encoder: three stride-2 4×4 convolutions B → w₀ → w₁ → w₂ (128 → 64 → 32), each followed by a residual block,
+flattened (w₂·(p/8)², 512 at p = 32), fc → ``fc`` (256) → (μ, log σ²) of size ``latent`` (20). Decoder: fc latent →
+flattened size, transposed convolutions w₂ → w₁ → w₀ → B with batch norm + LeakyReLU(0.2). Loss: the summed squared
+error + ``kl_weight`` · KL(N(μ, σ²) ‖ N(0, I)); Adam with the learning rate × ``lr_gamma`` per epoch.
+
+Departure: the authors' decoder ends in Tanh for their [−1, 1] data space; ours ends in a sigmoid, since our data are
+in [0, 1] (outputs are always in the data range). ``sample`` decodes z ~ N(0, I).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..train import TrainPlan, windows_per_epoch
+from ..utils import resolve_device
+from .base import ComplexitySpec, NetworkGenerator
+
+__all__ = ["VAE", "VAENet", "kl_divergence"]
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(μ, σ²) ‖ N(0, I)) summed over every element: ½ Σ (μ² + σ² − log σ² − 1)."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum()
+
+
+class _Res(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c), nn.LeakyReLU(0.2),
+                                  nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c))
+
+    def forward(self, x):
+        return F.leaky_relu(x + self.body(x), 0.2)
+
+
+class VAENet(nn.Module):
+    """Encoder and decoder; ``forward(x (n, B, p, p)) -> (x̂, μ, log σ²)``; ``decode(z (n, latent))``."""
+
+    def __init__(self, bands: int, size: int, latent: int = 20, widths=(128, 64, 32), fc: int = 256):
+        super().__init__()
+        if size % 8:
+            raise ValueError(f"patch_size: the VAE needs a multiple of 8, got {size}")
+        self.bands, self.size, self.latent, self.widths = bands, size, latent, tuple(widths)
+        self.side = size // 8
+        flat = widths[-1] * self.side ** 2
+        enc, c = [], bands
+        for w in widths:
+            enc += [nn.Conv2d(c, w, 4, 2, 1), nn.BatchNorm2d(w), nn.LeakyReLU(0.2), _Res(w)]
+            c = w
+        self.encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(flat, fc), nn.LeakyReLU(0.2))
+        self.mu, self.logvar = nn.Linear(fc, latent), nn.Linear(fc, latent)
+        self.fc_dec = nn.Linear(latent, flat)
+        dec, outs = [], list(widths[::-1][1:]) + [bands]
+        c = widths[-1]
+        for i, w in enumerate(outs):
+            dec.append(nn.ConvTranspose2d(c, w, 4, 2, 1))
+            if i < len(outs) - 1:
+                dec += [nn.BatchNorm2d(w), nn.LeakyReLU(0.2)]
+            c = w
+        self.decoder = nn.Sequential(*dec)
+
+    def encode(self, x):
+        h = self.encoder(x)
+        return self.mu(h), self.logvar(h)
+
+    def decode(self, z):
+        h = self.fc_dec(z).view(z.shape[0], self.widths[-1], self.side, self.side)
+        return torch.sigmoid(self.decoder(F.leaky_relu(h, 0.2)))
+
+    def forward(self, x, eps=None):
+        mu, logvar = self.encode(x)
+        eps = torch.randn_like(mu) if eps is None else eps
+        return self.decode(mu + eps * (0.5 * logvar).exp()), mu, logvar
+
+
+class VAE(NetworkGenerator):
+    """After ``fit``: ``nets_["vae"]`` (:class:`VAENet`, encoder and decoder; sampling uses the decoder)."""
+
+    name = "VAE"
+    sample_nets = ("vae",)
+
+    @classmethod
+    def _build_nets(cls, cfg, bands):
+        v = cfg.vae
+        return {"vae": VAENet(bands, cfg.train.patch_size, v.latent, v.widths, v.fc)}
+
+    def _plan(self, scene, cfg, device):
+        net = self._build_nets(cfg, scene.bands)["vae"].to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=cfg.train.lr)
+        epoch = max(1, windows_per_epoch(scene.cube.shape, cfg.train.patch_size) // cfg.train.batch_size)
+        gamma, w_kl = cfg.vae.lr_gamma, cfg.vae.kl_weight
+
+        def step(ctx):
+            x = ctx.batch()
+            eps = ctx.randn(x.shape[0], net.latent)
+            with ctx.autocast():
+                xh, mu, logvar = ctx.net("vae")(x, eps)
+                rec = F.mse_loss(xh.float(), x, reduction="sum")
+                kl = kl_divergence(mu.float(), logvar.float())
+            loss = rec + w_kl * kl
+            ctx.update("vae", loss)
+            n = x.shape[0]  # reported per sample
+            return {"loss": loss.item() / n, "recon": rec.item() / n, "kl": kl.item() / n}
+
+        return TrainPlan(nets={"vae": net}, optimizers={"vae": opt}, step=step,
+                         lr_factor=lambda s: gamma ** (s // epoch))
+
+    def _sample(self, n, random_state, device, progress, batch_size: int = 256, **options):
+        device = resolve_device(device)
+        net = self.nets_["vae"].to(device)
+        gen = torch.Generator().manual_seed(int(random_state))
+        out = []
+        with torch.no_grad():
+            for i in range(0, n, batch_size):
+                z = torch.randn(min(batch_size, n - i), net.latent, generator=gen)
+                out.append(net.decode(z.to(device)).float().cpu().numpy())
+        return np.concatenate(out) if out else np.empty((0, net.bands, net.size, net.size), np.float32), None
+
+    @classmethod
+    def complexity_spec(cls, cfg, bands, d):
+        net = cls._build_nets(cfg, bands)["vae"]
+        decoder = _Decoder(net)
+        return ComplexitySpec(decoder, lambda b, px, dev: (torch.empty(b, net.latent, device=dev),), 1,
+                              train_net=net,
+                              train_inputs=lambda b, px, dev: (torch.empty(b, bands, px, px, device=dev),
+                                                               torch.empty(b, net.latent, device=dev)))
+
+
+class _Decoder(nn.Module):
+    """The decoder alone (what one sample costs), sharing the VAE's modules."""
+
+    def __init__(self, vae: VAENet):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, z):
+        return self.vae.decode(z)
