@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+import hudlib.models.wgan as W
 from hudlib import models
 from hudlib.config import make_config
 from hudlib.data import Scene
@@ -74,9 +75,8 @@ def test_gradient_penalty_equals_per_sample_autograd():
 def test_wgan_interpolation_option_changes_the_draw(tmp_path):
     s = _scene()
     seen = {}
-    for mode in ("uniform", "normal"):
+    for mode in ("uniform", "normal"):  # spy on the penalty's interpolation weights
         cfg = make_config(s.name, "WGAN-GP", "smoke", {"train": {"steps": 1}, "wgan": {"interpolation": mode}})
-        import hudlib.models.wgan as W
         orig = W.gradient_penalty
 
         def spy(critic, real, fake, alpha):
@@ -184,3 +184,41 @@ def test_learning_rate_schedules():
     plan = models.create("MPRNet")._plan(s, mpr, torch.device("cpu"))
     assert plan.lr_factor(0) == pytest.approx(1.0)
     assert plan.lr_factor(mpr.train.steps) * mpr.train.lr == pytest.approx(mpr.mprnet.lr_min)
+
+
+DDP_SCRIPT = r"""
+import os, sys, hashlib, numpy as np
+import hudlib.models.wgan as W
+from hudlib import models
+from hudlib.config import make_config
+from hudlib.data import Scene
+from hudlib.train import train_loop
+name, out = sys.argv[1], sys.argv[2]
+cube = np.random.default_rng(0).random((12, 40, 40)).astype(np.float32)
+s = Scene(name="Tiny", cube=cube, raw_range=(0.0, 1.0), gt=np.zeros((40, 40), np.int64), n_classes=3,
+          rgb_bands=(11, 6, 0))
+cfg = make_config("Tiny", name, "smoke", {"train": {"steps": 3, "ckpt_every": 2}})
+info, plan, emas = train_loop(cfg, lambda dev: models.create(name)._plan(s, cfg, dev), s.cube, out, device="cpu",
+                              progress=False)
+h = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for m in plan.nets.values() for p in m.parameters()))
+open(os.path.join(out, "rank" + os.environ["RANK"]), "w").write(h.hexdigest())
+"""
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_ddp_two_processes_hold_identical_weights(name, tmp_path):
+    """Under torchrun (2 CPU processes, gloo) every network of every baseline stays identical across ranks, the
+    WGAN-GP's gradient penalty (a double backward through the DDP-wrapped critic) included."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        str(script), name, str(tmp_path / "run")], capture_output=True, text=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "run" / "rank0").read_text() == (tmp_path / "run" / "rank1").read_text()
+    ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert ck["step"] == 3 and len(ck["rng_per_rank"]) == 2
