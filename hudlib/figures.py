@@ -2,7 +2,8 @@
 
 Inputs are plain arrays: ``samples[scene][model]`` ``(n, bands, h, w)`` in the scene's normalised units and
 ``scenes[scene]`` a :class:`hudlib.data.Scene`. Files are written as PNG (README) and PDF with stable names:
-``fig3_pseudocolour``, ``fig3_controls``, ``fig4_spectral_density``, ``fig4_controls``.
+``fig3_pseudocolour``, ``fig3_controls``, ``fig4_spectral_density``, ``fig4_controls``, and ``training_losses``
+(the loss curves of every trained generator, from :func:`make_figures`).
 """
 from __future__ import annotations
 
@@ -189,10 +190,12 @@ def make_figures(scenes, model_names, profile: str, fig_dir=None, runs=None, dev
     by weights hash, shared with 06_tables), write Figs. 3–4 and the manifest. Returns the files written."""
     S = {s: load_scene(s, data_root) for s in scenes}
     samples: dict[str, dict] = {s: {} for s in scenes}
-    hashes = {}
+    hashes, trained = {}, {}
     for s in scenes:
         for m in model_names:
             gen = models.create(m).fit(S[s], profile, paths.runs_dir(runs), device=device, progress=progress)
+            if not models.is_control(m):
+                trained[f"{s}/{m}" if len(scenes) > 1 else m] = gen.run_dir_
             samples[s][m] = generate(gen, gen.config_.eval.n_samples, gen.config_.eval.seed, device, progress)
             hashes[f"{s}/{m}"] = gen.weights_hash()
             print(f"{s:12} {m:14} {samples[s][m].shape} weights {hashes[f'{s}/{m}']}", flush=True)
@@ -200,5 +203,7 @@ def make_figures(scenes, model_names, profile: str, fig_dir=None, runs=None, dev
     folder = paths.figures_dir(fig_dir)
     files = write_all(samples, S, [m for m in model_names if not models.is_control(m)],
                       [m for m in model_names if models.is_control(m)], folder, label)
+    if trained:  # whether each generator's training settled at this profile's budget
+        files += save(loss_curves(trained, f"Training losses (moving mean) [{label}]"), folder, "training_losses")
     write_manifest(folder, files, profile, label, list(scenes), list(model_names), hashes, git_commit())
     return files

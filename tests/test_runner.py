@@ -16,7 +16,7 @@ from hudlib.config import make_config
 from hudlib.models import get, run_dir_for
 
 ROOT = Path(__file__).resolve().parents[1]
-FIGURES = ["fig3_pseudocolour", "fig3_controls", "fig4_spectral_density", "fig4_controls"]
+FIGURES = ["fig3_pseudocolour", "fig3_controls", "fig4_spectral_density", "fig4_controls", "training_losses"]
 
 
 def test_smoke_run_produces_every_figure_and_table(tmp_path, monkeypatch):
