@@ -193,6 +193,21 @@ class NetworkGenerator(Generator):
         self.train_info_ = info
         self._load_state(run_dir, scene)
 
+    @staticmethod
+    def _decode_latents(decode, latent: int, out_shape: tuple, n: int, random_state, device,
+                        batch_size: int = 256) -> np.ndarray:
+        """``decode(z)`` of ``n`` latents z ~ N(0, I) ``(m, latent)``, drawn in batches from one
+        ``torch.Generator`` seeded with ``random_state`` (the same samples for a seed on any batch size);
+        ``(n, *out_shape)`` float32."""
+        from ..utils import resolve_device
+
+        device = resolve_device(device)
+        gen = torch.Generator().manual_seed(int(random_state))
+        z = torch.randn(n, latent, generator=gen)
+        with torch.no_grad():
+            out = [decode(z[i:i + batch_size].to(device)).float().cpu().numpy() for i in range(0, n, batch_size)]
+        return np.concatenate(out) if out else np.empty((0, *out_shape), np.float32)
+
     def _load_state(self, run_dir: Path, scene=None):
         st = torch.load(Path(run_dir) / "weights.pt", map_location="cpu", weights_only=True)
         self.nets_ = self._build_nets(self.config_, int(st["bands"]))

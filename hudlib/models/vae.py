@@ -10,7 +10,6 @@ in [0, 1] (outputs are always in the data range). ``sample`` decodes z ~ N(0, I)
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -110,15 +109,9 @@ class VAE(NetworkGenerator):
                          lr_factor=lambda s: gamma ** (s // epoch))
 
     def _sample(self, n, random_state, device, progress, batch_size: int = 256, **options):
-        device = resolve_device(device)
-        net = self.nets_["vae"].to(device)
-        gen = torch.Generator().manual_seed(int(random_state))
-        out = []
-        with torch.no_grad():
-            for i in range(0, n, batch_size):
-                z = torch.randn(min(batch_size, n - i), net.latent, generator=gen)
-                out.append(net.decode(z.to(device)).float().cpu().numpy())
-        return np.concatenate(out) if out else np.empty((0, net.bands, net.size, net.size), np.float32), None
+        net = self.nets_["vae"].to(resolve_device(device))
+        return self._decode_latents(net.decode, net.latent, (net.bands, net.size, net.size), n, random_state,
+                                    device, batch_size), None
 
     @classmethod
     def complexity_spec(cls, cfg, bands, d):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -121,15 +120,8 @@ class WGANGP(NetworkGenerator):
         return TrainPlan(nets={"generator": G, "critic": D}, optimizers=opts, step=step)
 
     def _sample(self, n, random_state, device, progress, batch_size: int = 256, **options):
-        device = resolve_device(device)
-        G = self.nets_["generator"].to(device)
-        gen = torch.Generator().manual_seed(int(random_state))
-        out = []
-        with torch.no_grad():
-            for i in range(0, n, batch_size):
-                z = torch.randn(min(batch_size, n - i), G.z_dim, generator=gen)
-                out.append(G(z.to(device)).float().cpu().numpy())
-        return np.concatenate(out) if out else np.empty((0, G.bands, G.size, G.size), np.float32), None
+        G = self.nets_["generator"].to(resolve_device(device))
+        return self._decode_latents(G, G.z_dim, (G.bands, G.size, G.size), n, random_state, device, batch_size), None
 
     @classmethod
     def complexity_spec(cls, cfg, bands, d):
