@@ -23,15 +23,19 @@ from hudlib.utils import resolve_device
 
 def measure(name: str, scene, profile: str, steps: int, n: int, device: str, root: Path) -> dict:
     """One row: per-iteration training time over ``steps`` iterations and the sampling time of ``n`` patches."""
-    g = models.create(name).fit(scene, profile, root, overrides={"train": {"steps": steps}}, device=device,
-                                progress=False)
+    cls = models.get(name)
+    overrides = {"train": {"steps": steps}, "unmixdiff": {"uae_steps": steps}}  # each stage: `steps` iterations
+    g = models.create(name).fit(scene, profile, root, overrides=overrides, device=device, progress=False)
     info = json.loads((g.run_dir_ / "train_info.json").read_text())
-    per_step = info["wall_time_s"] / info["steps"]
-    full = make_config(scene.name, name, profile).train.steps
+    stages = info.get("stages", {"": info})  # a two-stage model (UD, UBF) times each stage
+    full = cls.training_iterations(make_config(scene.name, name, profile))
+    per = {k: st["wall_time_s"] / st["steps"] for k, st in stages.items()}
+    train_s = sum(per[k] * full[k] for k in full)
     t0 = time.perf_counter()
     g.sample(n, random_state=0, device=device)
-    return {"model": name, "step_s": per_step, "batch": g.config_.train.batch_size, "steps": full,
-            "train_s": per_step * full, "sample_s": time.perf_counter() - t0, "sampler": g.sampling_key()}
+    return {"model": name, "step_s": "+".join(f"{v:.3f}" for v in per.values()), "batch": g.config_.train.batch_size,
+            "steps": "+".join(str(v) for v in full.values()), "train_s": train_s,
+            "sample_s": time.perf_counter() - t0, "sampler": g.sampling_key()}
 
 
 def main(argv=None):
@@ -54,12 +58,12 @@ def main(argv=None):
           f"sampling {a.n} patches | sampler | × HUD |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['batch']} | {r['step_s']:.3f} | {r['steps']} | {r['train_s'] / 60:.1f} min | "
+        print(f"| {r['model']} | {r['batch']} | {r['step_s']} | {r['steps']} | {r['train_s'] / 60:.1f} min | "
               f"{r['train_s'] / ref['train_s']:.2f} | {r['sample_s']:.2f} s | {r['sampler']} | "
               f"{r['sample_s'] / ref['sample_s']:.3f} |")
     print(f"\n*s / iteration: the training loop's wall time over {a.steps} iterations (setup excluded); a WGAN-GP "
-          "iteration is its critic steps plus one generator step. Training time = s / iteration × the profile's "
-          "iterations.*")
+          "iteration is its critic steps plus one generator step; UD/UBF: autoencoder + diffusion stage. Training time "
+          "= s / iteration × the profile's iterations, per stage.*")
 
 
 if __name__ == "__main__":

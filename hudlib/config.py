@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["UnmixingConfig", "UNetConfig", "DiffusionConfig", "TrainConfig", "EvalConfig", "VAEConfig",
-           "WGANConfig", "MPRNetConfig", "RunConfig", "PROFILES", "MODEL_PROFILES", "MODEL_SECTIONS",
+           "WGANConfig", "MPRNetConfig", "UnmixDiffConfig", "RunConfig", "PROFILES", "MODEL_PROFILES", "MODEL_SECTIONS",
            "profile_names", "make_config"]
 
 
@@ -149,6 +149,43 @@ class MPRNetConfig:
 
 
 @dataclass
+class UnmixDiffConfig:
+    """UD (UnmixDiff, Yu et al. TGRS 2024) and UBF (Unmixing-before-fusion, Yu et al. CVPR 2024) as the HUD authors
+    ran them (authors_code.md section D; yuyang95/UnmixingDM): a *learned* unmixing autoencoder, then a diffusion
+    model on its abundances scaled to [−1, 1]. The diffusion stage uses the run's ``unet``/``diffusion``/``train``
+    sections (set per profile in MODEL_PROFILES); this section holds the autoencoder and what is specific to them.
+
+    ``p``: abundance channels (None: the scene's class count, HUD's d; the authors used 5).
+    ``widths``/``n_blocks``/``res_scale``/``reduction``: the SSPN-style encoder (a 3×3 conv to widths[0], then one
+    SSPN group per width, each of ``n_blocks`` spatial residual + channel-attention blocks, ending in p channels).
+    ``w_sad``, ``w_tv``, ``charbonnier_eps``: loss Charbonnier + w_sad·SAD + w_tv·TV(endmembers); ``tv_axis``:
+    ``"endmembers"`` (the authors' code differences neighbouring endmembers) or ``"bands"`` (neighbouring bands of
+    each endmember: spectral smoothness). ``uae_*``: stage 1's optimisation (Adam), learning rate × ``lr_gamma``
+    every ``lr_step_epochs`` epochs (one epoch = every ``uae_patch`` window once). ``diffusion_loss``: ``"l1"``
+    (theirs) or ``"l2"`` on ε. ``decode`` (a sampling setting, not hashed): ``"simplex"`` (project the sampled
+    abundances onto the simplex and decode with the trained decoder) or ``"authors"`` ((x̂+1)/2 with no sum-to-one,
+    decoded with min–max-normalised decoder weights, as their Synthesis.py)."""
+
+    p: int | None = None
+    widths: tuple[int, ...] = (32, 64, 128, 96, 48)
+    n_blocks: int = 3
+    res_scale: float = 0.1
+    reduction: int = 16
+    charbonnier_eps: float = 1e-3
+    w_sad: float = 0.1
+    w_tv: float = 0.015
+    tv_axis: str = "endmembers"
+    uae_steps: int = 500
+    uae_batch: int = 64
+    uae_lr: float = 2e-4
+    uae_patch: int = 128
+    lr_step_epochs: int = 40
+    lr_gamma: float = 0.5
+    diffusion_loss: str = "l1"
+    decode: str = "simplex"
+
+
+@dataclass
 class RunConfig:
     """Everything that defines a trained generator on one scene."""
 
@@ -163,6 +200,7 @@ class RunConfig:
     vae: VAEConfig = field(default_factory=VAEConfig)
     wgan: WGANConfig = field(default_factory=WGANConfig)
     mprnet: MPRNetConfig = field(default_factory=MPRNetConfig)
+    unmixdiff: UnmixDiffConfig = field(default_factory=UnmixDiffConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -197,21 +235,25 @@ class RunConfig:
         d = self.to_dict()
         keep = MODEL_SECTIONS.get(self.model, _DIFFUSION_SECTIONS) + ("train",)
         d = {k: v for k, v in d.items() if k in keep or k not in _SUB}
-        if "diffusion" in d:
-            for k in _SAMPLING_KEYS:
-                d["diffusion"].pop(k)
+        for section, keys in _SAMPLING_KEYS.items():
+            for k in keys:
+                d.get(section, {}).pop(k, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
 
 
-_SAMPLING_KEYS = ("sampler", "sample_steps", "eta", "clip_z0")
+# per section, the keys that only change how a trained network is sampled (never in the training hash)
+_SAMPLING_KEYS = {"diffusion": ("sampler", "sample_steps", "eta", "clip_z0"), "unmixdiff": ("decode",)}
 
 _SUB = {"unmixing": UnmixingConfig, "unet": UNetConfig, "diffusion": DiffusionConfig, "train": TrainConfig,
-        "eval": EvalConfig, "vae": VAEConfig, "wgan": WGANConfig, "mprnet": MPRNetConfig}
+        "eval": EvalConfig, "vae": VAEConfig, "wgan": WGANConfig, "mprnet": MPRNetConfig,
+        "unmixdiff": UnmixDiffConfig}
 
 # The sections that determine each model's weights (with "train"); a model not listed (HUD, the controls) uses the
 # diffusion sections. Only these enter RunConfig.training_hash, so a new model's section never moves another's runs.
 _DIFFUSION_SECTIONS = ("unmixing", "unet", "diffusion")
-MODEL_SECTIONS: dict[str, tuple[str, ...]] = {"VAE": ("vae",), "WGAN-GP": ("wgan",), "MPRNet": ("mprnet",)}
+MODEL_SECTIONS: dict[str, tuple[str, ...]] = {"VAE": ("vae",), "WGAN-GP": ("wgan",), "MPRNet": ("mprnet",),
+                                              "UD": ("unmixdiff", "unet", "diffusion"),
+                                              "UBF": ("unmixdiff", "unet", "diffusion")}
 
 
 def _build(cls, v: dict):
@@ -289,6 +331,38 @@ MODEL_PROFILES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
 }
 
 
+# UD and UBF: the authors' diffusion (T = 2000, linear β 1e-6 → 1e-2, ε-prediction with L1, x̂₀ clamped to [−1, 1])
+# in every profile; UBF's autoencoder input is the 3 pseudo-RGB bands and its learning rate drops ×0.1 every 30 epochs
+# (UD: halved every 40).
+_UD_DIFFUSION = dict(T=2000, beta_start=1e-6, beta_end=1e-2, prediction="eps", clip_z0=True)
+_UD_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "smoke": {"diffusion": dict(_UD_DIFFUSION, sample_steps=10),
+              "train": dict(steps=20, batch_size=4, ckpt_every=10, lr=1e-3, ema_decay=0.9),
+              "unmixdiff": dict(widths=(8, 8), n_blocks=1, reduction=4, uae_steps=20, uae_batch=4, uae_patch=32,
+                                uae_lr=2e-3)},
+    # 2-core CPU, Indian Pines (README, benchmarks/training.py): stage 1 (encoder 16-32-32-24-16, one block per group,
+    # batch 16 at 32 px) and stage 2 (HUD quick's U-Net) together about HUD quick's training time
+    "quick": {"unet": dict(model_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1, attention_resolutions=(8,),
+                           num_heads=2),
+              "diffusion": dict(_UD_DIFFUSION, sampler="ddim", sample_steps=50, eta=1.0),
+              "train": dict(steps=2500, batch_size=16, ckpt_every=250, lr=5e-4, ema_decay=0.995),
+              "unmixdiff": dict(widths=(16, 32, 32, 24, 16), n_blocks=1, reduction=4, uae_steps=800, uae_batch=16,
+                                uae_patch=32, uae_lr=1e-3)},
+    # the authors' settings: UAE 100 epochs at batch 64 on 128-px windows (Indian Pines: 324 windows, 5 steps per
+    # epoch), SR3 U-Net 64 ch 1-2-4-8-8, attention at 16 px, dropout 0.2, Adam 1e-4 batch 64 without EMA, ancestral
+    # sampling over all 2000 steps; p = 5. The diffusion stage trains on 32-px crops (theirs: 128 px).
+    "paper": {"unet": dict(model_channels=64, channel_mult=(1, 2, 4, 8, 8), num_res_blocks=2,
+                           attention_resolutions=(16,), dropout=0.2, num_heads=1),
+              "diffusion": dict(_UD_DIFFUSION, sampler="ddpm"),
+              "train": dict(steps=100_000, batch_size=64, ckpt_every=5000, lr=1e-4, ema_decay=0.0),
+              "unmixdiff": dict(p=5, uae_steps=500, uae_batch=64, uae_patch=128, uae_lr=2e-4)},
+}
+MODEL_PROFILES["UD"] = _UD_PROFILES
+MODEL_PROFILES["UBF"] = {prof: {**sec, "unmixdiff": dict(sec["unmixdiff"], lr_step_epochs=30, lr_gamma=0.1,
+                                                         **({"uae_batch": 32} if prof == "paper" else {}))}
+                         for prof, sec in _UD_PROFILES.items()}
+
+
 def profile_names() -> list[str]:
     return list(PROFILES)
 
@@ -324,9 +398,11 @@ def make_config(scene: str = "IndianPines", model: str = "HUD", profile: str = "
 #       DDPM sampling of 8 patches took 600-850 s, hence a 30-min cell timeout.
 #   baselines (benchmarks/training.py, the machine otherwise idle): smoke VAE 0.024, WGAN-GP 0.071, MPRNet 0.27 s per
 #       iteration (HUD 0.051 idle); quick VAE 0.31, WGAN-GP 0.70, MPRNet 0.72 s.
+#   UD / UBF (benchmarks/training.py on a 2.2x faster 2-core CPU, scaled by HUD's ratio; per diffusion-stage step,
+#       the autoencoder stage included): smoke 0.09 / 0.08, quick 0.33 / 0.31 s.
 RUNNER: dict[str, dict[str, Any]] = {
-    "smoke": {"cell_timeout_s": 1800, "idle_grace_s": 60, "step_s": {"HUD": 1.07, "VAE": 0.024, "WGAN-GP": 0.071, "MPRNet": 0.27}, "eval_s": 35.0, "notebook_s": 10.0},
-    "quick": {"cell_timeout_s": 3 * 3600, "idle_grace_s": 60, "step_s": {"HUD": 0.27, "VAE": 0.31, "WGAN-GP": 0.70, "MPRNet": 0.72}, "eval_s": 100.0, "notebook_s": 30.0},
+    "smoke": {"cell_timeout_s": 1800, "idle_grace_s": 60, "step_s": {"HUD": 1.07, "VAE": 0.024, "WGAN-GP": 0.071, "MPRNet": 0.27, "UD": 0.09, "UBF": 0.08}, "eval_s": 35.0, "notebook_s": 10.0},
+    "quick": {"cell_timeout_s": 3 * 3600, "idle_grace_s": 60, "step_s": {"HUD": 0.27, "VAE": 0.31, "WGAN-GP": 0.70, "MPRNet": 0.72, "UD": 0.33, "UBF": 0.31}, "eval_s": 100.0, "notebook_s": 30.0},
     "paper": {"cell_timeout_s": 3 * 24 * 3600, "idle_grace_s": 60, "step_s": {}, "eval_s": None,
               "notebook_s": None},
 }

@@ -33,6 +33,7 @@ SIGMA_CHOICES = ("beta", "posterior")
 SAMPLERS = ("ddpm", "ddim")
 LOSS_WEIGHTINGS = ("uniform", "min_snr")
 PREDICTIONS = ("eps", "v")
+NORMS = ("l2", "l1")
 DEFAULT_DDIM_STEPS = 50
 
 
@@ -200,13 +201,14 @@ class GaussianDiffusion:
     def training_loss(self, model: Model, z0: torch.Tensor, t: torch.Tensor | None = None,
                       noise: torch.Tensor | None = None, generator: torch.Generator | None = None,
                       model_kwargs: dict | None = None, weighting: str = "uniform",
-                      min_snr_gamma: float = 5.0) -> torch.Tensor:
+                      min_snr_gamma: float = 5.0, norm: str = "l2") -> torch.Tensor:
         """Simplified objective L of eq. 15 (Algorithm 1): mean of (ε - ε_θ(Z_t, t))².
 
         ``weighting="uniform"`` is eq. 15 as printed. ``"min_snr"`` multiplies each sample's squared error by
         min(SNR_t, γ) / SNR_t with SNR_t = ᾱ_t / (1 - ᾱ_t) (Hang et al. 2023, "Min-SNR weighting", for
         ε-prediction): timesteps whose noise is too small to be told apart from the data's own texture get
         less weight; every t with SNR_t <= γ keeps weight 1. The network still predicts ε.
+        ``norm="l1"`` replaces the square by the absolute error (SR3 / UnmixDiff's L1 on ε).
 
         z0: ``(n, d, h, w)`` projected abundances Z_0 (eq. 4); t: optional LongTensor ``(n,)``, else
         drawn uniformly from {0..T-1} (the paper's U[1:T]); noise: optional ``(n, d, h, w)``, else
@@ -229,10 +231,13 @@ class GaussianDiffusion:
         eps = model(zt, t, **(model_kwargs or {}))
         self._check_same_shape(eps, zt, "model output", "z_t")
         target = noise if self.prediction == "eps" else self.v_target(z0, t, noise)
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        err = (target - eps) ** 2 if norm == "l2" else (target - eps).abs()
         if weighting == "uniform":
-            return torch.mean((target - eps) ** 2)  # eq. 15
+            return torch.mean(err)  # eq. 15
         w = self._extract(self.loss_weights(weighting, min_snr_gamma), t, zt)
-        return torch.mean(w * (target - eps) ** 2)
+        return torch.mean(w * err)
 
     def v_target(self, z0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """v = sqrt(ᾱ_t) ε - sqrt(1 - ᾱ_t) Z_0, ``(n, d, h, w)``."""

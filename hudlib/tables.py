@@ -16,7 +16,7 @@ from .data import load_scene
 from .evaluate import METRICS, evaluate
 from .utils import atomic_write_text
 
-__all__ = ["paper_results", "load_results", "discrimination", "metric_table", "paper_tables", "write_tables",
+__all__ = ["paper_results", "load_results", "variant_row", "discrimination", "metric_table", "paper_tables", "write_tables",
            "complexity_markdown", "make_tables"]
 
 TRIVIAL = ("MeanSpectrum", "RandomMixture")
@@ -44,10 +44,17 @@ def load_results(profile: str, results=None, scenes=None, model_names=None, runs
 
     With ``local_only`` (the default) a record is kept only when the weights it was computed from are the ones in
     ``runs`` (content hash): results committed from another machine's training are never shown as this machine's.
+   
+
+    A generator's sampling variants (:attr:`~hudlib.models.Generator.variants`, ``<profile>-<tag>.json``) come
+    keyed ``"<model> [<tag>]"`` (:func:`variant_row`).
     """
     root = paths.results_dir(results)
     out: dict[str, dict[str, dict]] = {}
-    for f in sorted(root.glob(f"*/*/{profile}.json")):
+    files = [(f, None) for f in sorted(root.glob(f"*/*/{profile}.json"))]
+    for m in models.names():
+        files += [(f, tag) for tag in models.get(m).variants for f in sorted(root.glob(f"*/{m}/{profile}-{tag}.json"))]
+    for f, tag in files:
         rec = json.loads(f.read_text())
         if scenes and rec["scene"] not in scenes:
             continue
@@ -55,8 +62,13 @@ def load_results(profile: str, results=None, scenes=None, model_names=None, runs
             continue
         if local_only and not _local(rec, runs):
             continue
-        out.setdefault(rec["scene"], {})[rec["model"]] = rec
+        out.setdefault(rec["scene"], {})[variant_row(rec["model"], tag)] = rec
     return out
+
+
+def variant_row(model: str, tag: str | None) -> str:
+    """The table row of a generator's sampling variant: ``"UD [authors-decoding]"`` (``model`` itself for None)."""
+    return f"{model} [{tag}]" if tag else model
 
 
 def _better_or_equal(a: float, b: float, direction: int, rel: float = 0.01) -> bool:
@@ -95,7 +107,10 @@ def metric_table(scene: str, scene_results: dict[str, dict], profile: str) -> st
     head = "| model | " + " | ".join(f"{c}{' ↑' if METRICS[c][0] > 0 else ' ↓'}{' ⚠' if c in flags else ''}"
                                    for c in cols) + " |"
     lines = [head, "|" + "---|" * (len(cols) + 1)]
-    order = [m for m in models.names() if m in scene_results] + [m for m in scene_results if m not in models.names()]
+    order = []
+    for m in models.names():  # each generator, then its sampling variants
+        order += [r for r in [m] + [variant_row(m, t) for t in models.get(m).variants] if r in scene_results]
+    order += [m for m in scene_results if m not in order]
     pr = paper_results()
 
     def paper_row(pm: str) -> str:
@@ -105,11 +120,14 @@ def metric_table(scene: str, scene_results: dict[str, dict], profile: str) -> st
         return f"| {pm} (paper) | " + " | ".join(_fmt(vals.get(c)) for c in cols) + " |"
 
     shown = set()
-    for mname in order:  # each of our generators, then the paper's row of the same model right below it
+    for i, mname in enumerate(order):  # each of our rows; the paper's row of the same model under its last variant
         rec = scene_results[mname]
-        label = f"{mname} (control)" if rec.get("control") else f"**{mname}** (ours)"
+        base, tag = mname.partition(" [")[0], mname.partition(" [")[2].rstrip("]")
+        label = f"{mname} (control)" if rec.get("control") else f"**{base}**{f' [{tag}]' if tag else ''} (ours)"
         lines.append(f"| {label} | " + " | ".join(_fmt(rec["metrics"].get(c)) for c in cols) + " |")
-        pm = models.paper_name(mname) if mname in models.names() else None
+        if i + 1 < len(order) and order[i + 1].partition(" [")[0] == base:
+            continue
+        pm = models.paper_name(base) if base in models.names() else None
         if pm in PAPER_MODELS:
             lines.append(paper_row(pm))
             shown.add(pm)
@@ -198,9 +216,13 @@ def make_tables(scenes, model_names, profile: str, results=None, runs=None, devi
     for s in scenes:
         sc = load_scene(s, data_root)
         for m in model_names:
-            p = evaluate(s, m, profile, n=n, runs=runs, results=results, device=device, scene_obj=sc,
-                         progress=progress)
-            rec = json.loads(p.read_text())["metrics"]
-            print(f"{s:12} {m:14} F_p {rec['F_p']:.4f}  D_b {rec['D_b']:.4f}  recall(spectra) "
-                  f"{rec['recall_spectra']:.3f}  FID {rec['FID']:.2f}", flush=True)
+            default = make_config(s, m, profile).to_dict()
+            for tag, ov in [(None, None), *models.get(m).variants.items()]:
+                if ov and make_config(s, m, profile, ov).to_dict() == default:
+                    continue  # a variant this profile already is (p = 5 in the paper profile)
+                p = evaluate(s, m, profile, n=n, runs=runs, results=results, device=device, scene_obj=sc,
+                             progress=progress, overrides=ov, tag=tag or "")
+                rec = json.loads(p.read_text())["metrics"]
+                print(f"{s:12} {variant_row(m, tag):30} F_p {rec['F_p']:.4f}  D_b {rec['D_b']:.4f}  recall(spectra) "
+                      f"{rec['recall_spectra']:.3f}  FID {rec['FID']:.2f}", flush=True)
     return write_tables(profile, results, scenes, model_names, complexity_markdown(scenes[0], profile), runs=runs)

@@ -37,7 +37,7 @@ from .config import RunConfig
 from .data import crop, patch_corners
 from .diffusion import GaussianDiffusion, linear_beta_schedule
 from .unet import UNet
-from .utils import atomic_torch_save, atomic_write_text, dist_info, resolve_device
+from .utils import atomic_torch_save, atomic_write_text, barrier, dist_info, resolve_device
 
 __all__ = ["TrainPlan", "StepContext", "train_loop", "load_losses", "windows_per_epoch", "build_unet",
            "build_diffusion", "train_diffusion"]
@@ -243,6 +243,7 @@ def train_diffusion(cfg: RunConfig, Z_scene: torch.Tensor, run_dir: Path, device
     if dist_info()[0] == 0:
         atomic_torch_save({"ema": emas["unet"].state_dict(), "unet_config": plan.nets["unet"].config,
                            "step": info["steps"]}, Path(run_dir) / "ema.pt")
+    barrier()  # every rank then reads ema.pt
     return info
 
 

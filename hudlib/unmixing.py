@@ -35,7 +35,8 @@ from tqdm.auto import tqdm
 
 from .data import DataError
 
-__all__ = ["spectral_angle", "vca", "VCA", "linear_abundances", "fcls", "fcls_reference", "match_endmembers"]
+__all__ = ["spectral_angle", "vca", "VCA", "linear_abundances", "fcls", "fcls_reference", "match_endmembers",
+           "endmember_sad"]
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -641,3 +642,12 @@ def match_endmembers(E_est, E_ref) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("E_est, E_ref: an endmember spectrum is all zeros; expected non-zero spectra")
     rows, perm = linear_sum_assignment(cost)
     return perm.astype(np.int64), cost[rows, perm]
+
+
+def endmember_sad(E_a, E_b) -> np.ndarray:
+    """Matched spectral angles (radians) between two endmember sets ``(bands, p_a)`` and ``(bands, p_b)``: each
+    endmember of the smaller set is paired with a distinct one of the larger (:func:`match_endmembers`); returns
+    ``(min(p_a, p_b),)`` in the smaller set's order."""
+    E_a, E_b = np.asarray(E_a), np.asarray(E_b)
+    small, large = (E_a, E_b) if E_a.shape[1] <= E_b.shape[1] else (E_b, E_a)
+    return match_endmembers(large, small)[1]

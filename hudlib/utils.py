@@ -68,6 +68,14 @@ def dist_info() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+def barrier() -> None:
+    """Wait for every rank under torchrun (nothing otherwise): after rank 0 writes a file the others then read."""
+    import torch.distributed as dist
+
+    if dist_info()[1] > 1 and dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 def sha256_files(files: Iterable[Path], length: int = 16) -> str:
     """Content hash of ``files`` (in the given order, names excluded): identifies the exact weights a result was
     computed from, independently of where the run directory lies."""

@@ -109,3 +109,7 @@ register("WGAN-GP", "hudlib.models.wgan:WGANGP", paper_name="GAN",
          description="WGAN-GP with the authors' DCGAN-style generator and critic")
 register("MPRNet", "hudlib.models.mprnet:MPRNet", paper_name="MPRNet",
          description="conditional: MPRNet(pseudo-RGB of a real crop), the authors' MPRNet baseline")
+register("UD", "hudlib.models.unmixdiff:UD", paper_name="UD",
+         description="UnmixDiff: learned unmixing autoencoder (all bands) + diffusion on its abundances")
+register("UBF", "hudlib.models.ubf:UBF", paper_name="UBF",
+         description="Unmixing-before-fusion: learned unmixing autoencoder reading the pseudo-RGB bands + diffusion")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..config import RunConfig, make_config
-from ..utils import atomic_torch_save, atomic_write_text, dist_info, sha256_files
+from ..utils import atomic_torch_save, atomic_write_text, barrier, dist_info, sha256_files
 
 __all__ = ["Generator", "NetworkGenerator", "ComplexitySpec", "run_dir_for"]
 
@@ -59,6 +59,10 @@ class Generator:
 
     name = "?"
     has_abundances = False  # sample(..., return_abundances=True) returns X̂ (n, d, h, w) rather than None
+    # variants evaluated beside the default: {tag: config overrides}; tables show each as a row "<name> [<tag>]".
+    # Overrides of sampling-only keys reuse the default's weights; others train their own run (UD/UBF: the authors'
+    # decoding, p = 5 abundances)
+    variants: dict[str, dict] = {}
 
     def __init__(self):
         self.config_: RunConfig | None = None
@@ -110,6 +114,11 @@ class Generator:
         Y, X = self._sample(int(n), random_state, device=device, progress=progress, **options)
         return (Y, X) if return_abundances else Y
 
+    def endmember_matrix(self) -> np.ndarray | None:
+        """The endmembers ``(bands, d)`` float64 a fitted generator decodes abundances with (HUD: VCA's; UD/UBF:
+        the learned decoder's); None for a generator without a linear mixing decoder."""
+        return None
+
     def sampling_key(self) -> str:
         """Tag of the sampler settings, part of every sample and result cache key."""
         return "direct"
@@ -134,6 +143,12 @@ class Generator:
         if not (run_dir / "DONE").is_file() or not all(f.is_file() for f in files):
             return None
         return sha256_files(files)
+
+    @classmethod
+    def training_iterations(cls, cfg: RunConfig) -> dict[str, int]:
+        """Iterations of each training stage under ``cfg`` (``{"": steps}`` for a one-stage model; keys are the
+        ``stages`` of ``train_info.json`` where a model has several)."""
+        return {"": cfg.train.steps}
 
     @classmethod
     def complexity_spec(cls, cfg: RunConfig, bands: int, d: int) -> ComplexitySpec | None:
@@ -190,6 +205,7 @@ class NetworkGenerator(Generator):
             nets = {k: (emas[k] if k in emas else plan.nets[k]).state_dict() for k in self.sample_nets}
             atomic_torch_save({"nets": nets, "bands": int(scene.cube.shape[0]), "scene_sha256": cube_sha,
                                "step": info["steps"]}, Path(run_dir) / "weights.pt")
+        barrier()  # every rank then reads weights.pt
         self.train_info_ = info
         self._load_state(run_dir, scene)
 

@@ -68,6 +68,9 @@ class HUD(Generator):
     def artefact_files(cls, run_dir):
         return [Path(run_dir) / "uae.pt", Path(run_dir) / "ema.pt"]
 
+    def endmember_matrix(self):
+        return self.uae_.endmembers
+
     def sampling_key(self) -> str:
         return self.config_.sampling_key()
 
