@@ -14,97 +14,52 @@ from ._common import (EPS, _MAX_BYTES, _device, _check_generated, _check_real, _
 
 
 # --------------------------------------------------------------------------------------------- eq. 16
-_BOUND_MARGIN = 1e-5  # added to every upper bound: ~10x the float32 rounding of the cosines and residual norms
-
-
 def point_fidelity(generated, real, chunk: int = 4096, device=None, return_per_pixel: bool = False,
-                   max_bytes: int = _MAX_BYTES, progress: bool = False, rank: int | None = 16,
-                   candidates: int = 32):
+                   max_bytes: int = _MAX_BYTES, progress: bool = False):
     """Point fidelity F_p, eq. 16: mean over generated pixels of the best cosine similarity with any real pixel.
 
     ``F_p = 1/|Y^| sum_{y^ in Y^} max_{y in Y} <y^/||y^||, y/||y||>``, exact: every generated pixel is compared with
-    every pixel of the whole real scene (fp32, cosines accurate to ~1e-6).
-
-    Exact pruning (``rank``): with U the top-``rank`` singular vectors of the unit real pixels, a cosine splits into
-    the projected part and the residual, <g, r> = <Uᵀg, Uᵀr> + <g⊥, r⊥> ≤ <Uᵀg, Uᵀr> + ‖g⊥‖‖r⊥‖. The projected
-    cosines cost ``rank / bands`` of the full product; for each generated pixel the ``candidates`` real pixels with
-    the largest bound are scored exactly, and the answer is certified when their best exact cosine reaches the next
-    largest bound (plus a rounding margin); pixels that are not certified (far off the scene's subspace, e.g. noise)
-    are compared with every real pixel. Same result as the direct product, to float32 rounding.
+    every pixel of the whole real scene (fp32 matmul, cosines accurate to ~1e-6).
 
     Args:
         generated: ``(n, bands, h, w)`` generated patches (Y^).
         real: ``(bands, H, W)`` real scene (Y) or a :class:`hudlib.data.Scene`.
-        chunk: generated pixels per block.
+        chunk: generated pixels per matmul block.
         device: torch device (default CPU).
         return_per_pixel: also return the per-pixel maxima.
         max_bytes: bound on one ``(chunk, real pixels)`` similarity block; real pixels are chunked to respect it.
         progress: tqdm bar over generated chunks.
-        rank: dimension of the pruning subspace (None or >= bands: the direct product only).
-        candidates: real pixels scored exactly per generated pixel before the certificate.
     Returns:
         ``F_p`` (float), or ``(F_p, per_pixel)`` with ``per_pixel`` float32 ``(n, h, w)``.
 
     Zero-norm pixels have cosine 0 with everything (normalisation by ``max(||x||, EPS)``).
-    Memory: besides the inputs, O(chunk * (bands + candidates) + max_bytes).
+    Memory: besides the inputs, O(chunk * bands + max_bytes).
     """
     G = _check_generated(generated)
     n, C, h, w = G.shape
     R = _check_real(real, C)
     chunk = _positive_int(chunk, "chunk")
     max_bytes = _positive_int(max_bytes, "max_bytes")
-    candidates = _positive_int(candidates, "candidates")
     dev = _device(device)
-    Ru = _unit_rows(_tensor(R, dev).reshape(C, -1).T).T.contiguous()  # (bands, N) unit columns
-    N = Ru.shape[1]
-    prune = rank is not None and 0 < int(rank) < C and N > 4 * candidates
-    if prune:
-        R64 = Ru.double()
-        U = torch.linalg.svd(R64, full_matrices=False)[0][:, :int(rank)]  # (bands, k)
-        Rk64 = U.T @ R64
-        r_perp = torch.linalg.vector_norm(R64 - U @ Rk64, dim=0).float()  # (N,)
-        Rk, U = Rk64.float(), U.float()
+    Rt = _tensor(R, dev).reshape(C, -1)  # (bands, N)
+    N = Rt.shape[1]
+    inv_norm = 1.0 / torch.linalg.vector_norm(Rt, dim=0).clamp_min(EPS)  # (N,)
     best = np.empty(n * h * w, dtype=np.float32)
     patches_per_group = max(1, chunk // (h * w))
     rc_max = max(1, min(N, max_bytes // (4 * min(chunk, n * h * w))))
     buf = torch.empty(min(chunk, n * h * w) * rc_max, device=dev)  # reused: no page faults per block
-
-    def direct(g: torch.Tensor) -> torch.Tensor:  # (m, bands) unit rows -> best cosine (m,) over every real pixel
-        m = torch.full((g.shape[0],), -1.0, device=dev)
-        for r0 in range(0, N, rc_max):
-            sim = buf[:g.shape[0] * min(rc_max, N - r0)].view(g.shape[0], -1)
-            torch.matmul(g, Ru[:, r0:r0 + rc_max], out=sim)  # cosines of the block
-            torch.maximum(m, sim.amax(dim=1), out=m)
-        return m
-
-    def pruned(g: torch.Tensor) -> torch.Tensor:
-        gk = g @ U  # (m, k)
-        g_perp = torch.linalg.vector_norm(g - gk @ U.T, dim=1)  # (m,)
-        K = candidates
-        top_v = torch.full((g.shape[0], K + 1), -np.inf, device=dev)
-        top_i = torch.zeros((g.shape[0], K + 1), dtype=torch.long, device=dev)
-        for r0 in range(0, N, rc_max):  # running top-(K+1) of the upper bounds
-            ub = buf[:g.shape[0] * min(rc_max, N - r0)].view(g.shape[0], -1)
-            torch.matmul(gk, Rk[:, r0:r0 + rc_max], out=ub)
-            ub.addcmul_(g_perp[:, None], r_perp[None, r0:r0 + rc_max])
-            v, i = torch.topk(ub, min(K + 1, ub.shape[1]), dim=1)
-            top_v, idx = torch.topk(torch.cat([top_v, v], 1), K + 1, dim=1)
-            top_i = torch.gather(torch.cat([top_i, i + r0], 1), 1, idx)
-        exact = torch.empty(g.shape[0], device=dev)
-        for s0 in range(0, g.shape[0], 1024):  # gathered candidates: bands x 1024 x K floats at a time
-            exact[s0:s0 + 1024] = torch.einsum("mb,bmk->mk", g[s0:s0 + 1024], Ru[:, top_i[s0:s0 + 1024, :K]]).amax(1)
-        ok = exact >= top_v[:, K] + _BOUND_MARGIN  # no unexamined real pixel can do better
-        if not bool(ok.all()):
-            exact[~ok] = direct(g[~ok].contiguous())
-        return exact
-
     with torch.inference_mode():
         for i0 in tqdm(range(0, n, patches_per_group), desc="F_p", disable=not progress):
             i1 = min(n, i0 + patches_per_group)
             pix = _tensor(G[i0:i1], dev).permute(0, 2, 3, 1).reshape(-1, C)  # (m, bands)
             for p0 in range(0, pix.shape[0], chunk):
                 g = _unit_rows(pix[p0:p0 + chunk])  # (m_c, bands)
-                m = pruned(g) if prune else direct(g)
+                m = torch.full((g.shape[0],), -1.0, device=dev)
+                for r0 in range(0, N, rc_max):
+                    r = Rt[:, r0:r0 + rc_max] * inv_norm[r0:r0 + rc_max]  # (bands, rc) unit columns
+                    sim = buf[:g.shape[0] * r.shape[1]].view(g.shape[0], r.shape[1])
+                    torch.matmul(g, r, out=sim)  # cosines of the block
+                    torch.maximum(m, sim.amax(dim=1), out=m)
                 s = i0 * h * w + p0
                 best[s:s + g.shape[0]] = m.clamp(-1.0, 1.0).cpu().numpy()
     fp = float(best.astype(np.float64).mean())  # eq. 16
