@@ -42,7 +42,7 @@ from .data import DataError, Scene, load_scene
 from .utils import atomic_torch_save, atomic_write_text, resolve_device
 
 __all__ = [
-    "CLASSIFIER_VERSION", "spatial_split", "crop_centres", "train_classifier", "load_classifier",
+    "CLASSIFIER_VERSION", "AUTHORS_CLASSIFIER_VERSION", "spatial_split", "crop_centres", "train_classifier", "load_classifier",
     "weights_hash", "classifier_outputs", "inception_score", "frechet_distance", "spectral_diversity",
     "classifier_scores", "train_authors_classifier", "authors_pixel_outputs",
     "authors_pixel_accuracy",
@@ -50,6 +50,7 @@ __all__ = [
 
 # Bump when the training code or the network changes what a cached classifier would be: it is part of the cache key.
 CLASSIFIER_VERSION = "pixel3x3-v1"
+AUTHORS_CLASSIFIER_VERSION = "authors-1x1-v1"
 
 # The authors' clipping value V per scene: their data space is clip(raw, 0, V) / V * 2 - 1 (authors_code.md).
 # --------------------------------------------------------------------------------------------- helpers
@@ -645,7 +646,7 @@ def train_authors_classifier(scene, split: str = "authors", max_epochs: int = 50
                              steps_per_epoch: int | None = None, pixels_per_step: int | None = None,
                              batch_size: int = 32, lr: float = 1e-4, weight_decay: float = 1e-4, random_state=0,
                              device=None, progress: bool = True, model_kwargs: dict | None = None,
-                             V: float | None = None) -> tuple[AuthorsPixelClassifier, dict]:
+                             V: float | None = None, cache_dir=None) -> tuple[AuthorsPixelClassifier, dict]:
     """Train the authors' per-pixel classifier with their recipe (authors_code.md, C) on the scene in their space.
 
     Recipe: every stride-1 32 x 32 window; Adam(``lr`` 1e-4, ``weight_decay`` 1e-4); batches of 32 windows; BCE of
@@ -658,9 +659,36 @@ def train_authors_classifier(scene, split: str = "authors", max_epochs: int = 50
 
     Returns ``(net, info)`` with ``val_accuracy``/``val_balanced_accuracy`` (best epoch), ``val_majority_share``,
     ``history`` (per-epoch loss and accuracy), ``epochs``, ``steps``, ``wall_time_s``, ``seconds_per_step``,
-    ``weights_sha256`` and the settings.
+    ``weights_sha256`` and the settings. ``cache_dir``: weights ``authors_classifier_<scene>_<key>.pt`` and info
+    ``.json`` saved there and reused (the key covers :data:`AUTHORS_CLASSIFIER_VERSION`, the scene, a data
+    fingerprint, the network config and every training argument but device/progress/cache_dir).
     """
+    settings = dict(split=split, max_epochs=max_epochs, patience=patience, steps_per_epoch=steps_per_epoch,
+                    pixels_per_step=pixels_per_step, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                    random_state=random_state, model_kwargs=dict(model_kwargs or {}), V=V)
+    wpath = None
+    if cache_dir is not None:
+        sc, cube, gt = _scene_arrays(scene)
+        key = hashlib.sha256(json.dumps(dict(version=AUTHORS_CLASSIFIER_VERSION, scene=sc.name,
+                                             data=_fingerprint(cube, gt), settings=settings),
+                                        sort_keys=True).encode()).hexdigest()[:12]
+        wpath = Path(cache_dir) / f"authors_classifier_{sc.name}_{key}.pt"
+        if wpath.is_file() and wpath.with_suffix(".json").is_file():
+            info = json.loads(wpath.with_suffix(".json").read_text())
+            net = AuthorsPixelClassifier(**info["config"])
+            net.load_state_dict(torch.load(wpath, map_location="cpu", weights_only=True))
+            return net.to(resolve_device(device)).eval(), {**info, "cached": True}
+    net, info = _train_authors(scene, **settings, device=device, progress=progress)
+    if wpath is not None:
+        wpath.parent.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save({k: v.detach().cpu() for k, v in net.state_dict().items()}, wpath)
+        atomic_write_text(wpath.with_suffix(".json"), json.dumps(info, indent=1))
+    return net, {**info, "cached": False}
 
+
+def _train_authors(scene, split, max_epochs, patience, steps_per_epoch, pixels_per_step, batch_size, lr,
+                   weight_decay, random_state, model_kwargs, V, device, progress):
+    """The body of :func:`train_authors_classifier` (no cache)."""
     if split not in ("authors", "spatial"):
         raise DataError(f"split: expected 'authors' or 'spatial', got {split!r}")
     for name, v in (("max_epochs", max_epochs), ("patience", patience), ("batch_size", batch_size)):
