@@ -78,13 +78,13 @@ def loss_curves(runs: dict, title: str = ""):
 
     fig, axes = _grid(1, list(runs), 4.2, 3.0, title)
     for ax, (label, run) in zip(axes[0], runs.items()):
-        steps = 0
+        steps = []  # a two-stage model (UD, UBF) records each stage's losses over its own steps
         for key, curve in load_losses(run).items():
             w = max(1, len(curve) // 50)
             ax.plot(np.arange(len(curve) - w + 1) + w, np.convolve(curve, np.ones(w) / w, mode="valid"), label=key)
-            steps = len(curve)
+            steps += [len(curve)] if len(curve) not in steps else []
         ax.set_yscale("symlog", linthresh=1e-3)
-        ax.set_title(f"{label}: {steps} steps", fontsize=9)
+        ax.set_title(f"{label}: {' + '.join(map(str, steps))} steps", fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7)

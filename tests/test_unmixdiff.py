@@ -230,3 +230,37 @@ def test_tables_put_the_variant_row_under_its_model_and_the_paper_row_after_it()
     assert lines.index("**UD** [authors-decoding] (ours)") + 1 == lines.index("UD (paper)")
     assert lines.index("**UBF** (ours)") + 1 == lines.index("UBF (paper)")
     assert tables.variant_row("UD", "authors-decoding") == "UD [authors-decoding]"
+
+
+DDP_FIT = r"""
+import os, sys, hashlib, numpy as np, torch
+from hudlib import models
+from hudlib.data import Scene
+name, out = sys.argv[1], sys.argv[2]
+cube = np.random.default_rng(0).random((12, 40, 40)).astype(np.float32)
+s = Scene(name="Tiny", cube=cube, raw_range=(0.0, 1.0), gt=np.zeros((40, 40), np.int64), n_classes=3,
+          rgb_bands=(11, 6, 0))
+g = models.create(name).fit(s, "smoke", out, overrides={"train": {"steps": 3, "ckpt_every": 2},
+                                                        "unmixdiff": {"uae_steps": 3}}, progress=False)
+h = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for m in g.nets_.values() for p in m.parameters()))
+open(os.path.join(out, "rank" + os.environ["RANK"]), "w").write(h.hexdigest())
+"""
+
+
+@pytest.mark.parametrize("name", UDS)
+def test_fit_under_torchrun_gives_every_rank_the_same_weights(name, tmp_path):
+    """``fit`` under torchrun (2 CPU processes, gloo): both stages train data-parallel, rank 0 writes weights.pt and
+    every rank loads the same weights after the barrier."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_FIT)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        str(script), name, str(tmp_path / "runs")], capture_output=True, text=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "runs" / "rank0").read_text() == (tmp_path / "runs" / "rank1").read_text()
+    run = next((tmp_path / "runs").glob(f"Tiny/{name}/smoke-*"))
+    assert (run / "DONE").is_file() and json.loads((run / "train_info.json").read_text())["world_size"] == 2
