@@ -383,3 +383,27 @@ def test_authors_classifier_cache(synthetic, tmp_path):
     np.testing.assert_array_equal(authors_pixel_outputs(net, X)[0], authors_pixel_outputs(again, X)[0])
     _, info3 = train_authors_classifier(synthetic, **{**kw, "random_state": 1})  # other settings: other entry
     assert not info3["cached"] and len(list(tmp_path.glob("authors_classifier_*.pt"))) == 2
+
+
+def test_authors_step_on_pixels_equals_their_window_step(synthetic):
+    """Their step forwards whole 32 x 32 windows; ours forwards the same pixels as (k, bands, 1, 1): the network is
+    per pixel and batch norm sees the same pixels, so the loss is the same (dropout off to compare draws)."""
+    import copy
+
+    from hudlib.classifier import _authors_step
+
+    torch.manual_seed(0)
+    net = AuthorsPixelClassifier(16, 5, embed=8, hidden=4, n_layers=1, dropout=0.0).train()
+    ref = copy.deepcopy(net)
+    X = synthetic.to_authors_space(synthetic.cube, V=1000.0).astype(np.float32)
+    Y1h = np.eye(5, dtype=np.float32)[synthetic.gt].transpose(2, 0, 1)
+    mask = np.ones(synthetic.gt.shape, bool)
+    mask[:40, :40] = False  # loss-masked pixels still enter batch norm
+    corners = np.array([[0, 0], [30, 50], [60, 10]])
+    loss = _authors_step(net, torch.optim.SGD(net.parameters(), lr=0.0), X, Y1h, mask, corners, None,
+                         np.random.default_rng(0), "cpu")
+    x = torch.from_numpy(np.stack([X[:, r:r + 32, c:c + 32] for r, c in corners]))
+    y = torch.from_numpy(np.stack([Y1h[:, r:r + 32, c:c + 32] for r, c in corners])).permute(0, 2, 3, 1)
+    keep = torch.from_numpy(np.stack([mask[r:r + 32, c:c + 32] for r, c in corners]))
+    p = ref(x).permute(0, 2, 3, 1)[keep]
+    assert loss == pytest.approx(torch.nn.functional.binary_cross_entropy(p, y[keep]).item(), rel=1e-5)
