@@ -43,6 +43,43 @@ def test_record_contents_and_reuse(records, scene):
         assert rec[k] is not None, k
 
 
+def test_record_holds_the_paper_exact_metrics(records, scene):
+    """The record carries the paper-exact metrics (at n and over 8-patch draws) and the authors' classifier's two
+    accuracies; the paper-exact F_p is the definition recomputed here from the cached samples."""
+    from hudlib.metrics import paper_exact as PE
+
+    for m in CONTROLS:
+        pe, acc = records[m]["paper_exact"], records[m]["authors_classifier"]
+        assert {"F_p", "D_b", "D_b/F_p", "IS_paper", "IS_standard", "FID"} <= set(pe) and pe["n"] == 12
+        assert pe["IS_paper"]["value"] <= PE.inception_score_cap(17) + 1e-9
+        for split in ("authors_split", "spatial_split"):
+            assert 0.0 <= acc[split]["val_accuracy"] <= 1.0
+    real = records["RealCopy"]["paper_exact"]
+    mean = records["MeanSpectrum"]["paper_exact"]
+    assert real["F_p"]["value"] == pytest.approx(1.0, abs=1e-5)  # real crops of the centre square: exact matches
+    assert mean["IS_standard"]["value"] == pytest.approx(1.0, abs=1e-6)  # one spectrum: one prediction everywhere
+    assert real["FID"]["value"] < mean["FID"]["value"]
+
+
+def test_paper_exact_block_is_added_to_an_older_record_without_recomputing_it(records, scene, tmp_path):
+    import shutil
+
+    src = records["_root"]
+    res = tmp_path / "results"
+    shutil.copytree(src / "results", res)
+    path = res / "IndianPines" / "MeanSpectrum" / "smoke.json"
+    rec = json.loads(path.read_text())
+    for k in ("paper_exact", "paper_exact_key", "authors_classifier"):
+        rec.pop(k)
+    rec["metrics"]["SWD"] = 123.0  # marks the old record: only the paper-exact block may be computed
+    path.write_text(json.dumps(rec))
+    evaluate.evaluate("IndianPines", "MeanSpectrum", "smoke", n=12, runs=src / "runs", results=res, device="cpu",
+                      progress=False, scene_obj=scene)
+    new = json.loads(path.read_text())
+    assert new["metrics"]["SWD"] == 123.0 and new["paper_exact"] == records["MeanSpectrum"]["paper_exact"]
+    assert new["paper_exact_key"] == records["MeanSpectrum"]["paper_exact_key"]
+
+
 def test_results_from_absent_weights_are_recomputed_and_never_shown(records, scene, tmp_path):
     """A committed results JSON whose weights are not present locally: tampered numbers never reach the table."""
     import shutil
@@ -157,6 +194,9 @@ def test_tables_and_figures_written(records, scene, tmp_path):
     out = tables.write_tables("smoke", records["_root"] / "results", runs=records["_root"] / "runs")
     text = out.read_text()
     assert "## IndianPines" in text and "RealCopy (control)" in text and "HUD (paper)" in text
+    exact = text.split("the paper's metrics four ways")[1].split("## What the paper's own code shows")[0]
+    assert exact.count("| RealCopy (control) |") == 4 and exact.count("| MeanSpectrum (control) |") == 4
+    assert "ours, paper-exact, 8 patches (mean ± std of 4 draws)" in exact and "n = 12" in exact
     samples = {"IndianPines": {m: np.random.default_rng(0).uniform(0, 0.5, (4, 200, 32, 32)).astype(np.float32)
                                for m in ["A", "B"]}}
     files = figures.write_all(samples, {"IndianPines": scene}, ["A"], ["B"], tmp_path, "smoke, test")

@@ -63,6 +63,7 @@ class Generator:
     # Overrides of sampling-only keys reuse the default's weights; others train their own run (UD/UBF: the authors'
     # decoding, p = 5 abundances)
     variants: dict[str, dict] = {}
+    authors_variant: str | None = None  # the variant closest to how the paper's authors ran it (None: the default)
 
     def __init__(self):
         self.config_: RunConfig | None = None

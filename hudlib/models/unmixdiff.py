@@ -170,6 +170,7 @@ class UnmixDiffGenerator(NetworkGenerator):
     has_abundances = True
     variants = {"authors-decoding": {"unmixdiff": {"decode": "authors"}}, "p5": {"unmixdiff": {"p": 5}},
                 "p5-authors-decoding": {"unmixdiff": {"p": 5, "decode": "authors"}}}
+    authors_variant = "p5-authors-decoding"
     rgb_encoder = False  # UBF: the encoder reads only the scene's 3 pseudo-RGB bands
 
     @classmethod
