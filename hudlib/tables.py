@@ -164,16 +164,21 @@ def paper_exact_tables(scene: str, scene_results: dict[str, dict], profile: str)
     rows = [r for r in scene_results if "[" not in r and (models.paper_name(r) in PAPER_MODELS or
                                                           r in ("RealCopy", "MeanSpectrum"))]
     rows += [r for r in scene_results if "[" in r and r.partition(" [")[0] in rows]
-    order = sorted(rows, key=lambda r: (models.names().index(r.partition(" [")[0]), r))
+    def rank(r):  # registry order, each model's variants in their declared order
+        base, tag = r.partition(" [")[0], r.partition(" [")[2].rstrip("]")
+        tags = list(models.get(base).variants)
+        return models.names().index(base), tags.index(tag) + 1 if tag in tags else 0
+
+    order = sorted(rows, key=rank)
     any_rec = next(iter(scene_results.values()), {})
     ex = any_rec.get("paper_exact", {})
     n, draws, size = any_rec.get("n"), ex.get("draws"), ex.get("draw_size")
     out = []
     for metric, (ekey, skey, label) in _EXACT.items():
         head = (f"| {label} | paper | authors' log | ours, paper-exact (n = {n}) | ours, paper-exact, {size} patches "
-                f"(mean ± std of {draws} draws) | ours, sound (n = {n}) |")
+                f"(mean ± std of {draws} draws) | ours, hudlib (n = {n}) |")
         if metric == "IS":
-            head = head[:-1] + " ours, paper-exact standard IS (n = {n}) |".format(n=n)
+            head += f" ours, paper-exact standard IS (n = {n}) |"
         lines = [head, "|" + "---|" * (head.count("|") - 1)]
         for r in order:
             rec = scene_results[r]
@@ -200,7 +205,9 @@ def paper_exact_tables(scene: str, scene_results: dict[str, dict], profile: str)
             f"authors' classifier, trained with their recipe under the profile's budget, has per-pixel accuracy "
             f"{_fmt((acc.get('authors_split') or {}).get('val_accuracy'))} on their overlapping 80/20 window split and "
             f"{_fmt((acc.get('spatial_split') or {}).get('val_accuracy'))} on a spatially disjoint held-out region "
-            f"(same recipe, trained without it). Sound: our metrics (Tables I–III columns above). The paper's values sit on "
+            f"(same recipe, trained without it). hudlib: F_p and D_b as the paper's text defines them, in our units (D_b "
+            f"on 8×8 blocks), IS and FID on our 3×3-neighbourhood classifier (the Tables I–III columns above). The "
+            f"paper's values sit on "
             f"the row closest to the authors' run (UD/UBF: p = 5 with their decoding).*")
     return "\n\n".join(out) + "\n\n" + note + "\n"
 
@@ -248,7 +255,7 @@ def write_tables(profile: str, results=None, scenes=None, model_names=None, comp
     for scene in sorted(res):
         if any("paper_exact" in r for r in res[scene].values()):
             parts.append(f"## {scene}: the paper's metrics four ways (paper / authors' log / ours paper-exact / ours "
-                         f"sound)\n\n" + paper_exact_tables(scene, res[scene], profile))
+                         f"hudlib)\n\n" + paper_exact_tables(scene, res[scene], profile))
     parts.append("## What the paper's own code shows (audit of Tables I–III)\n\n"
                  + "\n".join(f"- {f}" for f in audit.findings()) + "\n")
     for scene in sorted(res):
