@@ -246,7 +246,7 @@ def _fit_pixel_net(net, padded, rows, cols, labels, cfg: dict, rng, device, prog
     for _ in bar:
         idx = rng.integers(len(rows), size=cfg["batch_size"])
         x = _dihedral(_windows(padded, rows[idx], cols[idx], net.window), int(rng.integers(8)))
-        xb = torch.from_numpy(np.ascontiguousarray(x)).to(device)
+        xb = torch.from_numpy(x.copy()).to(device)  # a copy: dihedral views of 1 x 1 windows keep negative strides
         loss = F.cross_entropy(net(xb)[:, :, 0, 0], torch.from_numpy(labels[idx]).to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()

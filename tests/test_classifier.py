@@ -407,3 +407,11 @@ def test_authors_step_on_pixels_equals_their_window_step(synthetic):
     keep = torch.from_numpy(np.stack([mask[r:r + 32, c:c + 32] for r, c in corners]))
     p = ref(x).permute(0, 2, 3, 1)[keep]
     assert loss == pytest.approx(torch.nn.functional.binary_cross_entropy(p, y[keep]).item(), rel=1e-5)
+
+
+def test_spectral_only_classifier_trains(synthetic):
+    """n_spatial = 0 (a per-pixel spectral MLP, documented as supported): the dihedral augmentation of 1 x 1 windows
+    used to hand torch negative strides."""
+    net, info = train_classifier(synthetic, size=8, steps=60, batch_size=64, progress=False, device="cpu",
+                                 model_kwargs=dict(n_spatial=0))
+    assert net.config["n_spatial"] == 0 and info["holdout_accuracy"] >= 0.9
