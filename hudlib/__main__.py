@@ -22,6 +22,7 @@ import numpy as np
 from . import models
 from .data import DataError, download, load_scene
 from .evaluate import evaluate
+from .utils import shutdown_distributed
 
 
 def _cmd_download(a):
@@ -58,6 +59,7 @@ def _cmd_train(a):
     scene = _load_scene_args(a)
     gen = models.create(a.model).fit(scene, a.profile, a.out, resume=a.resume, overrides=overrides,
                                      device=a.device, progress=not a.quiet)
+    shutdown_distributed()  # under torchrun
     print(gen.run_dir_)
 
 

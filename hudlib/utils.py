@@ -76,6 +76,16 @@ def barrier() -> None:
         dist.barrier()
 
 
+def shutdown_distributed() -> None:
+    """End a torchrun process group cleanly (barrier, then destroy; nothing when not distributed). A process that
+    exits with gloo's threads still running can abort ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def sha256_files(files: Iterable[Path], length: int = 16) -> str:
     """Content hash of ``files`` (in the given order, names excluded): identifies the exact weights a result was
     computed from, independently of where the run directory lies."""

@@ -202,6 +202,8 @@ info, plan, emas = train_loop(cfg, lambda dev: models.create(name)._plan(s, cfg,
                               progress=False)
 h = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for m in plan.nets.values() for p in m.parameters()))
 open(os.path.join(out, "rank" + os.environ["RANK"]), "w").write(h.hexdigest())
+from hudlib.utils import shutdown_distributed
+shutdown_distributed()
 """
 
 

@@ -163,6 +163,8 @@ T._ema_update = spy
 train_diffusion(cfg, Z, out, device="cpu", progress=False)
 h = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in captured["model"].parameters())).hexdigest()
 open(os.path.join(out, f"rank{os.environ['RANK']}.sha"), "w").write(h)
+from hudlib.utils import shutdown_distributed
+shutdown_distributed()
 """
 
 

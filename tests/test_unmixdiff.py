@@ -244,6 +244,8 @@ g = models.create(name).fit(s, "smoke", out, overrides={"train": {"steps": 3, "c
                                                         "unmixdiff": {"uae_steps": 3}}, progress=False)
 h = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for m in g.nets_.values() for p in m.parameters()))
 open(os.path.join(out, "rank" + os.environ["RANK"]), "w").write(h.hexdigest())
+from hudlib.utils import shutdown_distributed
+shutdown_distributed()
 """
 
 
