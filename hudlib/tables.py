@@ -16,8 +16,8 @@ from .data import load_scene
 from .evaluate import METRICS, evaluate
 from .utils import atomic_write_text
 
-__all__ = ["paper_results", "load_results", "variant_row", "paper_exact_tables", "discrimination", "metric_table", "paper_tables", "write_tables",
-           "complexity_markdown", "make_tables"]
+__all__ = ["paper_results", "load_results", "variant_row", "split_row", "paper_exact_tables", "discrimination",
+           "metric_table", "paper_tables", "write_tables", "complexity_markdown", "make_tables"]
 
 TRIVIAL = ("MeanSpectrum", "RandomMixture")
 PAPER_MODELS = ("GAN", "VAE", "MPRNet", "UD", "UBF", "HUD")
@@ -44,8 +44,6 @@ def load_results(profile: str, results=None, scenes=None, model_names=None, runs
 
     With ``local_only`` (the default) a record is kept only when the weights it was computed from are the ones in
     ``runs`` (content hash): results committed from another machine's training are never shown as this machine's.
-   
-
     A generator's sampling variants (:attr:`~hudlib.models.Generator.variants`, ``<profile>-<tag>.json``) come
     keyed ``"<model> [<tag>]"`` (:func:`variant_row`).
     """
@@ -69,6 +67,21 @@ def load_results(profile: str, results=None, scenes=None, model_names=None, runs
 def variant_row(model: str, tag: str | None) -> str:
     """The table row of a generator's sampling variant: ``"UD [authors-decoding]"`` (``model`` itself for None)."""
     return f"{model} [{tag}]" if tag else model
+
+
+def split_row(row: str) -> tuple[str, str | None]:
+    """Inverse of :func:`variant_row`: ``"UD [p5]"`` -> ``("UD", "p5")``, ``"HUD"`` -> ``("HUD", None)``."""
+    base, _, tag = row.partition(" [")
+    return base, tag[:-1] if tag else None
+
+
+def _row_order(rows) -> list[str]:
+    """``rows`` in registry order, each generator followed by its variants in their declared order; rows of
+    unregistered models last."""
+    order = []
+    for m in models.names():
+        order += [r for r in [m] + [variant_row(m, t) for t in models.get(m).variants] if r in rows]
+    return order + [r for r in rows if r not in order]
 
 
 def _better_or_equal(a: float, b: float, direction: int, rel: float = 0.01) -> bool:
@@ -107,10 +120,7 @@ def metric_table(scene: str, scene_results: dict[str, dict], profile: str) -> st
     head = "| model | " + " | ".join(f"{c}{' ↑' if METRICS[c][0] > 0 else ' ↓'}{' ⚠' if c in flags else ''}"
                                    for c in cols) + " |"
     lines = [head, "|" + "---|" * (len(cols) + 1)]
-    order = []
-    for m in models.names():  # each generator, then its sampling variants
-        order += [r for r in [m] + [variant_row(m, t) for t in models.get(m).variants] if r in scene_results]
-    order += [m for m in scene_results if m not in order]
+    order = _row_order(scene_results)
     pr = paper_results()
 
     def paper_row(pm: str) -> str:
@@ -122,10 +132,10 @@ def metric_table(scene: str, scene_results: dict[str, dict], profile: str) -> st
     shown = set()
     for i, mname in enumerate(order):  # each of our rows; the paper's row of the same model under its last variant
         rec = scene_results[mname]
-        base, tag = mname.partition(" [")[0], mname.partition(" [")[2].rstrip("]")
+        base, tag = split_row(mname)
         label = f"{mname} (control)" if rec.get("control") else f"**{base}**{f' [{tag}]' if tag else ''} (ours)"
         lines.append(f"| {label} | " + " | ".join(_fmt(rec["metrics"].get(c)) for c in cols) + " |")
-        if i + 1 < len(order) and order[i + 1].partition(" [")[0] == base:
+        if i + 1 < len(order) and split_row(order[i + 1])[0] == base:
             continue
         pm = models.paper_name(base) if base in models.names() else None
         if pm in PAPER_MODELS:
@@ -161,15 +171,9 @@ def paper_exact_tables(scene: str, scene_results: dict[str, dict], profile: str)
     with the sound metrics, for every generator of the paper's tables and the controls RealCopy / MeanSpectrum."""
     cells = {(c["model"], c["metric"]): c for c in audit.audit_rows(scene)} if scene in audit.load_audit()["scenes"] \
         else {}
-    rows = [r for r in scene_results if "[" not in r and (models.paper_name(r) in PAPER_MODELS or
-                                                          r in ("RealCopy", "MeanSpectrum"))]
-    rows += [r for r in scene_results if "[" in r and r.partition(" [")[0] in rows]
-    def rank(r):  # registry order, each model's variants in their declared order
-        base, tag = r.partition(" [")[0], r.partition(" [")[2].rstrip("]")
-        tags = list(models.get(base).variants)
-        return models.names().index(base), tags.index(tag) + 1 if tag in tags else 0
-
-    order = sorted(rows, key=rank)
+    rows = [r for r in scene_results if split_row(r)[0] in models.names() and (
+        models.paper_name(split_row(r)[0]) in PAPER_MODELS or r in ("RealCopy", "MeanSpectrum"))]
+    order = _row_order(rows)
     any_rec = next(iter(scene_results.values()), {})
     ex = any_rec.get("paper_exact", {})
     n, draws, size = any_rec.get("n"), ex.get("draws"), ex.get("draw_size")
@@ -183,8 +187,8 @@ def paper_exact_tables(scene: str, scene_results: dict[str, dict], profile: str)
         for r in order:
             rec = scene_results[r]
             pe = rec.get("paper_exact", {})
-            pm = models.paper_name(r.partition(" [")[0])
-            base = r.partition(" [")[0]
+            base = split_row(r)[0]
+            pm = models.paper_name(base)
             av = models.get(base).authors_variant
             closest = variant_row(base, av) if av and variant_row(base, av) in scene_results else base
             c = cells.get((pm, metric), {}) if r == closest else {}  # the paper's values on the row closest to it

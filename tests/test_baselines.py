@@ -208,19 +208,10 @@ shutdown_distributed()
 
 
 @pytest.mark.parametrize("name", BASELINES)
-def test_ddp_two_processes_hold_identical_weights(name, tmp_path):
+def test_ddp_two_processes_hold_identical_weights(name, tmp_path, torchrun):
     """Under torchrun (2 CPU processes, gloo) every network of every baseline stays identical across ranks, the
     WGAN-GP's gradient penalty (a double backward through the DDP-wrapped critic) included."""
-    import os
-    import subprocess
-    import sys
-
-    script = tmp_path / "ddp.py"
-    script.write_text(DDP_SCRIPT)
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                        str(script), name, str(tmp_path / "run")], capture_output=True, text=True,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
+    torchrun(DDP_SCRIPT, name, tmp_path / "run")
     assert (tmp_path / "run" / "rank0").read_text() == (tmp_path / "run" / "rank1").read_text()
     ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert ck["step"] == 3 and len(ck["rng_per_rank"]) == 2

@@ -1,8 +1,5 @@
 """Training loop, registry round trip, exact resume, 2-process DDP, CLI smoke."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -168,13 +165,8 @@ shutdown_distributed()
 """
 
 
-def test_ddp_two_processes_hold_identical_weights(tmp_path):
-    script = tmp_path / "ddp.py"
-    script.write_text(DDP_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                        str(script), str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
+def test_ddp_two_processes_hold_identical_weights(tmp_path, torchrun):
+    torchrun(DDP_SCRIPT, tmp_path / "run")
     h0 = (tmp_path / "run" / "rank0.sha").read_text()
     h1 = (tmp_path / "run" / "rank1.sha").read_text()
     assert h0 == h1

@@ -250,19 +250,10 @@ shutdown_distributed()
 
 
 @pytest.mark.parametrize("name", UDS)
-def test_fit_under_torchrun_gives_every_rank_the_same_weights(name, tmp_path):
+def test_fit_under_torchrun_gives_every_rank_the_same_weights(name, tmp_path, torchrun):
     """``fit`` under torchrun (2 CPU processes, gloo): both stages train data-parallel, rank 0 writes weights.pt and
     every rank loads the same weights after the barrier."""
-    import os
-    import subprocess
-    import sys
-
-    script = tmp_path / "ddp.py"
-    script.write_text(DDP_FIT)
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                        str(script), name, str(tmp_path / "runs")], capture_output=True, text=True,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
+    torchrun(DDP_FIT, name, tmp_path / "runs")
     assert (tmp_path / "runs" / "rank0").read_text() == (tmp_path / "runs" / "rank1").read_text()
     run = next((tmp_path / "runs").glob(f"Tiny/{name}/smoke-*"))
     assert (run / "DONE").is_file() and json.loads((run / "train_info.json").read_text())["world_size"] == 2

@@ -28,7 +28,6 @@ Run directory: ``uae/`` (stage 1's loop: checkpoint, losses, ``weights.pt``), ``
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import json
@@ -263,7 +262,7 @@ class UnmixDiffGenerator(NetworkGenerator):
                                      device=device, resume=resume, progress=progress)
         uae = plan1.nets["uae"]
         dev = resolve_device(device)
-        A = self.scene_abundances(copy.deepcopy(uae), scene.cube, dev)
+        A = self.scene_abundances(uae, scene.cube, dev)  # training is over: eval mode is what is saved next
         p = A.shape[0]
         x = 2.0 * A - 1.0  # [0, 1] -> [-1, 1]
         info2, plan2, emas = train_loop(cfg, lambda d: self._diffusion_plan(cfg, p, d), x, run_dir / "diffusion",
