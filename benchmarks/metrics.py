@@ -12,7 +12,10 @@ definition evaluated pair by pair / window by window in numpy, timed on a subset
 and the direct-FLOP-equivalent GFLOP/s as a share of the measured matmul throughput; plus peak resident memory of
 each metric on a synthetic Pavia Centre-sized cube (1096 x 715 x 102), measured in a fresh subprocess.
 
-Usage: ``python benchmarks/metrics.py [--n 64] [--device cpu] [--sigma 0.01] [--exact-copy] [--paper-only]``
+With ``--evaluation``: one whole quick evaluation (every metric and the paper-exact block) of the RealCopy control.
+
+Usage: ``python benchmarks/metrics.py [--n 64] [--device cpu] [--sigma 0.01] [--exact-copy] [--paper-only]
+[--evaluation]``
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import numpy as np
 import torch
 
 import multiprocessing as mp
-import resource
+from pathlib import Path
 
 from hudlib import metrics as M
 from hudlib.metrics import paper_exact as PE
@@ -97,24 +100,42 @@ def direct_db_windows(P, O, rows):
 
 def _rss_child(which, q):
     rng = np.random.default_rng(0)
-    cube = rng.random((102, 1096, 715), dtype=np.float32)  # in place: no float64 temporary in the baseline
-    cube *= 2.0
-    cube -= 1.0
-    crop = np.ascontiguousarray(cube[:, 190:905])  # the authors' centre square crop, 715 x 715
+    cube = np.empty((102, 1096, 715), dtype=np.float32)
+    for b in range(cube.shape[0]):  # band by band: no whole-cube temporary raises the baseline's high-water mark
+        rng.random(dtype=np.float32, out=cube[b])
+        cube[b] *= 2.0
+        cube[b] -= 1.0
+    crop = None
+    if which != "F_p":
+        crop = np.ascontiguousarray(cube[:, 190:905])  # the authors' centre square crop, 715 x 715
+        del cube
     G = rng.uniform(-1, 1, (4, 102, 32, 32)).astype(np.float32)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = _status_mib("VmRSS")
+    try:  # reset this process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0)
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
     t = time.perf_counter()
     if which == "F_p":
         M.point_fidelity(G, cube)
     else:
         PE.block_diversity_paper(G, crop)
-    q.put((time.perf_counter() - t, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024,
-           base / 1024))
+    q.put((time.perf_counter() - t, _status_mib("VmHWM") - base, base))
+
+
+def _status_mib(field: str) -> float:
+    """A ``/proc/self/status`` memory field in MiB (VmHWM: peak RSS since exec or the last reset). Not
+    ``ru_maxrss``: Linux carries the parent's high-water mark across fork + exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def peak_rss(which):
     """(seconds, peak RSS above the inputs in MiB, RSS of the inputs in MiB) of one metric on a synthetic
-    Pavia Centre-sized cube (4 patches), in a fresh process."""
+    Pavia Centre-sized cube (4 patches), in a fresh process. ``ru_maxrss`` is a high-water mark, so the inputs are
+    built without temporaries larger than one band (the baseline is the process with its inputs)."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     p = ctx.Process(target=_rss_child, args=(which, q))
@@ -141,6 +162,9 @@ def paper_rows(args, dev, peak):
     rows.append(("F_p paper-exact", f"{n} crops+noise", fp, t, fl / t / 1e9,
                  f"direct (numpy, all pairs) {t_direct:.0f} s extrap. from 2 patches: x{t_direct / t:.1f}; "
                  f"max|diff| {diff:.1e}"))
+    Y_ours = patches(scene.cube, size=32, n=args.paper_n, random_state=3)
+    _, t_conv = timed(PE.to_authors_space, Y_ours, scene)
+    rows.append(("to authors' space", f"{n} patches", float("nan"), t_conv, None, "float64 per 2^18 elements"))
     (db, per), t = timed(PE.block_diversity_paper, G, O, device=dev, return_per_patch=True)
     windows = 4 * (H - h + 1) * (W - w + 1)
     fl = 2.0 * n * windows * C * h * w
@@ -152,6 +176,19 @@ def paper_rows(args, dev, peak):
     rows.append(("D_b paper-exact (4 rot.)", f"{n} crops+noise", db, t, fl / t / 1e9,
                  f"direct {fl:.1e} FLOP, {t_direct:.0f} s extrap. from {cnt} windows: x{t_direct / t:.0f}; "
                  f"max|diff| {np.abs(d_fast - d_ref).max():.1e} (48x48 sub-scene)"))
+    if args.evaluation:
+        import json
+        import tempfile
+        from hudlib.evaluate import evaluate
+        with tempfile.TemporaryDirectory() as tmp:
+            out, t = timed(evaluate, "IndianPines", "RealCopy", "quick", results=tmp, force=True, progress=False,
+                           device=str(dev))
+            rec = json.loads(out.read_text())
+        slow = sorted(((v, k) for k, v in {**rec["times_s"]}.items() if k not in ("classifier",
+                                                                             "authors_classifier")), reverse=True)
+        rows.append(("whole evaluation, quick", "RealCopy n=256", float("nan"), t, None,
+                     "every metric + paper-exact block (classifiers cached); slowest: "
+                     + ", ".join(f"{k} {v:.1f} s" for v, k in slow[:4])))
     for which in ("F_p", "D_b"):
         t, rss, base = peak_rss(which)
         rows.append((f"{which} memory, 1096x715x102", "4 random", float("nan"), t, None,
@@ -181,6 +218,8 @@ def main(argv=None):
     ap.add_argument("--check-db-patches", type=int, default=2, help="patches in the brute-force subsample (D_b)")
     ap.add_argument("--paper-n", type=int, default=256, help="patches for the paper-exact rows")
     ap.add_argument("--paper-only", action="store_true", help="only the paper-exact rows")
+    ap.add_argument("--evaluation", action="store_true",
+                    help="also time one whole quick evaluation (RealCopy, n = 256; trains the classifiers if absent)")
     args = ap.parse_args(argv)
     if args.paper_only:
         dev = torch.device(args.device) if args.device else torch.device("cpu")

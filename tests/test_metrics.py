@@ -368,6 +368,9 @@ def test_within_patch_angle_and_spatial_coherence():
                     c = F[:, a] @ F[:, b] / (np.linalg.norm(F[:, a]) * np.linalg.norm(F[:, b]))
                     ref.append(np.arccos(np.clip(c, -1, 1)))
     assert within_patch_angle(G, chunk=1) == pytest.approx(np.mean(ref), rel=1e-9)
+    # the symmetric block evaluation: blocks of 5 pixels (12 = 5 + 5 + 2; diagonal and off-diagonal blocks)
+    assert within_patch_angle(G, pixel_block=5) == pytest.approx(np.mean(ref), rel=1e-9)
+    assert within_patch_angle(G, pixel_block=1) == pytest.approx(np.mean(ref), rel=1e-9)
     # i.i.d. pixels: neighbours are no closer than any pair; a smooth ramp: much closer; flat: 0 by convention
     iid = rng.random((8, 6, 16, 16)).astype(np.float32)
     assert spatial_coherence(iid) == pytest.approx(1.0, abs=0.03)
@@ -382,3 +385,8 @@ def test_within_patch_angle_and_spatial_coherence():
     assert gap == coherence_gap(iid, ramp) and det == {"generated": spatial_coherence(iid),
                                                         "real": spatial_coherence(ramp)}
     assert neighbour_angle(ramp) > 0
+    # the real patches' statistics are memoised by content: a changed array in the same buffer is recomputed
+    real = ramp.copy()
+    assert coherence_gap(iid, real) == gap
+    real[:] = iid[:4]
+    assert coherence_gap(iid[:4], real) == 0.0

@@ -13,6 +13,7 @@ from ..data import DataError
 EPS = 1e-12
 FLAT_ANGLE = 1e-6  # radians: patches whose pixels differ by less are flat
 _MAX_BYTES = 1 << 28  # 256 MiB for the largest intermediate matrix
+_BLOCK_BYTES = 1 << 23  # 8 MiB: a similarity block that stays in cache while it is reduced
 
 
 # --------------------------------------------------------------------------------------------- input checks

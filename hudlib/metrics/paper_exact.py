@@ -46,13 +46,21 @@ _FAST = sorted({2 ** a * 3 ** b * 5 ** c for a in range(13) for b in range(8) fo
 
 
 # --------------------------------------------------------------------------------------------- data space
-def to_authors_space(Y, scene) -> np.ndarray:
+def to_authors_space(Y, scene, chunk: int = 1 << 18) -> np.ndarray:
     """Any array in our units -> the authors' space (:meth:`hudlib.data.Scene.to_authors_space`), float32, after
-    checking it is finite."""
-    Y = np.asarray(Y, dtype=np.float64)
-    if not np.isfinite(Y).all():
-        raise DataError(f"Y: holds {int((~np.isfinite(Y)).sum())} NaN/Inf values; expected finite values")
-    return scene.to_authors_space(Y).astype(np.float32)
+    checking it is finite. Converted ``chunk`` elements at a time (float64 arithmetic on cache-sized pieces, no
+    float64 copy of the whole batch)."""
+    Y = np.asarray(Y)
+    flat = Y.reshape(-1)
+    out = np.empty(flat.shape, dtype=np.float32)
+    bad = 0
+    for i in range(0, flat.size, chunk):
+        x = flat[i:i + chunk].astype(np.float64)
+        bad += int((~np.isfinite(x)).sum())
+        out[i:i + chunk] = scene.to_authors_space(x)
+    if bad:
+        raise DataError(f"Y: holds {bad} NaN/Inf values; expected finite values")
+    return out.reshape(Y.shape)
 
 
 def _centre_square(a: np.ndarray) -> np.ndarray:
