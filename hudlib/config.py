@@ -24,16 +24,29 @@ from typing import Any
 
 __all__ = ["UnmixingConfig", "UNetConfig", "DiffusionConfig", "TrainConfig", "EvalConfig", "VAEConfig",
            "WGANConfig", "MPRNetConfig", "UnmixDiffConfig", "RunConfig", "PROFILES", "MODEL_PROFILES", "MODEL_SECTIONS",
-           "profile_names", "make_config"]
+           "profile_names", "make_config", "ASRUN_SCALE_FACTOR"]
 
 
 @dataclass
 class UnmixingConfig:
-    """UAE settings (III-B). ``d=None`` means the scene's number of classes (the paper's choice)."""
+    """UAE settings (III-B) and how HUD turns abundances into the diffused latent. ``d=None`` means the scene's
+    number of classes (the paper's choice).
+
+    ``encoder``: ``"fcls"`` (eq. 2) or ``"linear"`` (eq. 3). ``simplex``: the linear encoder's abundances are
+    projected onto the probability simplex (ours; needed by eq. 4's ln); False keeps ``(AᵀA)⁻¹Aᵀy`` as is (the
+    authors' run). ``projection``: ``"softmax"`` diffuses Z = ln(X + e) and constrains with softmax (eqs. 4-5);
+    ``"clip"`` diffuses X itself and only clips negatives and renormalises at the end; ``"none"`` diffuses X and
+    decodes what comes out (the authors' run). ``space``: ``"ours"`` unmixes the scene in our units; ``"authors"``
+    unmixes clip(raw, 0, V) / V * 2 (their x + 1), VCA and statistics on the centre square crop, and clamps decoded
+    images to their data range.
+    """
 
     d: int | None = None
     encoder: str = "fcls"
     random_state: int = 0
+    simplex: bool = True
+    projection: str = "softmax"
+    space: str = "ours"
 
 
 @dataclass
@@ -56,12 +69,18 @@ class DiffusionConfig:
     ``prediction``: the network's output, ``"eps"`` (the paper, eq. 15) or ``"v"`` (Salimans & Ho 2022).
     ``loss_weighting``: ``"uniform"`` is eq. 15; ``"min_snr"`` weights each timestep by min(SNR_t, γ)/SNR_t.
     ``z_scale``: ``"none"`` trains on Z as in the paper; ``"standardize"`` applies one fixed affine map
-    (Z − mean) / std computed from the scene's Z once (like latent diffusion's scale factor).
+    (Z − mean) / std computed from the scene's Z once; ``"per_endmember"`` standardises each endmember channel by
+    its own mean and std over the scene (the authors' run). ``scale_factor`` then multiplies the network's data
+    (latent diffusion's scale factor; the authors': 10, 20, 5, 5, 10 per scene).
+    ``schedule``: ``"linear"`` β (DDPM) or ``"sqrt_linear"``, β = linspace(√β_start, √β_end)² (latent diffusion's
+    "linear", the authors' run with 0.0015 → 0.0155).
     """
 
     T: int = 1000
     beta_start: float = 1e-4
     beta_end: float = 0.02
+    schedule: str = "linear"
+    scale_factor: float = 1.0
     sampler: str = "ddim"
     sample_steps: int = 100
     eta: float = 0.0
@@ -246,11 +265,20 @@ class RunConfig:
         for section, keys in _SAMPLING_KEYS.items():
             for k in keys:
                 d.get(section, {}).pop(k, None)
+        for section, values in _HASH_NEUTRAL.items():
+            for k, v in values.items():
+                if section in d and d[section].get(k) == v:
+                    del d[section][k]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
 
 
 # per section, the keys that only change how a trained network is sampled (never in the training hash)
 _SAMPLING_KEYS = {"diffusion": ("sampler", "sample_steps", "eta", "clip_z0"), "unmixdiff": ("decode",)}
+
+# Fields added after runs existed: at these values they behave as before the field existed and are left out of the
+# training hash, so existing runs keep their hashes (and their weights stay valid).
+_HASH_NEUTRAL = {"unmixing": {"simplex": True, "projection": "softmax", "space": "ours"},
+                 "diffusion": {"schedule": "linear", "scale_factor": 1.0}}
 
 _SUB = {"unmixing": UnmixingConfig, "unet": UNetConfig, "diffusion": DiffusionConfig, "train": TrainConfig,
         "eval": EvalConfig, "vae": VAEConfig, "wgan": WGANConfig, "mprnet": MPRNetConfig,
@@ -373,6 +401,31 @@ _UD_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
               "unmixdiff": dict(p=5, uae_steps=500, uae_batch=64, uae_patch=128, uae_lr=2e-4)},
 }
 MODEL_PROFILES["UD"] = _UD_PROFILES
+
+# HUD as the authors ran it (shared/reference/authors_code.md, A): linear encoder without any constraint on their
+# x + 1, per-endmember standardisation, a per-scene scale factor, no ln/softmax. At smoke/quick only these change
+# (the U-Net, steps, sampler and prediction stay HUD's, so the ablation compares like with like; no x̂₀ clipping, as
+# run); at paper their schedule (square-root-linear 0.0015 -> 0.0155), ε, DDIM-250 with η = 1 and their U-Net size
+# (192 ch, 1-2-2-4-4, attention at 32/16/8/4 px, 2 res blocks, 8 heads).
+_ASRUN_UNMIXING = dict(encoder="linear", simplex=False, projection="none", space="authors")
+_ASRUN_DIFFUSION = dict(z_scale="per_endmember", clip_z0=False)
+MODEL_PROFILES["HUD-asrun"] = {
+    "smoke": {"unmixing": _ASRUN_UNMIXING, "diffusion": _ASRUN_DIFFUSION},
+    "quick": {"unmixing": _ASRUN_UNMIXING, "diffusion": _ASRUN_DIFFUSION},
+    "paper": {"unmixing": _ASRUN_UNMIXING,
+              "diffusion": dict(_ASRUN_DIFFUSION, schedule="sqrt_linear", beta_start=0.0015, beta_end=0.0155,
+                                sampler="ddim", sample_steps=250, eta=1.0, prediction="eps"),
+              "unet": dict(model_channels=192, channel_mult=(1, 2, 2, 4, 4), num_res_blocks=2,
+                           attention_resolutions=(32, 16, 8, 4), dropout=0.0, num_heads=8),
+              "train": dict(steps=16_300, batch_size=32, lr=3.2e-5, ema_decay=0.9999)},
+}
+# the authors' per-scene scale factor (their logs); other scenes: 1
+ASRUN_SCALE_FACTOR = {"IndianPines": 10.0, "KSC": 20.0, "Pavia": 5.0, "PaviaU": 5.0, "Salinas": 10.0}
+
+# Per-model, per-scene overrides applied after MODEL_PROFILES (every profile).
+MODEL_SCENE_OVERRIDES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
+    "HUD-asrun": {scene: {"diffusion": {"scale_factor": v}} for scene, v in ASRUN_SCALE_FACTOR.items()},
+}
 MODEL_PROFILES["UBF"] = {prof: {**sec, "unmixdiff": dict(sec["unmixdiff"], lr_step_epochs=30, lr_gamma=0.1,
                                                          **({"uae_batch": 32} if prof == "paper" else {}))}
                          for prof, sec in _UD_PROFILES.items()}
@@ -388,7 +441,8 @@ def make_config(scene: str = "IndianPines", model: str = "HUD", profile: str = "
     if profile not in PROFILES:
         raise ValueError(f"profile: unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
     d = RunConfig(scene=scene, model=model, profile=profile).to_dict()
-    for layer in (PROFILES[profile], MODEL_PROFILES.get(model, {}).get(profile, {}), overrides or {}):
+    for layer in (PROFILES[profile], MODEL_PROFILES.get(model, {}).get(profile, {}),
+                  MODEL_SCENE_OVERRIDES.get(model, {}).get(scene, {}), overrides or {}):
         for section, values in layer.items():
             if section not in _SUB:
                 raise ValueError(f"overrides: unknown section {section!r}; expected one of {', '.join(_SUB)}")

@@ -38,6 +38,7 @@ __all__ = [
     "DataError", "SceneInfo", "SCENES", "Scene", "UnmixingBenchmark", "scene_names", "find_file",
     "load_scene", "download", "load_unmixing_benchmark", "patches", "PatchDataset", "pseudo_rgb",
     "rgb_limits", "class_mean_spectra", "PATCH_SIZE", "MIN_BANDS", "user_scene_name", "default_rgb_bands",
+    "centre_square",
 ]
 
 PATCH_SIZE = 32  # the paper's patch side (IV-A); a user scene needs at least this many rows and columns
@@ -659,6 +660,14 @@ def load_unmixing_benchmark(cube_file, endmember_file=None) -> UnmixingBenchmark
 
 
 # --------------------------------------------------------------------------------------------- patches
+def centre_square(a):
+    """Centre square crop of the last two axes (a view), offsets as the authors' ``(h - s) // 2 : (h + s) // 2``
+    with s = min(h, w): their "whole image" for VCA, statistics and the metrics' original image."""
+    H, W = a.shape[-2:]
+    s = min(H, W)
+    return a[..., (H - s) // 2:(H + s) // 2, (W - s) // 2:(W + s) // 2]
+
+
 def _as_cube(scene_or_cube) -> np.ndarray:
     cube = scene_or_cube.cube if isinstance(scene_or_cube, Scene) else np.asarray(scene_or_cube)
     if cube.ndim != 3:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["linear_beta_schedule", "GaussianDiffusion", "SIGMA_CHOICES", "SAMPLERS"]
+__all__ = ["linear_beta_schedule", "sqrt_linear_beta_schedule", "beta_schedule", "GaussianDiffusion", "SIGMA_CHOICES", "SAMPLERS"]
 
 SIGMA_CHOICES = ("beta", "posterior")
 SAMPLERS = ("ddpm", "ddim")
@@ -48,6 +48,26 @@ def linear_beta_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: floa
         raise ValueError(f"beta_start, beta_end must satisfy 0 < beta_start <= beta_end < 1, "
                          f"got {beta_start!r}, {beta_end!r}")
     return np.linspace(beta_start, beta_end, int(T), dtype=np.float64)
+
+
+def sqrt_linear_beta_schedule(T: int = 1000, beta_start: float = 0.0015, beta_end: float = 0.0155) -> np.ndarray:
+    """Latent diffusion's "linear" schedule (the authors' run): β_t = linspace(√β_start, √β_end, T)².
+
+    Returns float64 ``(T,)``. With the defaults ᾱ_T = 6.7e-4 (DDPM's linear 1e-4 → 0.02: 4.0e-5).
+    """
+    if not (0.0 < beta_start <= beta_end < 1.0):
+        raise ValueError(f"beta_start, beta_end must satisfy 0 < beta_start <= beta_end < 1, "
+                         f"got {beta_start!r}, {beta_end!r}")
+    return np.linspace(np.sqrt(beta_start), np.sqrt(beta_end), int(T), dtype=np.float64) ** 2
+
+
+def beta_schedule(name: str, T: int, beta_start: float, beta_end: float) -> np.ndarray:
+    """``"linear"`` (:func:`linear_beta_schedule`) or ``"sqrt_linear"`` (:func:`sqrt_linear_beta_schedule`)."""
+    if name == "linear":
+        return linear_beta_schedule(T, beta_start, beta_end)
+    if name == "sqrt_linear":
+        return sqrt_linear_beta_schedule(T, beta_start, beta_end)
+    raise ValueError(f"diffusion.schedule: expected 'linear' or 'sqrt_linear', got {name!r}")
 
 
 Model = Callable[..., torch.Tensor]

@@ -9,7 +9,9 @@ Metrics (hudlib.metrics, hudlib.classifier):
   standard, FID of their per-pixel classifier's features), at all n patches and over repeated 8-patch draws;
 - distribution metrics that discriminate: improved precision/recall in spectral and patch space, sliced
   Wasserstein distance between real and generated pixel spectra, and the copy rate (memorisation);
-- texture: roughness and coherence gaps against real patches.
+- texture: roughness and coherence gaps against real patches;
+- physical consistency (:mod:`hudlib.metrics.physical`): negative reflectances, negative abundances and
+  sum-to-one of the generator's abundances, and the spectral angle to the scene's VCA endmember simplex.
 
 Caches are keyed by artefacts, not by configs alone. A result is reused only when its file names the exact weights
 it was computed from (:meth:`~hudlib.models.Generator.weights_hash`, a content hash of what sampling reads), the
@@ -36,12 +38,14 @@ from .data import load_scene, patches
 from .utils import atomic_save_npy, atomic_write_text, resolve_device
 
 __all__ = ["evaluate", "METRIC_VERSION", "METRICS", "machine_description", "git_commit", "generate", "result_path",
-           "cache_key", "result_status", "state_hash"]
+           "cache_key", "result_status", "state_hash", "generate_with_abundances", "scene_endmembers"]
 
 METRIC_VERSION = 4
 # The paper-exact block of a record (hudlib.metrics.paper_exact on the authors' classifier) has its own key: it is
 # added to a record computed before it existed without recomputing the rest.
 PAPER_EXACT_VERSION = 1
+# Likewise the physical-consistency block (hudlib.metrics.physical, against the scene's VCA simplex).
+PHYSICAL_VERSION = 1
 
 # name -> (direction, family, description); direction +1: higher is better, -1: lower is better.
 METRICS = {
@@ -100,6 +104,49 @@ def generate(gen, n: int, seed: int, device="auto", progress: bool = False) -> n
     Y = gen.sample(n, random_state=seed, device=device, progress=progress)
     atomic_save_npy(cache, Y)
     return Y
+
+
+def generate_with_abundances(gen, n: int, seed: int, device="auto", progress: bool = False):
+    """``(Y, X)``: :func:`generate`'s samples and the generator's abundances ``(n, d, 32, 32)`` (None for a
+    generator without), cached beside the samples. When only the samples are cached both are drawn again with
+    the same seed (the same samples on the same machine) and both caches are written."""
+    if not gen.has_abundances:
+        return generate(gen, n, seed, device, progress), None
+    stem = f"{gen.weights_hash()}_n{n}_seed{seed}_{gen.sampling_key()}.npy"
+    ycache, xcache = gen.run_dir_ / f"samples_{stem}", gen.run_dir_ / f"abundances_{stem}"
+    if ycache.is_file() and xcache.is_file():
+        return np.load(ycache), np.load(xcache)
+    Y, X = gen.sample(n, random_state=seed, device=device, progress=progress, return_abundances=True)
+    atomic_save_npy(xcache, np.asarray(X, dtype=np.float32))
+    atomic_save_npy(ycache, Y)
+    return Y, np.asarray(X, dtype=np.float32)
+
+
+_VCA_MEMO: dict = {}
+
+
+def scene_endmembers(s, cfg) -> np.ndarray:
+    """The scene's VCA endmembers ``(bands, d)`` with the config's d and seed (HUD's), the common simplex of the
+    physical-consistency block (memoised per scene content)."""
+    d = cfg.unmixing.d or s.n_classes
+    key = (s.name, s.cube.shape, d, cfg.unmixing.random_state, hashlib.blake2b(s.cube.tobytes(), digest_size=8).hexdigest())
+    if key not in _VCA_MEMO:
+        from .unmixing import vca
+        _VCA_MEMO[key] = vca(s.cube, d, random_state=cfg.unmixing.random_state)[0]
+    return _VCA_MEMO[key]
+
+
+def _physical(Y, X, s, cfg, n: int, times: dict) -> dict:
+    """:func:`hudlib.metrics.physical_consistency` of samples ``Y`` and abundances ``X`` (or None), with the real
+    patches' simplex angle as reference."""
+    def run():
+        E = scene_endmembers(s, cfg)
+        out = metrics.physical_consistency(Y, E, X)
+        real = patches(s, Y.shape[-1], n, random_state=cfg.eval.seed + 1)
+        out["simplex_angle_mean_real"] = metrics.physical_consistency(real, E)["simplex_angle_mean"]
+        out["endmembers"] = f"VCA of the scene, d = {E.shape[1]}, seed {cfg.unmixing.random_state}"
+        return out
+    return _timed(times, "physical", run)
 
 
 def result_path(scene: str, model: str, profile: str, results=None, tag: str = "") -> Path:
@@ -211,28 +258,38 @@ def evaluate(scene: str, model: str, profile: str, n: int | None = None, runs=No
     key = cache_key(gen.weights_hash(), gen.sampling_key(), state_hash(net), n, cfg.eval.seed)
     exact_key = {"version": PAPER_EXACT_VERSION, "authors_classifier_hash": state_hash(net_a),
                  "draws": cfg.eval.paper_draws, "draw_size": min(cfg.eval.paper_draw_size, n)}
+    phys_key = {"version": PHYSICAL_VERSION, "d": cfg.unmixing.d or s.n_classes,
+                "vca_seed": cfg.unmixing.random_state}
     out = result_path(scene, model, profile, results, tag)
     if not force and _matches(out, key):
         old = json.loads(out.read_text())
-        if old.get("paper_exact_key") == exact_key:
+        new_exact, new_phys = old.get("paper_exact_key") != exact_key, old.get("physical_key") != phys_key
+        if not (new_exact or new_phys):
             return out
-        Y = generate(gen, n, cfg.eval.seed, device, progress)  # cached samples: only the paper-exact block is new
-        old.update(paper_exact=_paper_exact(Y, s, cfg, net_a, dev, times), paper_exact_key=exact_key,
-                   authors_classifier=ainfo, paper_exact_times_s=times, paper_exact_git_commit=git_commit())
+        if new_exact:  # cached samples: only the paper-exact block is new
+            Y = generate(gen, n, cfg.eval.seed, device, progress)
+            old.update(paper_exact=_paper_exact(Y, s, cfg, net_a, dev, times), paper_exact_key=exact_key,
+                       authors_classifier=ainfo, paper_exact_times_s=times, paper_exact_git_commit=git_commit())
+        if new_phys:
+            Y, X = generate_with_abundances(gen, n, cfg.eval.seed, device, progress)
+            old.update(physical=_physical(Y, X, s, cfg, n, times), physical_key=phys_key,
+                       physical_git_commit=git_commit())
         atomic_write_text(out, json.dumps(old, indent=2))
         return out
-    Y = _timed(times, "sample", lambda: generate(gen, n, cfg.eval.seed, device, progress))
+    Y, X = _timed(times, "sample", lambda: generate_with_abundances(gen, n, cfg.eval.seed, device, progress))
     if Y.shape[:2] != (n, s.bands):
         raise ValueError(f"{model}: samples have shape {Y.shape}; expected ({n}, {s.bands}, h, w)")
     real = patches(s, Y.shape[-1], n, random_state=cfg.eval.seed + 1)
     m = _metrics(Y, real, s, cfg, net, dev, times)
     exact = _paper_exact(Y, s, cfg, net_a, dev, times)
+    phys = _physical(Y, X, s, cfg, n, times)
     train_info = {}
     if (gen.run_dir_ / "train_info.json").is_file():
         train_info = json.loads((gen.run_dir_ / "train_info.json").read_text())
     record = {
         "scene": scene, "model": model, "profile": profile, "control": models.is_control(model), **key,
         "metrics": m, "paper_exact": exact, "paper_exact_key": exact_key, "authors_classifier": ainfo,
+        "physical": phys, "physical_key": phys_key,
         "training_hash": cfg.training_hash(), "run_dir": str(gen.run_dir_),
         "train_overrides": overrides or {}, "train_info": train_info, "sampler": gen.sampler_settings(),
         "classifier": {k: cinfo.get(k) for k in ("holdout_accuracy", "holdout_balanced_accuracy",

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from .config import RunConfig
 from .data import crop, patch_corners
-from .diffusion import GaussianDiffusion, linear_beta_schedule
+from .diffusion import GaussianDiffusion, beta_schedule
 from .unet import UNet
 from .utils import atomic_torch_save, atomic_write_text, barrier, dist_info, resolve_device
 
@@ -209,7 +209,7 @@ def build_unet(cfg: RunConfig, d: int) -> UNet:
 
 def build_diffusion(cfg: RunConfig) -> GaussianDiffusion:
     c = cfg.diffusion
-    return GaussianDiffusion(linear_beta_schedule(c.T, c.beta_start, c.beta_end), prediction=c.prediction)
+    return GaussianDiffusion(beta_schedule(c.schedule, c.T, c.beta_start, c.beta_end), prediction=c.prediction)
 
 
 def diffusion_plan(cfg: RunConfig, d: int, device: torch.device) -> TrainPlan:

@@ -83,20 +83,26 @@ class UnmixingAutoEncoder(nn.Module):
         E: endmembers A ``(bands, d)``.
         encoder: ``"fcls"`` (eq. 2) or ``"linear"`` (eq. 3, then simplex projection).
         trainable: if False (the paper's recommendation) every parameter is frozen.
+        simplex: with the linear encoder, project its abundances onto the simplex (default). False keeps
+            ``(AᵀA)⁻¹AᵀY`` unconstrained, as the authors' run (then ``decode(encode(Y))`` is Y's projection onto
+            the span of A, exactly Y for Y in that span).
 
     Attributes:
         decoder: ``nn.Linear(d, bands, bias=False)`` with weight A.
         pinv: ``nn.Linear(bands, d, bias=False)`` with weight (AᵀA)⁻¹Aᵀ (the linear encoder).
     """
 
-    def __init__(self, E, encoder: str = "fcls", trainable: bool = False):
+    def __init__(self, E, encoder: str = "fcls", trainable: bool = False, simplex: bool = True):
         super().__init__()
         E = np.asarray(E, dtype=np.float64)
         if E.ndim != 2 or E.shape[1] > E.shape[0]:
             raise ValueError(f"E: expected endmembers (bands, d) with d <= bands, got shape {E.shape}")
         if encoder not in ("fcls", "linear"):
             raise ValueError(f"encoder: expected 'fcls' or 'linear', got {encoder!r}")
+        if not simplex and encoder != "linear":
+            raise ValueError("simplex: only the linear encoder can leave the simplex (FCLS is on it by definition)")
         self.encoder = encoder
+        self.simplex = bool(simplex)
         self.bands, self.d = E.shape
         self.decoder = nn.Linear(self.d, self.bands, bias=False)
         self.pinv = nn.Linear(self.bands, self.d, bias=False)
@@ -114,12 +120,16 @@ class UnmixingAutoEncoder(nn.Module):
     @classmethod
     def from_scene(cls, scene, d: int | None = None, random_state=0, encoder: str = "fcls", **kw):
         """VCA endmembers of ``scene.cube`` (d = ``scene.n_classes`` by default, as in the paper)."""
-        d = d or scene.n_classes
-        E, _ = unmixing.vca(scene.cube, d, random_state=random_state)
+        return cls.from_cube(scene.cube, d or scene.n_classes, random_state=random_state, encoder=encoder, **kw)
+
+    @classmethod
+    def from_cube(cls, cube, d: int, random_state=0, encoder: str = "fcls", **kw):
+        """VCA endmembers of a cube ``(bands, rows, cols)``."""
+        E, _ = unmixing.vca(cube, d, random_state=random_state)
         return cls(E, encoder=encoder, **kw)
 
     def encode(self, Y, device=None):
-        """Abundances on the simplex.
+        """Abundances (on the simplex unless ``simplex`` is False).
 
         Args:
             Y: ``(bands, h, w)`` or ``(n, bands, h, w)`` numpy or torch.
@@ -135,7 +145,8 @@ class UnmixingAutoEncoder(nn.Module):
         if self.encoder == "fcls":
             X = unmixing.fcls(Yc, self.endmembers, device=device)
         else:
-            X = project_simplex(unmixing.linear_abundances(Yc, self.endmembers), axis=0)
+            X = unmixing.linear_abundances(Yc, self.endmembers)
+            X = project_simplex(X, axis=0) if self.simplex else X
         X = np.moveaxis(X, 0, 1) if batched else X
         return torch.from_numpy(np.ascontiguousarray(X)).float() if is_t else X
 

@@ -9,7 +9,7 @@ from torch import nn
 from hudlib import complexity, evaluate, figures, tables
 from hudlib.data import load_scene
 
-CONTROLS = ["RealCopy", "MeanSpectrum", "Noise"]
+CONTROLS = ["RealCopy", "MeanSpectrum", "Noise", "RandomMixture"]
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +80,39 @@ def test_paper_exact_block_is_added_to_an_older_record_without_recomputing_it(re
     assert new["paper_exact_key"] == records["MeanSpectrum"]["paper_exact_key"]
 
 
+def test_record_holds_the_physical_consistency_block(records, scene):
+    """Every record has the physical block: RandomMixture decodes Dirichlet abundances of the same VCA endmembers,
+    so it sits on the simplex (angle ~0, abundances >= 0 summing to 1); real crops do not lie on it."""
+    for m in CONTROLS:
+        ph = records[m]["physical"]
+        assert 0.0 <= ph["negative_reflectance_share"] <= 1.0 and ph["simplex_angle_mean"] >= 0.0
+        assert ph["simplex_angle_mean_real"] > 0.01  # Indian Pines' pixels are off the 16-endmember simplex
+    mix = records["RandomMixture"]["physical"]
+    assert mix["negative_abundance_share"] == 0.0 and mix["sum_to_one_max_dev"] < 1e-5
+    assert mix["simplex_angle_mean"] < 1e-4
+    assert records["RealCopy"]["physical"]["negative_abundance_share"] is None  # no abundances
+    assert records["RealCopy"]["physical"]["simplex_angle_mean"] > 0.01
+
+
+def test_physical_block_is_added_to_an_older_record_without_recomputing_it(records, scene, tmp_path):
+    import shutil
+
+    src = records["_root"]
+    res = tmp_path / "results"
+    shutil.copytree(src / "results", res)
+    path = res / "IndianPines" / "RandomMixture" / "smoke.json"
+    rec = json.loads(path.read_text())
+    for k in ("physical", "physical_key"):
+        rec.pop(k)
+    rec["metrics"]["SWD"] = 123.0
+    path.write_text(json.dumps(rec))
+    evaluate.evaluate("IndianPines", "RandomMixture", "smoke", n=12, runs=src / "runs", results=res, device="cpu",
+                      progress=False, scene_obj=scene)
+    new = json.loads(path.read_text())
+    assert new["metrics"]["SWD"] == 123.0 and new["paper_exact"] == records["RandomMixture"]["paper_exact"]
+    assert new["physical"] == records["RandomMixture"]["physical"]
+
+
 def test_results_from_absent_weights_are_recomputed_and_never_shown(records, scene, tmp_path):
     """A committed results JSON whose weights are not present locally: tampered numbers never reach the table."""
     import shutil
@@ -128,7 +161,7 @@ def test_result_status_follows_the_weights(records, tmp_path):
 
 
 def test_controls_rank_as_they_must(records):
-    real, mean, noise = (records[m]["metrics"] for m in CONTROLS)
+    real, mean, noise = (records[m]["metrics"] for m in ("RealCopy", "MeanSpectrum", "Noise"))
     assert real["F_p"] == pytest.approx(1.0, abs=1e-5) and real["D_b"] == pytest.approx(1.0, abs=1e-5)
     assert real["copy_rate"] == 1.0 and mean["copy_rate"] == 0.0 and noise["copy_rate"] == 0.0
     # the paper's F_p cannot tell the mean spectrum from a real copy; recall and SWD can

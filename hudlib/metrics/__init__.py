@@ -1,5 +1,5 @@
 """Evaluation metrics, by family: :mod:`.paper` (the paper's F_p and D_b as written), :mod:`.paper_exact` (as
-the authors' code computed them), :mod:`.distribution` and :mod:`.texture`. This package re-exports them.
+the authors' code computed them), :mod:`.distribution`, :mod:`.texture` and :mod:`.physical`. This package re-exports them.
 
 The families: the paper's point fidelity and block diversity (III-D, eqs. 16-17) plus distribution metrics.
 
@@ -22,10 +22,11 @@ from __future__ import annotations
 from ._common import EPS, FLAT_ANGLE
 from .distribution import copy_rate, manifold_precision_recall, precision_recall, sliced_wasserstein, wasserstein_1d
 from .paper import block_diversity, point_fidelity
+from .physical import physical_consistency, simplex_angles
 from .texture import coherence_gap, neighbour_angle, roughness_gap, spatial_coherence, within_patch_angle
 
 __all__ = [
     "EPS", "FLAT_ANGLE", "point_fidelity", "block_diversity", "precision_recall", "manifold_precision_recall",
     "sliced_wasserstein", "wasserstein_1d", "copy_rate", "neighbour_angle", "roughness_gap",
-    "within_patch_angle", "spatial_coherence", "coherence_gap",
+    "within_patch_angle", "spatial_coherence", "coherence_gap", "physical_consistency", "simplex_angles",
 ]

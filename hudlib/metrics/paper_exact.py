@@ -27,7 +27,7 @@ import torch
 from scipy import linalg
 from tqdm.auto import tqdm
 
-from ..data import DataError
+from ..data import DataError, centre_square
 from . import _common, paper
 
 __all__ = [
@@ -63,16 +63,9 @@ def to_authors_space(Y, scene, chunk: int = 1 << 18) -> np.ndarray:
     return out.reshape(Y.shape)
 
 
-def _centre_square(a: np.ndarray) -> np.ndarray:
-    """Centre square crop of the last two axes, offsets as the authors' ``(h - s) // 2 : (h + s) // 2``."""
-    H, W = a.shape[-2:]
-    s = min(H, W)
-    return a[..., (H - s) // 2:(H + s) // 2, (W - s) // 2:(W + s) // 2]
-
-
 def original_image(scene) -> np.ndarray:
     """The authors' "original image": the scene's centre square crop in their space -> ``(bands, s, s)``, s = min(H, W)."""
-    return np.ascontiguousarray(_centre_square(to_authors_space(scene.cube, scene)))
+    return np.ascontiguousarray(centre_square(to_authors_space(scene.cube, scene)))
 
 
 # --------------------------------------------------------------------------------------------- F_p

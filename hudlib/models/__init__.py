@@ -91,6 +91,9 @@ def finished_profile(scene: str, model: str, runs, fallback: str = "smoke") -> s
 # ------------------------------------------------------------------------------------------------- the registry
 register("HUD", "hudlib.models.hud:HUD", description="VCA + frozen UAE + DDPM on relaxed abundances (the paper)",
          paper_name="HUD")
+register("HUD-asrun", "hudlib.models.hud_asrun:HUDAsRun",
+         description="HUD as the authors' code ran it: unconstrained linear encoder, standardised abundances x 10, "
+                     "no ln/softmax")
 register("RealCopy", "hudlib.models.controls:RealCopy", control=True,
          description="random real crops of the scene (perfect fidelity, pure memorisation)")
 register("UAECopy", "hudlib.models.controls:UAECopy", control=True,

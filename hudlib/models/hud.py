@@ -13,41 +13,76 @@ import torch
 
 from .. import uae as uae_mod
 from ..train import build_diffusion, build_unet, train_diffusion
+from ..data import centre_square
 from ..utils import atomic_torch_save, resolve_device
 from .base import ComplexitySpec, Generator
 
-__all__ = ["HUD"]
+__all__ = ["HUD", "clip_renormalise"]
 
 
 class HUD(Generator):
     """The paper's generator. After ``fit``: ``uae_`` (UnmixingAutoEncoder), ``unet_`` (EMA weights),
-    ``diffusion_``, ``z_shift_``/``z_scale_`` (identity unless ``diffusion.z_scale == "standardize"``)."""
+    ``diffusion_``, ``z_shift_``/``z_scale_`` (``(d, 1, 1)`` arrays; identity unless ``diffusion.z_scale`` or
+    ``diffusion.scale_factor`` say otherwise).
+
+    The latent follows ``cfg.unmixing`` (see :class:`hudlib.config.UnmixingConfig`): by default the paper's
+    Z = ln(X + e) and softmax (eqs. 4-5); ``projection="clip"`` / ``"none"`` diffuse X itself (the ablation and
+    :class:`~hudlib.models.hud_asrun.HUDAsRun`)."""
 
     name = "HUD"
     has_abundances = True
 
+    def _uae_input(self, scene, space: str) -> tuple[np.ndarray, np.ndarray, float]:
+        """(cube the UAE reads, the part VCA and the statistics see, factor back to our units)."""
+        if space == "ours":
+            return scene.cube, scene.cube, 1.0
+        if space == "authors":
+            Y = scene.to_authors_space(scene.cube) + 1.0  # their x + 1 in [0, 2]
+            return Y, centre_square(Y), float(scene.authors_clip) / (2.0 * float(scene.raw_range[1]))
+        raise ValueError(f"unmixing.space: expected 'ours' or 'authors', got {space!r}")
+
     def _prepare(self, scene, cfg, run_dir: Path) -> torch.Tensor:
-        """The frozen UAE and the scene's relaxed abundances Z ``(d, rows, cols)`` in network units (cached)."""
-        u = cfg.unmixing
+        """The frozen UAE and the scene's latent Z ``(d, rows, cols)`` in network units (cached in ``uae.pt``)."""
+        u, dc = cfg.unmixing, cfg.diffusion
+        if u.projection not in ("softmax", "clip", "none"):
+            raise ValueError(f"unmixing.projection: expected 'softmax', 'clip' or 'none', got {u.projection!r}")
+        self.projection_, self.space_ = u.projection, u.space
         path = run_dir / "uae.pt"
         if path.exists():
             st = torch.load(path, map_location="cpu", weights_only=True)
-            self.uae_ = uae_mod.UnmixingAutoEncoder(st["E"].numpy(), encoder=st["encoder"])
-            self.z_shift_, self.z_scale_ = float(st["z_shift"]), float(st["z_scale"])
+            self.uae_ = uae_mod.UnmixingAutoEncoder(st["E"].numpy(), encoder=st["encoder"],
+                                                   simplex=bool(st.get("simplex", True)))
+            d = self.uae_.d
+            self.z_shift_ = np.broadcast_to(np.asarray(st["z_shift"], dtype=np.float64).reshape(-1, 1, 1), (d, 1, 1))
+            self.z_scale_ = np.broadcast_to(np.asarray(st["z_scale"], dtype=np.float64).reshape(-1, 1, 1), (d, 1, 1))
+            self.to_ours_ = float(st.get("to_ours", 1.0))
             return st["Z"]
-        self.uae_ = uae_mod.UnmixingAutoEncoder.from_scene(scene, d=u.d, random_state=u.random_state,
-                                                           encoder=u.encoder)
-        X = self.uae_.encode(scene.cube)  # (d, rows, cols), on the simplex
-        Z = uae_mod.relax(X)  # eq. 4
-        if cfg.diffusion.z_scale == "standardize":
-            self.z_shift_, self.z_scale_ = float(Z.mean()), float(Z.std())
-        elif cfg.diffusion.z_scale == "none":
-            self.z_shift_, self.z_scale_ = 0.0, 1.0
+        Y, Y_stats, self.to_ours_ = self._uae_input(scene, u.space)
+        d = u.d or scene.n_classes
+        self.uae_ = uae_mod.UnmixingAutoEncoder.from_cube(Y_stats, d, random_state=u.random_state,
+                                                         encoder=u.encoder, simplex=u.simplex)
+        X = self.uae_.encode(Y)  # (d, rows, cols)
+        Z = uae_mod.relax(X) if u.projection == "softmax" else X  # eq. 4
+        Zs = centre_square(Z) if u.space == "authors" else Z
+        if dc.z_scale == "standardize":
+            shift, scale = np.full(d, Zs.mean()), np.full(d, Zs.std())
+        elif dc.z_scale == "per_endmember":
+            shift, scale = Zs.mean(axis=(1, 2)), Zs.std(axis=(1, 2))
+        elif dc.z_scale == "none":
+            shift, scale = np.zeros(d), np.ones(d)
         else:
-            raise ValueError(f"diffusion.z_scale: expected 'none' or 'standardize', got {cfg.diffusion.z_scale!r}")
+            raise ValueError(f"diffusion.z_scale: expected 'none', 'standardize' or 'per_endmember', "
+                             f"got {dc.z_scale!r}")
+        scale = scale / float(dc.scale_factor)  # network units = (Z - shift) / std * scale_factor
+        self.z_shift_, self.z_scale_ = shift.reshape(d, 1, 1), scale.reshape(d, 1, 1)
         Zt = torch.from_numpy(((Z - self.z_shift_) / self.z_scale_).astype(np.float32))
+        uniform = bool(np.all(shift == shift[0]) and np.all(scale == scale[0]))
         atomic_torch_save({"E": torch.from_numpy(self.uae_.endmembers), "encoder": u.encoder,
-                           "z_shift": self.z_shift_, "z_scale": self.z_scale_, "Z": Zt}, path)
+                           # the scalar form of a uniform map keeps uae.pt byte-identical to earlier runs
+                           "z_shift": float(shift[0]) if uniform else torch.from_numpy(shift),
+                           "z_scale": float(scale[0]) if uniform else torch.from_numpy(scale), "Z": Zt,
+                           **({} if u.simplex else {"simplex": False}),
+                           **({} if u.space == "ours" else {"to_ours": self.to_ours_})}, path)
         return Zt
 
     def _fit(self, scene, cfg, run_dir, resume, device, progress):
@@ -90,7 +125,9 @@ class HUD(Generator):
     def sample_abundances(self, n: int, random_state=0, sampler: str | None = None, steps: int | None = None,
                           eta: float | None = None, clip_z0: bool | None = None, batch_size: int = 64,
                           device: str = "auto", progress: bool = False) -> np.ndarray:
-        """X̂ ``(n, d, 32, 32)`` on the simplex: reverse diffusion (Algorithm 2 or DDIM) then softmax (eq. 5).
+        """X̂ ``(n, d, 32, 32)``: reverse diffusion (Algorithm 2 or DDIM), then softmax (eq. 5; on the simplex),
+        or with ``unmixing.projection="clip"`` negatives clipped and each pixel renormalised, or with ``"none"``
+        the de-standardised output as it is (may be negative and off the simplex).
 
         Sampler settings default to the run's config; ``clip_z0`` clips Ẑ_0 to :meth:`z0_range`.
         """
@@ -103,23 +140,54 @@ class HUD(Generator):
         net = self.unet_.to(dev)
         gen = torch.Generator().manual_seed(int(random_state))
         size = self.config_.train.patch_size
+        z0_range = self.z0_range() if clip_z0 else None
         out = []
         for i in range(0, n, batch_size):
             m = min(batch_size, n - i)
             kw = dict(steps=steps, eta=eta) if sampler == "ddim" else {}
             z = self.diffusion_.sample(net, (m, self.uae_.d, size, size), sampler=sampler, generator=gen,
-                                       device=dev, progress=progress,
-                                       z0_range=self.z0_range() if clip_z0 else None, **kw)
-            z = z.float().cpu() * self.z_scale_ + self.z_shift_
-            out.append(uae_mod.constrain(z.double()).numpy())  # eq. 5
+                                       device=dev, progress=progress, z0_range=z0_range, **kw)
+            z = z.double().cpu().numpy() * self.z_scale_ + self.z_shift_
+            if self.projection_ == "softmax":
+                out.append(uae_mod.constrain(z))  # eq. 5
+            elif self.projection_ == "clip":
+                out.append(clip_renormalise(z))
+            else:
+                out.append(z)
         return np.concatenate(out).astype(np.float32)
 
     def z0_range(self) -> tuple[float, float]:
-        """Z's exact support [ln e, ln(1 + e)], e = e^(−ln d − 8) (eq. 4), in the network's (scaled) units."""
-        e = uae_mod.relax_epsilon(self.uae_.d)
-        lo, hi = np.log(e), np.log1p(e)
-        return (float((lo - self.z_shift_) / self.z_scale_), float((hi - self.z_shift_) / self.z_scale_))
+        """The latent's exact support in the network's units: Z ∈ [ln e, ln(1 + e)], e = e^(−ln d − 8) (eq. 4)
+        with the projection, X ∈ [0, 1] with ``"clip"``. Needs one affine map for every endmember channel."""
+        if self.projection_ == "none":
+            raise ValueError("clip_z0: the latent of unmixing.projection='none' has no bounded support")
+        if np.ptp(self.z_shift_) > 0 or np.ptp(self.z_scale_) > 0:
+            raise ValueError("clip_z0: needs one affine map for every endmember (diffusion.z_scale != "
+                             "'per_endmember')")
+        if self.projection_ == "softmax":
+            e = uae_mod.relax_epsilon(self.uae_.d)
+            lo, hi = np.log(e), np.log1p(e)
+        else:
+            lo, hi = 0.0, 1.0
+        sh, sc = float(self.z_shift_.flat[0]), float(self.z_scale_.flat[0])
+        return (float((lo - sh) / sc), float((hi - sh) / sc))
+
+    def decode(self, X: np.ndarray) -> np.ndarray:
+        """Ŷ in our units from abundances ``(n, d, h, w)``: A X (eq. 6); in the authors' space clamped to their
+        data range [−1, 1] (here [0, 2] before the shift) and mapped back to our units."""
+        Y = self.uae_.decode(np.asarray(X, dtype=np.float64))
+        if self.space_ == "authors":
+            Y = np.clip(Y, 0.0, 2.0) * self.to_ours_
+        return Y.astype(np.float32)
 
     def _sample(self, n, random_state, device, progress, **options):
         X = self.sample_abundances(n, random_state, device=device, progress=progress, **options)
-        return self.uae_.decode(X.astype(np.float64)).astype(np.float32), X  # decoder A (eq. 6)
+        return self.decode(X), X  # decoder A (eq. 6)
+
+
+def clip_renormalise(X: np.ndarray, axis: int = -3) -> np.ndarray:
+    """max(X, 0) divided by its sum over ``axis``; a pixel with no positive entry becomes uniform (1/d)."""
+    P = np.maximum(np.asarray(X, dtype=np.float64), 0.0)
+    s = P.sum(axis=axis, keepdims=True)
+    d = P.shape[axis]
+    return np.where(s > 0, P / np.where(s > 0, s, 1.0), 1.0 / d)
