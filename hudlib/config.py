@@ -468,12 +468,13 @@ def make_config(scene: str = "IndianPines", model: str = "HUD", profile: str = "
 #   baselines (benchmarks/training.py, the machine otherwise idle): smoke VAE 0.024, WGAN-GP 0.071, MPRNet 0.27 s per
 #       iteration (HUD 0.051 idle); quick VAE 0.31, WGAN-GP 0.70, MPRNet 0.72 s.
 #   evaluation with the paper-exact block (+26 s per generator on the 2.2x faster CPU, 45 s -> 71 s there): ~160 s
-#       per generator at quick here.
+#       per generator at quick here; after the metric speed-ups (F_p blocks, texture memo) 49-53 s on the faster CPU
+#       plus sampling: ~100 s per generator here. HUD-asrun: HUD's U-Net and steps (HUD's step time).
 #   UD / UBF (benchmarks/training.py on a 2.2x faster 2-core CPU, scaled by HUD's ratio; per diffusion-stage step,
 #       the autoencoder stage included): smoke 0.09 / 0.08, quick 0.33 / 0.31 s.
 RUNNER: dict[str, dict[str, Any]] = {
-    "smoke": {"cell_timeout_s": 1800, "idle_grace_s": 60, "step_s": {"HUD": 1.07, "VAE": 0.024, "WGAN-GP": 0.071, "MPRNet": 0.27, "UD": 0.09, "UBF": 0.08}, "eval_s": 35.0, "notebook_s": 10.0},
-    "quick": {"cell_timeout_s": 3 * 3600, "idle_grace_s": 60, "step_s": {"HUD": 0.27, "VAE": 0.31, "WGAN-GP": 0.70, "MPRNet": 0.72, "UD": 0.33, "UBF": 0.31}, "eval_s": 160.0, "notebook_s": 30.0},
+    "smoke": {"cell_timeout_s": 1800, "idle_grace_s": 60, "step_s": {"HUD": 1.07, "VAE": 0.024, "WGAN-GP": 0.071, "MPRNet": 0.27, "UD": 0.09, "UBF": 0.08, "HUD-asrun": 1.07}, "eval_s": 35.0, "notebook_s": 10.0},
+    "quick": {"cell_timeout_s": 3 * 3600, "idle_grace_s": 60, "step_s": {"HUD": 0.27, "VAE": 0.31, "WGAN-GP": 0.70, "MPRNet": 0.72, "UD": 0.33, "UBF": 0.31, "HUD-asrun": 0.27}, "eval_s": 100.0, "notebook_s": 30.0},
     "paper": {"cell_timeout_s": 3 * 24 * 3600, "idle_grace_s": 60, "step_s": {}, "eval_s": None,
               "notebook_s": None},
 }

@@ -51,8 +51,9 @@ from .utils import atomic_write_text
 __all__ = ["run_notebooks", "available_scenes", "make_plan", "format_plan", "parse_tqdm", "main"]
 
 SCENE_NOTEBOOK_MAX = 4  # notebooks 00..04 are per scene; 05 and later take all scenes at once
-TRAINING_NOTEBOOKS = ("03", "04", "05", "06")  # notebooks that fit generators (train when no finished run exists)
+TRAINING_NOTEBOOKS = ("03", "04", "05", "06", "07")  # notebooks that fit generators (train when no finished run exists)
 EVALUATION_NOTEBOOKS = ("06",)  # notebooks that evaluate every generator
+ABLATION_NOTEBOOKS = ("07",)  # trains and evaluates hudlib.ablation's extra HUD-size runs on the first scene
 ENGINE = "hud-watched"
 
 # Run in every kernel the runner starts, before any cell: tqdm.auto would pick the ipywidgets bar inside a kernel
@@ -130,10 +131,17 @@ def make_plan(profile: str, scenes: list[str], models: list[str], nbs: list[Path
     parts = {"evaluation": (n_eval, r["eval_s"]), "notebooks": (n_runs, r["notebook_s"])}
     est = {"training": train_s,
            **{k: None if (n and per is None) else n * (per or 0) for k, (n, per) in parts.items()}}
+    n_abl = 0
+    if prefixes & set(ABLATION_NOTEBOOKS) and scenes:
+        from . import ablation
+        n_abl = ablation.extra_runs(profile)
+        per, ev_s = r["step_s"].get("HUD"), r["eval_s"]
+        steps = make_config(scenes[0], "HUD", profile).train.steps
+        est["ablation"] = None if per is None or ev_s is None else n_abl * (steps * per + ev_s)
     return {"profile": profile, "scenes": scenes, "skipped": dict(skipped or {}), "models": models,
             "notebooks": [nb.name for nb in nbs], "notebook_runs": n_runs, "rows": rows, "runs": str(runs),
             "results": str(results), "train_steps": train_steps, "to_evaluate": n_eval, "estimate_s": est,
-            "trains": trains, "evaluates": evals}
+            "trains": trains, "evaluates": evals, "ablation_runs": n_abl}
 
 
 def _fmt_s(s: float) -> str:
@@ -168,7 +176,9 @@ def format_plan(plan: dict) -> str:
         lines.append(f"\nestimate: ~{_fmt_s(sum(est.values()))} on a 2-core CPU like the reference machine "
                      f"(training {_fmt_s(est['training'])} for {plan['train_steps']} steps, evaluation "
                      f"{_fmt_s(est['evaluation'])} for {plan['to_evaluate']} generator(s), notebooks "
-                     f"{_fmt_s(est['notebooks'])}); a GPU is faster")
+                     f"{_fmt_s(est['notebooks'])}"
+                     + (f", ablation {_fmt_s(est['ablation'])} for at most {plan['ablation_runs']} extra runs"
+                        if "ablation" in est else "") + "); a GPU is faster")
     return "\n".join(lines)
 
 

@@ -171,3 +171,23 @@ def test_physical_measures_on_planted_cases():
     assert physical_consistency(Y, E)["negative_abundance_share"] is None
     with pytest.raises(ValueError, match="X: expected"):
         physical_consistency(Y, E, X[:1])
+
+
+def test_ablation_table_reports_seed_spread_and_counts_runs():
+    from hudlib import ablation
+
+    def rec(fid, seed):
+        return {"scene": "IndianPines", "profile": "quick", "n": 256, "seed": 0, "machine": "CPU", "sampler": {},
+                "metrics": {"FID": fid, "IS": 1.0, "SWD": 0.1, "recall_patches": 0.5, "precision_patches": 0.5,
+                            "coherence_gap": 0.1},
+                "paper_exact": {"F_p": {"value": 0.99}, "D_b": {"value": 0.98}, "FID": {"value": 3.0}},
+                "physical": {"negative_reflectance_share": 0.0, "negative_abundance_share": None,
+                             "sum_to_one_max_dev": 2e-7, "simplex_angle_mean": 0.01}}
+    rows = [{"row": "hud", "label": "HUD", "seed": s, "schedule": "linear", "record": rec(f, s)}
+            for s, f in ((0, 10.0), (1, 12.0), (2, 14.0))]
+    rows.append({"row": "clip", "label": "clip", "seed": 0, "schedule": "linear", "record": rec(20.0, 0)})
+    md = ablation.ablation_table(rows)
+    assert "| HUD | 0, 1, 2 | 12.000 ± 2.000 |" in md  # mean ± sample std of 10, 12, 14
+    assert "| clip | 0 | 20.000 |" in md and "2.0e-07" in md and "—" in md
+    # extra trainings: 2 single-seed rows + 2 main rows x 2 more seeds + the schedule row; smoke: one seed
+    assert ablation.extra_runs("quick") == 7 and ablation.extra_runs("smoke") == 3

@@ -1,0 +1,193 @@
+"""The ablation the paper never made: do the ln/softmax projection (eqs. 4-6) and the unmixing constraints help?
+
+Rows (one scene, one profile; the same U-Net, training steps, sampler and sampling seed for every row, only the latent
+changes; see :data:`ROWS`):
+
+- ``HUD`` as written: FCLS abundances (eq. 2), Z = ln(X + e), softmax (eqs. 4-5);
+- ``HUD [linear + softmax]``: the linear encoder (eq. 3, projected onto the simplex) with the projection;
+- ``HUD [no projection]``: FCLS abundances diffused directly (one global standardisation), negatives clipped and
+  pixels renormalised only at the end;
+- ``HUD-asrun``: the authors' run (unconstrained linear encoder, per-endmember standardisation x 10, no projection);
+- the square-root-linear β schedule (0.0015 → 0.0155, the authors') on the best of these rows by the sound FID.
+
+The two main rows (``HUD`` and ``HUD-asrun``) are trained with several seeds (``train.seed``) so that a difference
+can be compared with the seed-to-seed spread. Every row is an evaluation record (:func:`hudlib.evaluate.evaluate`,
+tag ``abl-…``; seed 0 of a main row is the generator's own record).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import evaluate as ev
+from . import paths
+from .utils import atomic_write_text
+
+__all__ = ["AblationRow", "ROWS", "MAIN_ROWS", "SCHEDULE_OVERRIDES", "run_ablation", "ablation_table",
+           "COLUMNS", "row_samples", "figure", "write_ablation", "default_seeds", "extra_runs"]
+
+
+@dataclasses.dataclass(frozen=True)
+class AblationRow:
+    """One row: a label, the registered generator and its config overrides; ``key`` names its result files."""
+
+    label: str
+    model: str
+    key: str
+    overrides: dict = dataclasses.field(default_factory=dict)
+
+
+ROWS = (
+    AblationRow("HUD as written (FCLS + ln/softmax)", "HUD", "hud"),
+    AblationRow("HUD, linear encoder + ln/softmax", "HUD", "linear", {"unmixing": {"encoder": "linear"}}),
+    AblationRow("HUD, no projection (FCLS, clip + renormalise at the end)", "HUD", "clip",
+                {"unmixing": {"projection": "clip"}, "diffusion": {"z_scale": "standardize"}}),
+    AblationRow("HUD-asrun (the authors' run)", "HUD-asrun", "asrun"),
+)
+MAIN_ROWS = ("hud", "asrun")
+SCHEDULE_OVERRIDES = {"diffusion": {"schedule": "sqrt_linear", "beta_start": 0.0015, "beta_end": 0.0155}}
+
+# (record block, key, label, better direction)
+COLUMNS = (
+    ("metrics", "FID", "FID ↓", -1), ("metrics", "IS", "IS ↑", +1), ("metrics", "SWD", "SWD ↓", -1),
+    ("metrics", "recall_patches", "recall patches ↑", +1), ("metrics", "precision_patches", "precision patches ↑", +1),
+    ("metrics", "coherence_gap", "coherence gap ↓", -1),
+    ("paper_exact", "F_p", "F_p paper-exact", +1), ("paper_exact", "D_b", "D_b paper-exact", -1),
+    ("paper_exact", "FID", "FID paper-exact ↓", -1),
+    ("physical", "negative_reflectance_share", "neg. reflectance", -1),
+    ("physical", "negative_abundance_share", "neg. abundance", -1),
+    ("physical", "sum_to_one_max_dev", "max |ΣX̂−1|", -1), ("physical", "simplex_angle_mean", "angle to simplex", -1),
+)
+
+
+def default_seeds(profile: str) -> list[int]:
+    """Training seeds of the main rows: 0 at smoke, 0, 1, 2 otherwise."""
+    return [0] if profile == "smoke" else [0, 1, 2]
+
+
+def extra_runs(profile: str, seeds=None, schedule: bool = True) -> int:
+    """Trainings the ablation adds to the generators' own runs (an upper bound: finished runs are reused)."""
+    seeds = default_seeds(profile) if seeds is None else list(seeds)
+    return (len(ROWS) - len(MAIN_ROWS)) + len(MAIN_ROWS) * (len(seeds) - 1) + int(schedule)
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = json.loads(json.dumps(a))
+    for sec, kv in b.items():
+        out.setdefault(sec, {}).update(kv)
+    return out
+
+
+def _tag(row_key: str, seed: int, main_model_record: bool) -> str:
+    return "" if main_model_record else f"abl-{row_key}" + (f"-s{seed}" if seed else "")
+
+
+def _run_row(scene, profile, row: AblationRow, seed: int, schedule: bool, **kw):
+    over = _merge(row.overrides, {"train": {"seed": seed}} if seed else {})
+    if schedule:
+        over = _merge(over, SCHEDULE_OVERRIDES)
+    own = row.key in MAIN_ROWS and seed == 0 and not schedule and not row.overrides
+    tag = _tag(row.key + ("-sqrt" if schedule else ""), seed, own)
+    path = ev.evaluate(scene, row.model, profile, overrides=over or None, tag=tag, **kw)
+    return json.loads(path.read_text())
+
+
+def run_ablation(scene: str = "IndianPines", profile: str = "quick", seeds=None, schedule: bool = True,
+                 **evaluate_kw) -> list[dict]:
+    """Train (or reuse) and evaluate every row; the main rows with every seed in ``seeds``, the others with the first.
+
+    ``evaluate_kw`` go to :func:`hudlib.evaluate.evaluate` (runs, results, device, progress, data_root, n, …).
+    Returns ``[{"row", "label", "seed", "schedule", "record"}]`` in table order.
+    """
+    seeds = default_seeds(profile) if seeds is None else ([int(s) for s in seeds] or [0])
+    out = []
+    for row in ROWS:
+        for seed in (seeds if row.key in MAIN_ROWS else seeds[:1]):
+            out.append({"row": row.key, "label": row.label, "seed": seed, "schedule": "linear",
+                        "record": _run_row(scene, profile, row, seed, False, **evaluate_kw)})
+    if schedule:
+        firsts = [r for r in out if r["seed"] == seeds[0]]
+        best = min(firsts, key=lambda r: r["record"]["metrics"]["FID"])
+        row = next(r for r in ROWS if r.key == best["row"])
+        out.append({"row": row.key + "-sqrt", "label": f"{row.label}, square-root-linear β", "seed": seeds[0],
+                    "schedule": "sqrt_linear", "record": _run_row(scene, profile, row, seeds[0], True,
+                                                                  **evaluate_kw)})
+    return out
+
+
+def _value(rec: dict, block: str, key: str):
+    v = (rec.get(block) or {}).get(key)
+    return v.get("value") if isinstance(v, dict) else v
+
+
+def _cell(vals: list) -> str:
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return "—"
+    f = (lambda v: f"{v:.1e}" if 0 < abs(v) < 1e-3 else f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}")
+    if len(vals) == 1:
+        return f(vals[0])
+    return f"{f(float(np.mean(vals)))} ± {f(float(np.std(vals, ddof=1)))}"
+
+
+def ablation_table(results: list[dict]) -> str:
+    """Markdown: one line per row (mean ± sample std over its seeds where it has several) and a footnote saying
+    the profile, n, the seeds and the machine."""
+    order = []
+    for r in results:
+        if r["row"] not in order:
+            order.append(r["row"])
+    head = "| row | seeds | " + " | ".join(c[2] for c in COLUMNS) + " |"
+    lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
+    for key in order:
+        rs = [r for r in results if r["row"] == key]
+        cells = [_cell([_value(r["record"], b, k) for r in rs]) for b, k, _, _ in COLUMNS]
+        lines.append(f"| {rs[0]['label']} | {', '.join(str(r['seed']) for r in rs)} | " + " | ".join(cells) + " |")
+    rec = results[0]["record"]
+    return "\n".join(lines) + (
+        f"\n\n*{rec['scene']}, profile `{rec['profile']}`, n = {rec['n']} patches per row, sampling seed "
+        f"{rec['seed']}, machine {rec['machine']}. Every row: the same U-Net, training steps, sampler "
+        f"({rec['sampler']}) and sampling seed; only the latent (and, in the last row, the β schedule) changes. "
+        f"Several seeds: mean ± sample std over training seeds. Sound metrics on our classifier; paper-exact "
+        f"as the authors' code; physical consistency against the scene's VCA simplex.*\n")
+
+
+def row_samples(results: list[dict]) -> dict[str, np.ndarray]:
+    """``{row key: samples (n, bands, 32, 32)}`` of each row's first seed, from the sample cache of its run."""
+    out = {}
+    for r in results:
+        if r["row"] in out:
+            continue
+        rec = r["record"]
+        f = (Path(rec["run_dir"]) / f"samples_{rec['weights_hash']}_n{rec['n']}_seed{rec['seed']}_"
+                                    f"{rec['sampling_key']}.npy")
+        out[r["row"]] = np.load(f, mmap_mode="r")
+    return out
+
+
+def figure(results: list[dict], scene):
+    """Fig. 3-style mosaics: a real mosaic and one per ablation row (same stretch)."""
+    from .figures import fig3
+
+    samples = row_samples(results)
+    rec = results[0]["record"]
+    return fig3({scene.name: samples}, {scene.name: scene}, list(samples),
+                title=f"Ablation, {scene.name}, profile {rec['profile']}: first 4 of n = {rec['n']} samples per row "
+                      f"(training seed {results[0]['seed']})")
+
+
+def write_ablation(results: list[dict], results_dir=None) -> Path:
+    """``results/ablation_<profile>.md``: the table and the rows' keys."""
+    rec = results[0]["record"]
+    keys = "\n".join(f"- `{r.key}`: {r.label}" for r in ROWS)
+    text = (f"# Ablation: does the ln/softmax projection help? ({rec['scene']}, profile `{rec['profile']}`)\n\n"
+            f"Generated by notebooks/07_ablation.ipynb (hudlib.ablation).\n\n" + ablation_table(results)
+            + f"\n\nRows:\n\n{keys}\n- `<key>-sqrt`: that row with the square-root-linear β schedule (0.0015 → "
+              f"0.0155), chosen as the best of the rows above by the sound FID.\n")
+    out = paths.results_dir(results_dir) / f"ablation_{rec['profile']}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, text)
+    return out
