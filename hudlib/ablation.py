@@ -59,7 +59,7 @@ COLUMNS = (
     ("paper_exact", "FID", "FID paper-exact ↓", -1),
     ("physical", "negative_reflectance_share", "neg. reflectance", -1),
     ("physical", "negative_abundance_share", "neg. abundance", -1),
-    ("physical", "sum_to_one_max_dev", "max |ΣX̂−1|", -1), ("physical", "simplex_angle_mean", "angle to simplex", -1),
+    ("physical", "sum_to_one_max_dev", "max \\|ΣX̂−1\\|", -1), ("physical", "simplex_angle_mean", "angle to simplex", -1),
 )
 
 
@@ -150,7 +150,7 @@ def ablation_table(results: list[dict]) -> str:
     return "\n".join(lines) + (
         f"\n\n*{rec['scene']}, profile `{rec['profile']}`, n = {rec['n']} patches per row, sampling seed "
         f"{rec['seed']}, machine {rec['machine']}. Every row: the same U-Net, training steps, sampler "
-        f"({rec['sampler']}) and sampling seed; only the latent (and, in the last row, the β schedule) changes. "
+        f"({rec['sampling_key']}) and sampling seed; only the latent (and, in the last row, the β schedule) changes. "
         f"Several seeds: mean ± sample std over training seeds. Sound metrics on our classifier; paper-exact "
         f"as the authors' code; physical consistency against the scene's VCA simplex.*\n")
 

@@ -218,7 +218,7 @@ def paper_exact_tables(scene: str, scene_results: dict[str, dict], profile: str)
 
 _PHYSICAL = (("negative_reflectance_share", "pixels with a negative reflectance ↓"),
              ("negative_abundance_share", "pixels with a negative abundance ↓"),
-             ("sum_to_one_max_dev", "max |ΣX̂ − 1| ↓"),
+             ("sum_to_one_max_dev", "max \\|ΣX̂ − 1\\| ↓"),
              ("simplex_angle_mean", "angle to the VCA simplex, mean (rad)"),
              ("simplex_angle_p95", "angle, 95th percentile (rad)"))
 

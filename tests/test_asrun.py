@@ -177,7 +177,7 @@ def test_ablation_table_reports_seed_spread_and_counts_runs():
     from hudlib import ablation
 
     def rec(fid, seed):
-        return {"scene": "IndianPines", "profile": "quick", "n": 256, "seed": 0, "machine": "CPU", "sampler": {},
+        return {"scene": "IndianPines", "profile": "quick", "n": 256, "seed": 0, "machine": "CPU", "sampling_key": "ddim50",
                 "metrics": {"FID": fid, "IS": 1.0, "SWD": 0.1, "recall_patches": 0.5, "precision_patches": 0.5,
                             "coherence_gap": 0.1},
                 "paper_exact": {"F_p": {"value": 0.99}, "D_b": {"value": 0.98}, "FID": {"value": 3.0}},
