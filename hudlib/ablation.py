@@ -140,17 +140,20 @@ def ablation_table(results: list[dict]) -> str:
     for r in results:
         if r["row"] not in order:
             order.append(r["row"])
-    head = "| row | seeds | " + " | ".join(c[2] for c in COLUMNS) + " |"
-    lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
+    head = "| row | seeds | sampler | " + " | ".join(c[2] for c in COLUMNS) + " |"
+    lines = [head, "|" + "---|" * (len(COLUMNS) + 3)]
     for key in order:
         rs = [r for r in results if r["row"] == key]
         cells = [_cell([_value(r["record"], b, k) for r in rs]) for b, k, _, _ in COLUMNS]
-        lines.append(f"| {rs[0]['label']} | {', '.join(str(r['seed']) for r in rs)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {rs[0]['label']} | {', '.join(str(r['seed']) for r in rs)} | "
+                     f"{rs[0]['record']['sampling_key']} | " + " | ".join(cells) + " |")
     rec = results[0]["record"]
     return "\n".join(lines) + (
         f"\n\n*{rec['scene']}, profile `{rec['profile']}`, n = {rec['n']} patches per row, sampling seed "
-        f"{rec['seed']}, machine {rec['machine']}. Every row: the same U-Net, training steps, sampler "
-        f"({rec['sampling_key']}) and sampling seed; only the latent (and, in the last row, the β schedule) changes. "
+        f"{rec['seed']}, machine {rec['machine']}. Every row: the same U-Net, training steps, sampler and sampling "
+        f"seed; only the latent (and, in the last row, the β schedule) changes, and with it whether x̂₀ is clipped to "
+        f"the latent's support (\"-clip\" in the sampler column; HUD-asrun's latent has none, and the authors did not "
+        f"clip). "
         f"Several seeds: mean ± sample std over training seeds. Sound metrics on our classifier; paper-exact "
         f"as the authors' code; physical consistency against the scene's VCA simplex.*\n")
 

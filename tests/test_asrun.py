@@ -187,7 +187,7 @@ def test_ablation_table_reports_seed_spread_and_counts_runs():
             for s, f in ((0, 10.0), (1, 12.0), (2, 14.0))]
     rows.append({"row": "clip", "label": "clip", "seed": 0, "schedule": "linear", "record": rec(20.0, 0)})
     md = ablation.ablation_table(rows)
-    assert "| HUD | 0, 1, 2 | 12.000 ± 2.000 |" in md  # mean ± sample std of 10, 12, 14
-    assert "| clip | 0 | 20.000 |" in md and "2.0e-07" in md and "—" in md
+    assert "| HUD | 0, 1, 2 | ddim50 | 12.000 ± 2.000 |" in md  # mean ± sample std of 10, 12, 14
+    assert "| clip | 0 | ddim50 | 20.000 |" in md and "2.0e-07" in md and "—" in md
     # extra trainings: 2 single-seed rows + 2 main rows x 2 more seeds + the schedule row; smoke: one seed
     assert ablation.extra_runs("quick") == 7 and ablation.extra_runs("smoke") == 3
