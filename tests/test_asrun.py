@@ -189,5 +189,5 @@ def test_ablation_table_reports_seed_spread_and_counts_runs():
     md = ablation.ablation_table(rows)
     assert "| HUD | 0, 1, 2 | ddim50 | 12.000 ± 2.000 |" in md  # mean ± sample std of 10, 12, 14
     assert "| clip | 0 | ddim50 | 20.000 |" in md and "2.0e-07" in md and "—" in md
-    # extra trainings: 2 single-seed rows + 2 main rows x 2 more seeds + the schedule row; smoke: one seed
-    assert ablation.extra_runs("quick") == 7 and ablation.extra_runs("smoke") == 3
+    # extra trainings: 2 single-seed rows + 2 main rows x 2 more seeds + 2 schedule rows; smoke: one seed
+    assert ablation.extra_runs("quick") == 8 and ablation.extra_runs("smoke") == 4

@@ -30,12 +30,14 @@ def test_smoke_run_produces_every_figure_and_table(tmp_path, monkeypatch):
     summary = runner.run_notebooks("smoke", scenes=["IndianPines"], nb_dir=tmp_path / "notebooks",
                                    build=tmp_path / "build")
     assert summary["ok"], [s.get("error") for s in summary["steps"]]
-    assert [Path(s["notebook"]).name[:2] for s in summary["steps"]] == ["00", "01", "02", "03", "04", "05", "06"]
+    assert [Path(s["notebook"]).name[:2] for s in summary["steps"]] == ["00", "01", "02", "03", "04", "05", "06",
+                                                                         "07"]
     for stem in FIGURES:
         for ext in ("png", "pdf"):
             assert (tmp_path / "figures" / f"{stem}.{ext}").stat().st_size > 1000
     tables = (tmp_path / "results" / "tables_smoke.md").read_text()
-    assert "## IndianPines" in tables and "Table IV" in tables
+    assert "## IndianPines" in tables and "Table IV" in tables and "physical consistency" in tables
+    assert "HUD-asrun (the authors' run)" in (tmp_path / "results" / "ablation_smoke.md").read_text()
     for m in ("HUD", "RealCopy", "MeanSpectrum", "RandomMixture", "PixelShuffle", "Noise"):
         rec = json.loads((tmp_path / "results" / "IndianPines" / m / "smoke.json").read_text())
         assert rec["profile"] == "smoke"
