@@ -153,7 +153,7 @@ def ablation_table(results: list[dict]) -> str:
     return "\n".join(lines) + (
         f"\n\n*{rec['scene']}, profile `{rec['profile']}`, n = {rec['n']} patches per row, sampling seed "
         f"{rec['seed']}, machine {rec['machine']}. Every row: the same U-Net, training steps, sampler and sampling "
-        f"seed; only the latent (and, in the last row, the β schedule) changes, and with it whether x̂₀ is clipped to "
+        f"seed; only the latent (and, in the last two rows, the β schedule) changes, and with it whether x̂₀ is clipped to "
         f"the latent's support (\"-clip\" in the sampler column; HUD-asrun's latent has none, and the authors did not "
         f"clip). "
         f"Several seeds: mean ± sample std over training seeds. Sound metrics on our classifier; paper-exact "
