@@ -167,8 +167,7 @@ def row_samples(results: list[dict]) -> dict[str, np.ndarray]:
         if r["row"] in out:
             continue
         rec = r["record"]
-        f = (Path(rec["run_dir"]) / f"samples_{rec['weights_hash']}_n{rec['n']}_seed{rec['seed']}_"
-                                    f"{rec['sampling_key']}.npy")
+        f = ev.sample_cache(rec["run_dir"], rec["weights_hash"], rec["sampling_key"], rec["n"], rec["seed"])
         out[r["row"]] = np.load(f, mmap_mode="r")
     return out
 

@@ -38,7 +38,7 @@ from .data import load_scene, patches
 from .utils import atomic_save_npy, atomic_write_text, resolve_device
 
 __all__ = ["evaluate", "METRIC_VERSION", "METRICS", "machine_description", "git_commit", "generate", "result_path",
-           "cache_key", "result_status", "state_hash", "generate_with_abundances", "scene_endmembers"]
+           "cache_key", "result_status", "state_hash", "generate_with_abundances", "scene_endmembers", "sample_cache"]
 
 METRIC_VERSION = 4
 # The paper-exact block of a record (hudlib.metrics.paper_exact on the authors' classifier) has its own key: it is
@@ -95,10 +95,19 @@ def state_hash(net: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+def sample_cache(run_dir, weights_hash: str, sampling_key: str, n: int, seed: int, kind: str = "samples") -> Path:
+    """``<run dir>/<kind>_<weights hash>_n<n>_seed<seed>_<sampling key>.npy`` (kind: samples or abundances)."""
+    return Path(run_dir) / f"{kind}_{weights_hash}_n{n}_seed{seed}_{sampling_key}.npy"
+
+
+def _gen_cache(gen, n: int, seed: int, kind: str = "samples") -> Path:
+    return sample_cache(gen.run_dir_, gen.weights_hash(), gen.sampling_key(), n, seed, kind)
+
+
 def generate(gen, n: int, seed: int, device="auto", progress: bool = False) -> np.ndarray:
     """``n`` samples ``(n, bands, 32, 32)`` from a fitted generator with its config's sampler, cached in its run
     directory under a name holding its weights hash, n, seed and the sampler settings."""
-    cache = gen.run_dir_ / f"samples_{gen.weights_hash()}_n{n}_seed{seed}_{gen.sampling_key()}.npy"
+    cache = _gen_cache(gen, n, seed)
     if cache.is_file():
         return np.load(cache)
     Y = gen.sample(n, random_state=seed, device=device, progress=progress)
@@ -112,8 +121,7 @@ def generate_with_abundances(gen, n: int, seed: int, device="auto", progress: bo
     the same seed (the same samples on the same machine) and both caches are written."""
     if not gen.has_abundances:
         return generate(gen, n, seed, device, progress), None
-    stem = f"{gen.weights_hash()}_n{n}_seed{seed}_{gen.sampling_key()}.npy"
-    ycache, xcache = gen.run_dir_ / f"samples_{stem}", gen.run_dir_ / f"abundances_{stem}"
+    ycache, xcache = _gen_cache(gen, n, seed), _gen_cache(gen, n, seed, "abundances")
     if ycache.is_file() and xcache.is_file():
         return np.load(ycache), np.load(xcache)
     Y, X = gen.sample(n, random_state=seed, device=device, progress=progress, return_abundances=True)
@@ -136,13 +144,12 @@ def scene_endmembers(s, cfg) -> np.ndarray:
     return _VCA_MEMO[key]
 
 
-def _physical(Y, X, s, cfg, n: int, times: dict) -> dict:
+def _physical(Y, X, real, s, cfg, times: dict) -> dict:
     """:func:`hudlib.metrics.physical_consistency` of samples ``Y`` and abundances ``X`` (or None), with the real
     patches' simplex angle as reference."""
     def run():
         E = scene_endmembers(s, cfg)
         out = metrics.physical_consistency(Y, E, X)
-        real = patches(s, Y.shape[-1], n, random_state=cfg.eval.seed + 1)
         out["simplex_angle_mean_real"] = metrics.physical_consistency(real, E)["simplex_angle_mean"]
         out["endmembers"] = f"VCA of the scene, d = {E.shape[1]}, seed {cfg.unmixing.random_state}"
         return out
@@ -272,7 +279,8 @@ def evaluate(scene: str, model: str, profile: str, n: int | None = None, runs=No
                        authors_classifier=ainfo, paper_exact_times_s=times, paper_exact_git_commit=git_commit())
         if new_phys:
             Y, X = generate_with_abundances(gen, n, cfg.eval.seed, device, progress)
-            old.update(physical=_physical(Y, X, s, cfg, n, times), physical_key=phys_key,
+            real = patches(s, Y.shape[-1], n, random_state=cfg.eval.seed + 1)
+            old.update(physical=_physical(Y, X, real, s, cfg, times), physical_key=phys_key,
                        physical_git_commit=git_commit())
         atomic_write_text(out, json.dumps(old, indent=2))
         return out
@@ -282,7 +290,7 @@ def evaluate(scene: str, model: str, profile: str, n: int | None = None, runs=No
     real = patches(s, Y.shape[-1], n, random_state=cfg.eval.seed + 1)
     m = _metrics(Y, real, s, cfg, net, dev, times)
     exact = _paper_exact(Y, s, cfg, net_a, dev, times)
-    phys = _physical(Y, X, s, cfg, n, times)
+    phys = _physical(Y, X, real, s, cfg, times)
     train_info = {}
     if (gen.run_dir_ / "train_info.json").is_file():
         train_info = json.loads((gen.run_dir_ / "train_info.json").read_text())
