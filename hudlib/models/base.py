@@ -178,7 +178,8 @@ class NetworkGenerator(Generator):
 
     Subclasses implement :meth:`_plan` (networks, optimisers, step function: what training needs),
     :meth:`_build_nets` (the networks sampling needs, by name, for a config and band count) and ``_sample``; set
-    ``sample_nets`` to the names in the plan that sampling reads. ``fit`` writes ``weights.pt`` (those networks,
+    ``sample_nets`` to the names in the plan that sampling reads (``"net.sub"``: the submodule ``sub`` of the plan's
+    network ``net``, e.g. the VAE's decoder). ``fit`` writes ``weights.pt`` (those networks,
     the EMA where the plan keeps one, and ``scene_sha256`` of the cube: the weights hash changes with the data);
     ``_load_state`` rebuilds ``nets_``; ``train_info_`` holds the training info when fitted in this process.
     """
@@ -203,7 +204,7 @@ class NetworkGenerator(Generator):
                                       device=device, resume=resume, progress=progress)
         if dist_info()[0] == 0:
             cube_sha = hashlib.sha256(np.ascontiguousarray(scene.cube).tobytes()).hexdigest()
-            nets = {k: (emas[k] if k in emas else plan.nets[k]).state_dict() for k in self.sample_nets}
+            nets = {k: _sampled_module(plan, emas, k).state_dict() for k in self.sample_nets}
             atomic_torch_save({"nets": nets, "bands": int(scene.cube.shape[0]), "scene_sha256": cube_sha,
                                "step": info["steps"]}, Path(run_dir) / "weights.pt")
         barrier()  # every rank then reads weights.pt
@@ -232,3 +233,10 @@ class NetworkGenerator(Generator):
             m.load_state_dict(st["nets"][k])
             m.eval()
         self.bands_ = int(st["bands"])
+
+
+def _sampled_module(plan, emas: dict, name: str) -> torch.nn.Module:
+    """The module ``name`` of a finished training plan (its EMA where kept); ``"net.sub"`` is a submodule."""
+    net, _, sub = name.partition(".")
+    m = emas[net] if net in emas else plan.nets[net]
+    return m.get_submodule(sub) if sub else m

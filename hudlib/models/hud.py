@@ -1,7 +1,7 @@
 """HUD: VCA endmembers → frozen UAE → Z = ln(X + e^(−ln d − 8)) → DDPM on 32×32 patches of Z → softmax → decode.
 
 Run directory contents (``runs/<scene>/HUD/<profile>-<hash>/``): ``config.json``, ``uae.pt`` (endmembers, encoder,
-Z scaling, the scene's Z), ``checkpoint.pt`` (resumable), ``ema.pt`` (EMA weights used for sampling),
+Z scaling: what sampling reads besides the EMA), ``latent.pt`` (the scene's Z, the training data), ``checkpoint.pt`` (resumable), ``ema.pt`` (EMA weights used for sampling),
 ``losses.json``, ``train_info.json``, ``DONE``.
 """
 from __future__ import annotations
@@ -41,13 +41,15 @@ class HUD(Generator):
             return Y, centre_square(Y), float(scene.authors_clip) / (2.0 * float(scene.raw_range[1]))
         raise ValueError(f"unmixing.space: expected 'ours' or 'authors', got {space!r}")
 
-    def _prepare(self, scene, cfg, run_dir: Path) -> torch.Tensor:
-        """The frozen UAE and the scene's latent Z ``(d, rows, cols)`` in network units (cached in ``uae.pt``)."""
+    def _prepare(self, scene, cfg, run_dir: Path, latent: bool = True) -> torch.Tensor | None:
+        """The frozen UAE (``uae.pt``: what sampling reads) and, with ``latent``, the scene's Z ``(d, rows, cols)``
+        in network units (the training data, cached in ``latent.pt``; rebuilt from the UAE when absent, e.g. in a
+        shipped checkpoint)."""
         u, dc = cfg.unmixing, cfg.diffusion
         if u.projection not in ("softmax", "clip", "none"):
             raise ValueError(f"unmixing.projection: expected 'softmax', 'clip' or 'none', got {u.projection!r}")
         self.projection_, self.space_ = u.projection, u.space
-        path = run_dir / "uae.pt"
+        path, zpath = run_dir / "uae.pt", run_dir / "latent.pt"
         if path.exists():
             st = torch.load(path, map_location="cpu", weights_only=True)
             self.uae_ = uae_mod.UnmixingAutoEncoder(st["E"].numpy(), encoder=st["encoder"],
@@ -56,7 +58,12 @@ class HUD(Generator):
             self.z_shift_ = np.broadcast_to(np.asarray(st["z_shift"], dtype=np.float64).reshape(-1, 1, 1), (d, 1, 1))
             self.z_scale_ = np.broadcast_to(np.asarray(st["z_scale"], dtype=np.float64).reshape(-1, 1, 1), (d, 1, 1))
             self.to_ours_ = float(st.get("to_ours", 1.0))
-            return st["Z"]
+            if not latent:
+                return None
+            if zpath.exists():
+                return torch.load(zpath, map_location="cpu", weights_only=True)["Z"]
+            Y, _, _ = self._uae_input(scene, u.space)
+            return self._latent(self.uae_.encode(Y))
         Y, Y_stats, self.to_ours_ = self._uae_input(scene, u.space)
         d = u.d or scene.n_classes
         self.uae_ = uae_mod.UnmixingAutoEncoder.from_cube(Y_stats, d, random_state=u.random_state,
@@ -75,15 +82,20 @@ class HUD(Generator):
                              f"got {dc.z_scale!r}")
         scale = scale / float(dc.scale_factor)  # network units = (Z - shift) / std * scale_factor
         self.z_shift_, self.z_scale_ = shift.reshape(d, 1, 1), scale.reshape(d, 1, 1)
-        Zt = torch.from_numpy(((Z - self.z_shift_) / self.z_scale_).astype(np.float32))
         uniform = bool(np.all(shift == shift[0]) and np.all(scale == scale[0]))
         atomic_torch_save({"E": torch.from_numpy(self.uae_.endmembers), "encoder": u.encoder,
-                           # the scalar form of a uniform map keeps uae.pt byte-identical to earlier runs
                            "z_shift": float(shift[0]) if uniform else torch.from_numpy(shift),
-                           "z_scale": float(scale[0]) if uniform else torch.from_numpy(scale), "Z": Zt,
+                           "z_scale": float(scale[0]) if uniform else torch.from_numpy(scale),
                            **({} if u.simplex else {"simplex": False}),
                            **({} if u.space == "ours" else {"to_ours": self.to_ours_})}, path)
-        return Zt
+        Zt = self._latent(X)
+        atomic_torch_save({"Z": Zt}, zpath)
+        return Zt if latent else None
+
+    def _latent(self, X: np.ndarray) -> torch.Tensor:
+        """Network-unit latent ``(d, rows, cols)`` float32 of abundances X: (relax(X) − shift) / scale (eq. 4)."""
+        Z = uae_mod.relax(X) if self.projection_ == "softmax" else X
+        return torch.from_numpy(((Z - self.z_shift_) / self.z_scale_).astype(np.float32))
 
     def _fit(self, scene, cfg, run_dir, resume, device, progress):
         Z = self._prepare(scene, cfg, run_dir)
@@ -92,7 +104,7 @@ class HUD(Generator):
 
     def _load_state(self, run_dir: Path, scene=None):
         cfg = self.config_
-        self._prepare(scene, cfg, run_dir)
+        self._prepare(scene, cfg, run_dir, latent=False)
         st = torch.load(run_dir / "ema.pt", map_location="cpu", weights_only=True)
         self.unet_ = build_unet(cfg, self.uae_.d)
         self.unet_.load_state_dict(st["ema"])

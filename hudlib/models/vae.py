@@ -18,7 +18,7 @@ from ..train import TrainPlan, windows_per_epoch
 from ..utils import resolve_device
 from .base import ComplexitySpec, NetworkGenerator
 
-__all__ = ["VAE", "VAENet", "kl_divergence"]
+__all__ = ["VAE", "VAENet", "VAEDecoder", "kl_divergence"]
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -36,23 +36,15 @@ class _Res(nn.Module):
         return F.leaky_relu(x + self.body(x), 0.2)
 
 
-class VAENet(nn.Module):
-    """Encoder and decoder; ``forward(x (n, B, p, p)) -> (x̂, μ, log σ²)``; ``decode(z (n, latent))``."""
+class VAEDecoder(nn.Module):
+    """z ``(n, latent)`` → x̂ ``(n, B, p, p)`` in [0, 1]: fc latent → flattened size, transposed convolutions
+    w₂ → w₁ → w₀ → B (what sampling reads)."""
 
-    def __init__(self, bands: int, size: int, latent: int = 20, widths=(128, 64, 32), fc: int = 256):
+    def __init__(self, bands: int, size: int, latent: int = 20, widths=(128, 64, 32)):
         super().__init__()
-        if size % 8:
-            raise ValueError(f"patch_size: the VAE needs a multiple of 8, got {size}")
         self.bands, self.size, self.latent, self.widths = bands, size, latent, tuple(widths)
         self.side = size // 8
-        flat = widths[-1] * self.side ** 2
-        enc, c = [], bands
-        for w in widths:
-            enc += [nn.Conv2d(c, w, 4, 2, 1), nn.BatchNorm2d(w), nn.LeakyReLU(0.2), _Res(w)]
-            c = w
-        self.encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(flat, fc), nn.LeakyReLU(0.2))
-        self.mu, self.logvar = nn.Linear(fc, latent), nn.Linear(fc, latent)
-        self.fc_dec = nn.Linear(latent, flat)
+        self.fc = nn.Linear(latent, widths[-1] * self.side ** 2)
         dec, outs = [], list(widths[::-1][1:]) + [bands]
         c = widths[-1]
         for i, w in enumerate(outs):
@@ -60,15 +52,37 @@ class VAENet(nn.Module):
             if i < len(outs) - 1:
                 dec += [nn.BatchNorm2d(w), nn.LeakyReLU(0.2)]
             c = w
-        self.decoder = nn.Sequential(*dec)
+        self.net = nn.Sequential(*dec)
+
+    def forward(self, z):
+        h = self.fc(z).view(z.shape[0], self.widths[-1], self.side, self.side)
+        return torch.sigmoid(self.net(F.leaky_relu(h, 0.2)))
+
+
+class VAENet(nn.Module):
+    """Encoder and decoder (:class:`VAEDecoder`, ``.dec``); ``forward(x (n, B, p, p)) -> (x̂, μ, log σ²)``;
+    ``decode(z (n, latent))``."""
+
+    def __init__(self, bands: int, size: int, latent: int = 20, widths=(128, 64, 32), fc: int = 256):
+        super().__init__()
+        if size % 8:
+            raise ValueError(f"patch_size: the VAE needs a multiple of 8, got {size}")
+        self.bands, self.size, self.latent = bands, size, latent
+        flat = widths[-1] * (size // 8) ** 2
+        enc, c = [], bands
+        for w in widths:
+            enc += [nn.Conv2d(c, w, 4, 2, 1), nn.BatchNorm2d(w), nn.LeakyReLU(0.2), _Res(w)]
+            c = w
+        self.encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(flat, fc), nn.LeakyReLU(0.2))
+        self.mu, self.logvar = nn.Linear(fc, latent), nn.Linear(fc, latent)
+        self.dec = VAEDecoder(bands, size, latent, widths)
 
     def encode(self, x):
         h = self.encoder(x)
         return self.mu(h), self.logvar(h)
 
     def decode(self, z):
-        h = self.fc_dec(z).view(z.shape[0], self.widths[-1], self.side, self.side)
-        return torch.sigmoid(self.decoder(F.leaky_relu(h, 0.2)))
+        return self.dec(z)
 
     def forward(self, x, eps=None):
         mu, logvar = self.encode(x)
@@ -77,18 +91,24 @@ class VAENet(nn.Module):
 
 
 class VAE(NetworkGenerator):
-    """After ``fit``: ``nets_["vae"]`` (:class:`VAENet`, encoder and decoder; sampling uses the decoder)."""
+    """After ``fit``: ``nets_["vae.dec"]`` (:class:`VAEDecoder`: sampling reads only the decoder of the trained
+    :class:`VAENet`)."""
 
     name = "VAE"
-    sample_nets = ("vae",)
+    sample_nets = ("vae.dec",)
+
+    @staticmethod
+    def _vae(cfg, bands) -> VAENet:
+        v = cfg.vae
+        return VAENet(bands, cfg.train.patch_size, v.latent, v.widths, v.fc)
 
     @classmethod
     def _build_nets(cls, cfg, bands):
         v = cfg.vae
-        return {"vae": VAENet(bands, cfg.train.patch_size, v.latent, v.widths, v.fc)}
+        return {"vae.dec": VAEDecoder(bands, cfg.train.patch_size, v.latent, v.widths)}
 
     def _plan(self, scene, cfg, device):
-        net = self._build_nets(cfg, scene.bands)["vae"].to(device)
+        net = self._vae(cfg, scene.bands).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=cfg.train.lr)
         epoch = max(1, windows_per_epoch(scene.cube.shape, cfg.train.patch_size) // cfg.train.batch_size)
         gamma, w_kl = cfg.vae.lr_gamma, cfg.vae.kl_weight
@@ -109,26 +129,14 @@ class VAE(NetworkGenerator):
                          lr_factor=lambda s: gamma ** (s // epoch))
 
     def _sample(self, n, random_state, device, progress, batch_size: int = 256, **options):
-        net = self.nets_["vae"].to(resolve_device(device))
-        return self._decode_latents(net.decode, net.latent, (net.bands, net.size, net.size), n, random_state,
+        net = self.nets_["vae.dec"].to(resolve_device(device))
+        return self._decode_latents(net, net.latent, (net.bands, net.size, net.size), n, random_state,
                                     device, batch_size), None
 
     @classmethod
     def complexity_spec(cls, cfg, bands, d):
-        net = cls._build_nets(cfg, bands)["vae"]
-        decoder = _Decoder(net)
-        return ComplexitySpec(decoder, lambda b, px, dev: (torch.empty(b, net.latent, device=dev),), 1,
+        net = cls._vae(cfg, bands)
+        return ComplexitySpec(net.dec, lambda b, px, dev: (torch.empty(b, net.latent, device=dev),), 1,
                               train_net=net,
                               train_inputs=lambda b, px, dev: (torch.empty(b, bands, px, px, device=dev),
                                                                torch.empty(b, net.latent, device=dev)))
-
-
-class _Decoder(nn.Module):
-    """The decoder alone (what one sample costs), sharing the VAE's modules."""
-
-    def __init__(self, vae: VAENet):
-        super().__init__()
-        self.vae = vae
-
-    def forward(self, z):
-        return self.vae.decode(z)
