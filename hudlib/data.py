@@ -19,6 +19,8 @@ file (``cube.mat:key``), with an optional class map.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import importlib.util
 import os
 import re
@@ -137,6 +139,11 @@ class Scene:
     @property
     def bands(self) -> int:
         return self.cube.shape[0]
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """sha256 (hex) of the cube's bytes: runs record it, so weights trained on other data are never reused."""
+        return hashlib.sha256(np.ascontiguousarray(self.cube).tobytes()).hexdigest()
 
     def to_authors_space(self, Y: np.ndarray, V: float | None = None) -> np.ndarray:
         """Cube(s) in our units (raw / hi, hi = ``raw_range[1]``) -> the authors' ``clip(raw, 0, V) / V * 2 - 1``.

@@ -17,6 +17,9 @@ Conventions
   clipped to that interval at every step (DDPM's "clip to the data range", with Z's exact support as the
   range) and ε is recomputed from the clipped Ẑ_0. The samplers return Z; the caller applies the softmax
   of eq. 5.
+* Full scenes: :meth:`GaussianDiffusion.sample_tiled` samples canvases larger than the training patches by
+  averaging the network's outputs over overlapping windows at every step (MultiDiffusion); :func:`tile_origins`
+  gives the windows.
 """
 from __future__ import annotations
 
@@ -27,13 +30,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["linear_beta_schedule", "sqrt_linear_beta_schedule", "beta_schedule", "GaussianDiffusion", "SIGMA_CHOICES", "SAMPLERS"]
+__all__ = ["linear_beta_schedule", "sqrt_linear_beta_schedule", "beta_schedule", "tile_origins", "GaussianDiffusion",
+           "SIGMA_CHOICES", "SAMPLERS", "TILINGS"]
 
 SIGMA_CHOICES = ("beta", "posterior")
 SAMPLERS = ("ddpm", "ddim")
 LOSS_WEIGHTINGS = ("uniform", "min_snr")
 PREDICTIONS = ("eps", "v")
 NORMS = ("l2", "l1")
+TILINGS = ("multidiffusion", "naive")
 DEFAULT_DDIM_STEPS = 50
 
 
@@ -68,6 +73,40 @@ def beta_schedule(name: str, T: int, beta_start: float, beta_end: float) -> np.n
     if name == "sqrt_linear":
         return sqrt_linear_beta_schedule(T, beta_start, beta_end)
     raise ValueError(f"diffusion.schedule: expected 'linear' or 'sqrt_linear', got {name!r}")
+
+
+def _axis_origins(n: int, window: int, stride: int) -> list[int]:
+    """Window starts along one axis of length ``n``: 0, stride, 2 stride, ..., then ``n - window`` if not hit."""
+    starts = list(range(0, n - window + 1, stride))
+    if starts[-1] != n - window:
+        starts.append(n - window)  # the last window is aligned to the border
+    return starts
+
+
+def tile_origins(height: int, width: int, window: int, stride: int) -> list[tuple[int, int]]:
+    """Top-left corners ``(row, col)`` of square windows of side ``window`` covering a ``height x width`` canvas.
+
+    Along each axis the starts are 0, stride, 2 stride, ... and the last window is moved to end exactly at the
+    canvas border (start ``n - window``), so every pixel is covered at least once and no window sticks out; the
+    last step is then shorter than ``stride``. Row-major order (rows outer). ``stride == window`` with a canvas
+    that is a multiple of ``window`` gives the naive, non-overlapping tiling.
+    """
+    for name, v in (("height", height), ("width", width), ("window", window), ("stride", stride)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise ValueError(f"{name}: expected an integer, got {v!r}")
+    if window < 1:
+        raise ValueError(f"window: expected a positive integer, got {window!r}")
+    if stride <= 0:
+        raise ValueError(f"stride: expected a positive integer, got {stride!r}")
+    if stride > window:
+        raise ValueError(f"stride: expected at most window={window} (a larger stride leaves gaps), got {stride!r}")
+    if height < window:
+        raise ValueError(f"height: expected at least window={window}, got {height!r}")
+    if width < window:
+        raise ValueError(f"width: expected at least window={window}, got {width!r}")
+    rows = _axis_origins(int(height), int(window), int(stride))
+    cols = _axis_origins(int(width), int(window), int(stride))
+    return [(r, c) for r in rows for c in cols]
 
 
 Model = Callable[..., torch.Tensor]
@@ -306,17 +345,25 @@ class GaussianDiffusion:
         gen_device = generator.device if generator is not None else torch.device("cpu")
         return torch.randn(shape, generator=generator, device=gen_device, dtype=dtype).to(device)
 
-    def _eps(self, model, z, t_int: int, model_kwargs) -> torch.Tensor:
-        """ε_θ(Z_t, t) ``(n, d, h, w)``; a v-network's output is converted: ε = sqrt(1-ᾱ_t) Z_t + sqrt(ᾱ_t) v."""
+    def _model_out(self, model, z, t_int: int, model_kwargs) -> torch.Tensor:
+        """The network's raw output (ε or v, per ``prediction``) at ``z`` ``(n, d, h, w)``, checked, in z's dtype."""
         t = torch.full((z.shape[0],), t_int, dtype=torch.long, device=z.device)
         out = model(z, t, **model_kwargs)
         if not isinstance(out, torch.Tensor) or out.shape != z.shape:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise ValueError(f"model must return {self.prediction} shaped like its input {tuple(z.shape)}, got {got}")
-        out = out.to(z.dtype)
+        return out.to(z.dtype)
+
+    def _to_eps(self, z, out, t_int: int) -> torch.Tensor:
+        """ε from the network's output ``out`` at ``z`` (both ``(n, d, h, w)``): ``out`` itself for an ε-network,
+        ε = sqrt(1-ᾱ_t) Z_t + sqrt(ᾱ_t) v for a v-network."""
         if self.prediction == "eps":
             return out
         return self.sqrt_one_minus_alphas_cumprod[t_int] * z + self.sqrt_alphas_cumprod[t_int] * out
+
+    def _eps(self, model, z, t_int: int, model_kwargs) -> torch.Tensor:
+        """ε_θ(Z_t, t) ``(n, d, h, w)``; a v-network's output is converted: ε = sqrt(1-ᾱ_t) Z_t + sqrt(ᾱ_t) v."""
+        return self._to_eps(z, self._model_out(model, z, t_int, model_kwargs), t_int)
 
     @staticmethod
     def _check_range(z0_range):
@@ -331,6 +378,10 @@ class GaussianDiffusion:
         return lo, hi
 
     # ------------------------------------------------------------------ samplers
+    # Each sampler is a public method that checks its arguments and a private loop that takes an "ε function"
+    # ``eps_fn(z_t, t) -> ε`` (``t`` a python int): the ordinary samplers pass the network evaluated on the whole
+    # batch, :meth:`sample_tiled` the window average on a canvas. The loops draw all noise, in the same shapes
+    # and order for both, so the two share every update and every random draw.
     @torch.no_grad()
     def ddpm_sample(self, model: Model, shape: Sequence[int], generator: torch.Generator | None = None,
                     device=None, progress: bool = False, sigma: str = "beta",
@@ -358,15 +409,25 @@ class GaussianDiffusion:
         μ̃_t(Ẑ_0, Z_t) of eq. 12 (equal to eq. 14's mean whenever nothing is clipped).
         """
         z0_range = self._check_range(z0_range)
-        if sigma not in SIGMA_CHOICES:
-            raise ValueError(f"sigma must be one of {SIGMA_CHOICES}, got {sigma!r}")
+        self._check_sigma(sigma)
         shape = self._check_shape(shape)
         device = self._resolve_device(model, device)
         model_kwargs = model_kwargs or {}
+        return self._ddpm_loop(lambda z, t: self._eps(model, z, t, model_kwargs), shape, generator, device,
+                               dtype, sigma, z0_range, progress)
+
+    @staticmethod
+    def _check_sigma(sigma) -> None:
+        if sigma not in SIGMA_CHOICES:
+            raise ValueError(f"sigma must be one of {SIGMA_CHOICES}, got {sigma!r}")
+
+    def _ddpm_loop(self, eps_fn, shape, generator, device, dtype, sigma, z0_range, progress,
+                   desc: str = "DDPM") -> torch.Tensor:
+        """The loop of :meth:`ddpm_sample` on ``eps_fn(z_t, t) -> ε`` (arguments already checked)."""
         variance = self.betas if sigma == "beta" else self.posterior_variance
         z = self._randn(shape, generator, device, dtype)  # Z_T ~ N(0, I)
-        for t in tqdm(range(self.T - 1, -1, -1), desc="DDPM", disable=not progress):
-            eps = self._eps(model, z, t, model_kwargs)
+        for t in tqdm(range(self.T - 1, -1, -1), desc=desc, disable=not progress):
+            eps = eps_fn(z, t)
             # eq. 14: μ_θ = (Z_t - β_t / sqrt(1 - ᾱ_t) ε_θ) / sqrt(α_t)
             if z0_range is None:
                 mean = (z - (self.betas[t] / self.sqrt_one_minus_alphas_cumprod[t]) * eps) / math.sqrt(self.alphas[t])
@@ -415,20 +476,30 @@ class GaussianDiffusion:
         :meth:`ddpm_sample`.
         """
         timesteps = self.ddim_timesteps(steps)
-        if not (0.0 <= float(eta) <= 1.0):
-            raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
-        eta = float(eta)
+        eta = self._check_eta(eta)
         z0_range = self._check_range(z0_range)
         shape = self._check_shape(shape)
         device = self._resolve_device(model, device)
         model_kwargs = model_kwargs or {}
+        return self._ddim_loop(lambda z, t: self._eps(model, z, t, model_kwargs), shape, timesteps, eta,
+                               generator, device, dtype, z0_range, progress)
+
+    @staticmethod
+    def _check_eta(eta) -> float:
+        if not (0.0 <= float(eta) <= 1.0):
+            raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
+        return float(eta)
+
+    def _ddim_loop(self, eps_fn, shape, timesteps, eta, generator, device, dtype, z0_range, progress,
+                   desc: str = "DDIM") -> torch.Tensor:
+        """The loop of :meth:`ddim_sample` on ``eps_fn(z_t, t) -> ε`` (arguments already checked)."""
         z = self._randn(shape, generator, device, dtype)  # Z_T ~ N(0, I)
-        for i in tqdm(range(len(timesteps)), desc="DDIM", disable=not progress):
+        for i in tqdm(range(len(timesteps)), desc=desc, disable=not progress):
             t = int(timesteps[i])
             last = i == len(timesteps) - 1
             abar_t = self.alphas_cumprod[t]
             abar_s = 1.0 if last else self.alphas_cumprod[int(timesteps[i + 1])]
-            eps = self._eps(model, z, t, model_kwargs)
+            eps = eps_fn(z, t)
             z0_hat = (z - math.sqrt(1.0 - abar_t) * eps) / math.sqrt(abar_t)
             if z0_range is not None:
                 z0_hat = z0_hat.clamp(*z0_range)
@@ -473,3 +544,104 @@ class GaussianDiffusion:
                                     sigma=sigma, model_kwargs=model_kwargs, dtype=dtype, z0_range=z0_range)
         return self.ddim_sample(model, shape, steps=steps, eta=eta, generator=generator, device=device,
                                 progress=progress, model_kwargs=model_kwargs, dtype=dtype, z0_range=z0_range)
+
+    # ------------------------------------------------------------------ full-scene synthesis
+    @torch.no_grad()
+    def sample_tiled(self, model: Model, shape: Sequence[int], window: int, stride: int | None = None,
+                     sampler: str = "ddim", steps: int | None = None, eta: float = 0.0,
+                     generator: torch.Generator | None = None, device=None, progress: bool = False,
+                     sigma: str = "beta", dtype: torch.dtype = torch.float32,
+                     z0_range: tuple[float, float] | None = None, batch_size: int = 64,
+                     model_kwargs: dict | None = None,
+                     window_kwargs: Callable[[list[tuple[int, int]]], dict] | None = None,
+                     tiling: str = "multidiffusion") -> torch.Tensor:
+        """Draw Z_0 canvases ``shape = (n, d, H, W)`` of any size with a network trained on ``window``-sized patches.
+
+        MultiDiffusion (Bar-Tal et al., ICML 2023): at every reverse step the network is evaluated on the
+        overlapping windows of the canvas Z_t (:func:`tile_origins`), its per-window outputs are averaged per
+        pixel (sum over the windows covering the pixel / their number: the least-squares reconciliation of the
+        windows with uniform weights), converted to ε as in the ordinary samplers (v-prediction included), and
+        one step of the chosen sampler is taken on the whole canvas, with Ẑ_0 clipped to ``z0_range`` on the
+        canvas as there (eqs. 12, 14; DDIM). Averaging ε rather than the per-window updates is the same thing for
+        the deterministic DDIM update without clipping (affine in ε); here the noise of a stochastic step is drawn
+        once for the canvas, so it keeps its variance where windows overlap.
+
+        ``tiling``: ``"multidiffusion"`` (default) uses ``stride`` (default ``window // 2``) with the last
+        windows aligned to the border. ``"naive"`` uses non-overlapping windows (``stride`` must be None or
+        ``window``): the canvas is rounded up to a multiple of ``window``, sampled, and cropped to ``(H, W)``
+        (so ``H, W < window`` is allowed there); each window then evolves on its own, which is what leaves seams.
+
+        Noise is drawn exactly as :meth:`ddim_sample` / :meth:`ddpm_sample` draw it (shape ``(n, d, H, W)``, the
+        rounded-up shape under naive tiling, same order, from ``generator``). A canvas of exactly one window
+        (H = W = window) therefore gives the same result, bit for bit, as :meth:`sample` with the same seed and
+        settings: the lone crop is the canvas itself and the average of one output is exact (the sum starts at
+        -0.0, the additive identity, and is divided by a count of 1).
+
+        Memory: the network sees at most ``batch_size`` windows per call, i.e. a batch of ``batch_size * n``
+        crops ``(k n, d, window, window)``, crop ``j n + i`` being sample ``i`` at the ``j``-th window of the call
+        (window-major); the canvas-sized tensors are Z_t, the output sum and the coverage count.
+
+        ``model_kwargs`` are passed unchanged to every call (arguments that do not depend on the batch).
+        ``window_kwargs(origins)``, given the list of ``(row, col)`` window corners of one call, returns extra
+        keyword arguments for that call (they override ``model_kwargs``), shaped for its ``k n`` crops in the
+        order above: e.g. a layout-conditioned network's label-map crops, stacked per window and repeated
+        ``n`` times (``torch.repeat_interleave(crops, n, 0)``).
+
+        Other arguments as in :meth:`sample` (``sampler`` default ``"ddim"`` here). Returns Z_0 ``(n, d, H, W)``.
+        """
+        if tiling not in TILINGS:
+            raise ValueError(f"tiling: expected one of {TILINGS}, got {tiling!r}")
+        steps = self._resolve_steps(sampler, steps)
+        z0_range = self._check_range(z0_range)
+        if sampler == "ddim":
+            eta = self._check_eta(eta)
+        else:
+            self._check_sigma(sigma)
+        shape = self._check_shape(shape)
+        if len(shape) != 4:
+            raise ValueError(f"shape: expected a canvas (n, d, H, W), got {shape!r}")
+        if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+            raise ValueError(f"window: expected a positive integer, got {window!r}")
+        window = int(window)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+        if window_kwargs is not None and not callable(window_kwargs):
+            raise ValueError(f"window_kwargs: expected None or a callable, got {type(window_kwargs).__name__}")
+        n, d, H, W = shape
+        if tiling == "naive":
+            if stride is not None and stride != window:
+                raise ValueError(f"stride: naive tiling expects None or window={window}, got {stride!r}")
+            canvas = (n, d, -(-H // window) * window, -(-W // window) * window)  # rounded up to whole windows
+            origins = tile_origins(canvas[2], canvas[3], window, window)
+        else:
+            canvas = shape
+            origins = tile_origins(H, W, window, max(1, window // 2) if stride is None else stride)
+        device = self._resolve_device(model, device)
+        eps_fn = self._tiled_eps_fn(model, origins, window, n, int(batch_size), model_kwargs or {}, window_kwargs,
+                                    canvas, device, dtype)
+        if sampler == "ddpm":
+            z = self._ddpm_loop(eps_fn, canvas, generator, device, dtype, sigma, z0_range, progress, desc="DDPM tiled")
+        else:
+            z = self._ddim_loop(eps_fn, canvas, self.ddim_timesteps(steps), eta, generator, device, dtype, z0_range,
+                                progress, desc="DDIM tiled")
+        return z if canvas == shape else z[:, :, :H, :W]
+
+    def _tiled_eps_fn(self, model, origins, window, n, batch_size, model_kwargs, window_kwargs, canvas, device,
+                      dtype):
+        """``eps_fn(z_t, t)`` of :meth:`sample_tiled`: the per-pixel mean of the network's window outputs, as ε."""
+        count = torch.zeros((1, 1) + tuple(canvas[2:]), dtype=dtype, device=device)
+        for r, c in origins:
+            count[:, :, r:r + window, c:c + window] += 1  # windows covering each pixel
+
+        def eps_fn(z, t_int):
+            acc = torch.full_like(z, -0.0)  # -0.0 + x == x for every x: one window's sum is its output, bit for bit
+            for b0 in range(0, len(origins), batch_size):
+                batch = origins[b0:b0 + batch_size]
+                crops = torch.cat([z[:, :, r:r + window, c:c + window] for r, c in batch])  # (k n, d, w, w)
+                kwargs = model_kwargs if window_kwargs is None else {**model_kwargs, **window_kwargs(list(batch))}
+                out = self._model_out(model, crops, t_int, kwargs)
+                for j, (r, c) in enumerate(batch):
+                    acc[:, :, r:r + window, c:c + window] += out[j * n:(j + 1) * n]
+            return self._to_eps(z, acc / count, t_int)
+
+        return eps_fn

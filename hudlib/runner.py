@@ -96,6 +96,13 @@ def _steps(nbs: list[Path], build: Path, present: list[str], models: list[str], 
 
 
 # ---------------------------------------------------------------------------------------------------------- plan
+def timings(profile: str) -> dict:
+    """The measured seconds of ``profile`` behind the plan's estimate (``hudlib/timings.json``)."""
+    from importlib import resources
+
+    return json.loads(resources.files("hudlib").joinpath("timings.json").read_text())[profile]
+
+
 def _status(scene: str, model: str, profile: str, runs, results) -> dict:
     """``{"trained", "evaluated"}`` (hudlib.evaluate.result_status: a result counts as cached only for the exact
     weights on disk), the one place the plan asks."""
@@ -111,7 +118,7 @@ def make_plan(profile: str, scenes: list[str], models: list[str], nbs: list[Path
     runs, results = paths.runs_dir(runs), paths.results_dir(results)
     prefixes = {nb.name[:2] for nb in nbs}
     trains, evals = bool(prefixes & set(TRAINING_NOTEBOOKS)), bool(prefixes & set(EVALUATION_NOTEBOOKS))
-    r = RUNNER[profile]
+    r = timings(profile)
     rows, train_steps, n_eval, train_s = [], 0, 0, 0.0
     for s in scenes:
         for m in models:
@@ -135,8 +142,9 @@ def make_plan(profile: str, scenes: list[str], models: list[str], nbs: list[Path
     if prefixes & set(ABLATION_NOTEBOOKS) and scenes:
         from . import ablation
         n_abl = ablation.extra_runs(profile)
-        per, ev_s = r["step_s"].get("HUD"), r["eval_s"]
-        steps = make_config(scenes[0], "HUD", profile).train.steps
+        ref = registry.reference_name()
+        per, ev_s = r["step_s"].get(ref), r["eval_s"]
+        steps = make_config(scenes[0], ref, profile).train.steps
         est["ablation"] = None if per is None or ev_s is None else n_abl * (steps * per + ev_s)
     return {"profile": profile, "scenes": scenes, "skipped": dict(skipped or {}), "models": models,
             "notebooks": [nb.name for nb in nbs], "notebook_runs": n_runs, "rows": rows, "runs": str(runs),

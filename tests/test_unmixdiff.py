@@ -215,7 +215,7 @@ def test_registry_round_trip_and_variant_shares_the_diffusion_samples(name, tmp_
     ga = models.create(name).fit(s, make_config(s.name, name, "smoke", v), tmp_path, progress=False)
     assert ga.run_dir_ == g.run_dir_ and ga.sampling_key() != g.sampling_key()  # same weights, other samples key
     Ya, Xa = ga.sample(5, random_state=3, return_abundances=True)
-    np.testing.assert_allclose(Xa, g.decode(g.sample_scaled(5, 3), "authors")[1], atol=1e-6)
+    np.testing.assert_allclose(Xa, g.decode(g.sample_latent(5, 3), "authors")[1], atol=1e-6)
     assert not np.allclose(Ya, Y)
     info = json.loads((g.run_dir_ / "train_info.json").read_text())
     assert set(info["stages"]) == {"uae", "diffusion"} and {"charbonnier", "diffusion_loss"} <= set(info["final_losses"])

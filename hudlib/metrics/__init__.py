@@ -23,10 +23,12 @@ from ._common import EPS, FLAT_ANGLE
 from .distribution import copy_rate, manifold_precision_recall, precision_recall, sliced_wasserstein, wasserstein_1d
 from .paper import block_diversity, point_fidelity
 from .physical import physical_consistency, simplex_angles
+from .spatial import field_scale_statistics, seam_score
 from .texture import coherence_gap, neighbour_angle, roughness_gap, spatial_coherence, within_patch_angle
 
 __all__ = [
     "EPS", "FLAT_ANGLE", "point_fidelity", "block_diversity", "precision_recall", "manifold_precision_recall",
     "sliced_wasserstein", "wasserstein_1d", "copy_rate", "neighbour_angle", "roughness_gap",
     "within_patch_angle", "spatial_coherence", "coherence_gap", "physical_consistency", "simplex_angles",
+    "seam_score", "field_scale_statistics",
 ]

@@ -1,13 +1,18 @@
-"""The one interface every generator implements (HUD, the controls, the baselines to come).
+"""The one interface every generator implements, and the two bases most generators share.
 
 A generator is fitted on a scene under a profile, lives in a run directory keyed by its training config, and draws
-``(n, bands, 32, 32)`` patches in the scene's normalised units. What differs between generators is a method or a
-class attribute of :class:`Generator`; callers never probe with ``hasattr`` or compare model names.
+``(n, bands, 32, 32)`` patches in the scene's normalised units. It owns its configuration: ``sections`` (the config
+dataclasses it reads besides ``train`` and ``eval``), ``profiles`` (their values per profile) and
+``scene_overrides``. What differs between generators is a method or a class attribute of :class:`Generator`; callers
+never probe with ``hasattr`` or compare model names (roles live on the registry, :mod:`hudlib.models`).
+
+- :class:`NetworkGenerator`: networks trained by :func:`hudlib.train.train_loop` from a model's training plan.
+- :class:`DiffusionGenerator`: a U-Net and a :class:`~hudlib.diffusion.GaussianDiffusion` on a latent; owns the
+  batched sampling loop and the sampler options (HUD, HUD-asrun, UD, UBF).
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -15,10 +20,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..config import RunConfig, make_config
-from ..utils import atomic_torch_save, atomic_write_text, barrier, dist_info, sha256_files
+from ..config import DiffusionConfig, RunConfig, UNetConfig, make_config
+from ..utils import atomic_torch_save, atomic_write_text, barrier, dist_info, resolve_device, sha256_files
 
-__all__ = ["Generator", "NetworkGenerator", "ComplexitySpec", "run_dir_for"]
+__all__ = ["Generator", "NetworkGenerator", "DiffusionGenerator", "ComplexitySpec", "run_dir_for"]
 
 
 @dataclasses.dataclass
@@ -52,13 +57,16 @@ def run_dir_for(cfg: RunConfig, out_dir) -> Path:
 class Generator:
     """Base class: config handling, run directories, the sampling entry point and the weights hash.
 
-    Subclasses set ``name`` (and ``has_abundances`` when they produce abundances X̂) and implement ``_fit``,
-    ``_load_state``, ``_sample`` and ``artefact_files``; diffusion generators also override ``sampling_key``,
-    ``sampler_settings`` and ``complexity_spec``.
+    Subclasses set ``name`` (and ``has_abundances`` when they produce abundances X̂), their config (``sections``,
+    ``profiles``, ``scene_overrides``) and implement ``_fit``, ``_load_state``, ``_sample`` and ``artefact_files``.
     """
 
     name = "?"
     has_abundances = False  # sample(..., return_abundances=True) returns X̂ (n, d, h, w) rather than None
+    sections: dict[str, type] = {}  # config sections besides train/eval: {name: dataclass}; they key the weights
+    profiles: dict[str, dict[str, dict]] = {}  # {profile: {section: {field: value}}} over the dataclass defaults
+    scene_overrides: dict[str, dict[str, dict]] = {}  # {scene: {section: {field: value}}}, after the profile's
+    sampler_options: tuple[str, ...] = ()  # keyword options sample() accepts (none: no iterative sampler)
     # variants evaluated beside the default: {tag: config overrides}; tables show each as a row "<name> [<tag>]".
     # Overrides of sampling-only keys reuse the default's weights; others train their own run (UD/UBF: the authors'
     # decoding, p = 5 abundances)
@@ -111,21 +119,34 @@ class Generator:
                return_abundances: bool = False, **options):
         """Ŷ ``(n, bands, 32, 32)`` float32 in the scene's normalised units; with ``return_abundances`` the pair
         ``(Ŷ, X̂)`` where X̂ is ``(n, d, 32, 32)`` or None for a generator without abundances.
-        ``options`` are sampler settings (see :meth:`sampler_settings`)."""
-        Y, X = self._sample(int(n), random_state, device=device, progress=progress, **options)
+        ``options`` are sampler settings (:attr:`sampler_options`; None = the run's own); any other is refused."""
+        Y, X = self._sample(int(n), random_state, device=device, progress=progress, **self.sampler_overrides(options))
         return (Y, X) if return_abundances else Y
+
+    def sampler_overrides(self, options: dict) -> dict:
+        """``options`` without the ones left at None; a one-line error for an option this generator has not."""
+        given = {k: v for k, v in options.items() if v is not None}
+        unknown = sorted(set(given) - set(self.sampler_options))
+        if unknown:
+            accepts = ", ".join(self.sampler_options) or "none: it has no iterative sampler"
+            raise ValueError(f"{self.name}: unknown sampler option(s) {', '.join(unknown)}; it accepts {accepts}")
+        return given
 
     def endmember_matrix(self) -> np.ndarray | None:
         """The endmembers ``(bands, d)`` float64 a fitted generator decodes abundances with (HUD: VCA's; UD/UBF:
         the learned decoder's); None for a generator without a linear mixing decoder."""
         return None
 
-    def sampling_key(self) -> str:
-        """Tag of the sampler settings, part of every sample and result cache key."""
+    def sampling_key(self, **options) -> str:
+        """Tag of the sampler settings (the run's, with ``options`` applied), part of every sample and result
+        cache key."""
+        self.sampler_overrides(options)
         return "direct"
 
-    def sampler_settings(self) -> dict | None:
-        """The default sampler's settings for the record of a result (None: no iterative sampler)."""
+    def sampler_settings(self, **options) -> dict | None:
+        """The sampler's settings that ``sample(**options)`` runs with, for the record of a result (None: no
+        iterative sampler)."""
+        self.sampler_overrides(options)
         return None
 
     def weights_hash(self) -> str:
@@ -203,9 +224,8 @@ class NetworkGenerator(Generator):
         info, plan, emas = train_loop(cfg, lambda dev: self._plan(scene, cfg, dev), scene.cube, run_dir,
                                       device=device, resume=resume, progress=progress)
         if dist_info()[0] == 0:
-            cube_sha = hashlib.sha256(np.ascontiguousarray(scene.cube).tobytes()).hexdigest()
             nets = {k: _sampled_module(plan, emas, k).state_dict() for k in self.sample_nets}
-            atomic_torch_save({"nets": nets, "bands": int(scene.cube.shape[0]), "scene_sha256": cube_sha,
+            atomic_torch_save({"nets": nets, "bands": int(scene.cube.shape[0]), "scene_sha256": scene.sha256,
                                "step": info["steps"]}, Path(run_dir) / "weights.pt")
         barrier()  # every rank then reads weights.pt
         self.train_info_ = info
@@ -217,8 +237,6 @@ class NetworkGenerator(Generator):
         """``decode(z)`` of ``n`` latents z ~ N(0, I) ``(m, latent)``, drawn in batches from one
         ``torch.Generator`` seeded with ``random_state`` (the same samples for a seed on any batch size);
         ``(n, *out_shape)`` float32."""
-        from ..utils import resolve_device
-
         device = resolve_device(device)
         gen = torch.Generator().manual_seed(int(random_state))
         z = torch.randn(n, latent, generator=gen)
@@ -240,3 +258,97 @@ def _sampled_module(plan, emas: dict, name: str) -> torch.nn.Module:
     net, _, sub = name.partition(".")
     m = emas[net] if net in emas else plan.nets[net]
     return m.get_submodule(sub) if sub else m
+
+
+# The U-Net size and the sampler of each profile, shared by the diffusion generators (HUD's; each may override).
+_DIFFUSION_PROFILES = {
+    "smoke": {"unet": dict(model_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(),
+                           num_heads=1),
+              "diffusion": dict(sample_steps=10)},
+    # quick (README "Why the quick profile predicts v"): on a 2-core CPU an eps-network's x0-hat at t = T drifts far
+    # outside the latent; v-prediction keeps its scale, clipping x0-hat to the latent's support removes the rest,
+    # and DDIM-50 with eta = 1 is smoother than eta = 0
+    "quick": {"unet": dict(model_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1, attention_resolutions=(8,),
+                           num_heads=2),
+              "diffusion": dict(sample_steps=50, eta=1.0, prediction="v", clip_z0=True)},
+    # a 32-px U-Net in the spirit of DDPM / improved-diffusion, ancestral sampling over all T steps as printed
+    "paper": {"unet": dict(model_channels=128, channel_mult=(1, 2, 2, 2), num_res_blocks=2,
+                           attention_resolutions=(16,), dropout=0.1, num_heads=4),
+              "diffusion": dict(sample_steps=1000, sampler="ddpm")},
+}
+
+
+class DiffusionGenerator(Generator):
+    """A generator whose samples come from reverse diffusion in a latent of ``C`` channels (the ``unet`` and
+    ``diffusion`` sections), then a decoder. Owns the sampler options (``sampler``, ``steps``, ``eta``,
+    ``clip_z0``; the run's config where not given), the batched sampling loop (one ``torch.Generator`` seeded with
+    ``random_state`` across batches) and what the record says was run.
+
+    Subclasses set after ``fit``/``load``: ``diffusion_`` (:class:`~hudlib.diffusion.GaussianDiffusion`) and
+    implement :meth:`denoiser` (the network), :meth:`latent_channels`, :meth:`z0_range` (the latent's support in
+    network units, for ``clip_z0``) and :meth:`decode_latent` (latents → ``(Ŷ, X̂)``).
+    """
+
+    sections = {"unet": UNetConfig, "diffusion": DiffusionConfig}
+    profiles = _DIFFUSION_PROFILES
+    sampler_options = ("sampler", "steps", "eta", "clip_z0")
+    ddpm_sigma = "beta"  # the ancestral sampler's variance: β_t (DDPM's Algorithm 2) or "posterior" (β̃_t)
+    sample_batch = 64
+
+    # ---------------------------------------------------------------- subclass hooks
+    def denoiser(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def latent_channels(self) -> int:
+        raise NotImplementedError
+
+    def z0_range(self) -> tuple[float, float] | None:
+        raise NotImplementedError
+
+    def decode_latent(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(Ŷ (n, bands, h, w) float32, X̂ (n, d, h, w) or None)`` from latents ``z`` ``(n, C, h, w)`` float32 in
+        network units."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- sampler settings
+    def sampler_settings(self, **options) -> dict:
+        """``{"sampler", "steps", "eta", "clip_z0"}`` that ``sample(**options)`` runs with (the run's config where an
+        option is not given): DDIM's steps, or T for the ancestral sampler (which has no η)."""
+        o = self.sampler_overrides(options)
+        dc = self.config_.diffusion
+        sampler = o.get("sampler", dc.sampler)
+        if sampler not in ("ddim", "ddpm"):
+            raise ValueError(f"sampler: expected 'ddim' or 'ddpm', got {sampler!r}")
+        if sampler == "ddpm" and o.get("steps") not in (None, dc.T):
+            raise ValueError(f"steps: the ancestral sampler (ddpm) always takes T = {dc.T} steps, got {o['steps']}")
+        if sampler == "ddpm" and "eta" in o:
+            raise ValueError("eta: only the DDIM sampler has an eta; the ancestral sampler (ddpm) takes none")
+        steps = int(o.get("steps", dc.sample_steps)) if sampler == "ddim" else dc.T
+        return {"sampler": sampler, "steps": steps, "eta": float(o.get("eta", dc.eta)) if sampler == "ddim" else None,
+                "clip_z0": bool(o.get("clip_z0", dc.clip_z0))}
+
+    def sampling_key(self, **options) -> str:
+        """``"ddim50-eta1.0-clip"``-style tag of :meth:`sampler_settings`."""
+        st = self.sampler_settings(**options)
+        eta = st["eta"] if st["eta"] is not None else self.config_.diffusion.eta
+        return f"{st['sampler']}{st['steps']}-eta{eta}" + ("-clip" if st["clip_z0"] else "")
+
+    # ---------------------------------------------------------------- sampling
+    def sample_latent(self, n: int, random_state=0, *, device="auto", progress: bool = False,
+                      batch_size: int | None = None, **options) -> np.ndarray:
+        """Latents ``(n, C, 32, 32)`` float32 in network units: the configured reverse process (DDIM or ancestral,
+        Algorithm 2) in batches of ``batch_size`` from one generator seeded with ``random_state``."""
+        st = self.sampler_settings(**options)
+        dev = resolve_device(device)
+        net = self.denoiser().to(dev)
+        gen = torch.Generator().manual_seed(int(random_state))
+        size, C, bs = self.config_.train.patch_size, self.latent_channels(), int(batch_size or self.sample_batch)
+        z0_range = self.z0_range() if st["clip_z0"] else None
+        kw = dict(steps=st["steps"], eta=st["eta"]) if st["sampler"] == "ddim" else dict(sigma=self.ddpm_sigma)
+        out = [self.diffusion_.sample(net, (min(bs, n - i), C, size, size), sampler=st["sampler"], generator=gen,
+                                      device=dev, progress=progress, z0_range=z0_range, **kw).float().cpu().numpy()
+               for i in range(0, n, bs)]
+        return np.concatenate(out) if out else np.empty((0, C, size, size), np.float32)
+
+    def _sample(self, n, random_state, device, progress, **options):
+        return self.decode_latent(self.sample_latent(n, random_state, device=device, progress=progress, **options))

@@ -4,10 +4,10 @@ discriminate a real generator from a copy, a shuffle, a constant or noise.
 All draw from ``np.random.default_rng(random_state)`` and return ``(n, bands, size, size)`` float32 in the scene's
 normalised units. ``fit`` needs no training; the run directory holds ``config.json`` and ``state.pt`` (what sampling
 reads besides the scene, and a content hash of the scene's cube, so the weights hash changes with the data).
+Controls carry HUD's config sections (UAECopy and RandomMixture unmix as HUD does), so their run hash follows HUD's.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +18,17 @@ from ..uae import UnmixingAutoEncoder
 from ..unmixing import vca
 from ..utils import atomic_torch_save
 from .base import Generator
+from .hud import HUD
 
 __all__ = ["RealCopy", "UAECopy", "PixelShuffle", "MeanSpectrum", "RandomMixture", "Noise"]
 
 
 class _Control(Generator):
+    sections = HUD.sections
+    profiles = HUD.profiles
 
     def _fit(self, scene, cfg, run_dir: Path, resume, device, progress):
-        cube_sha = hashlib.sha256(np.ascontiguousarray(scene.cube).tobytes()).hexdigest()
-        atomic_torch_save({**self._state(scene), "cube_sha256_": cube_sha}, run_dir / "state.pt")
+        atomic_torch_save({**self._state(scene), "cube_sha256_": scene.sha256}, run_dir / "state.pt")
         self._load_state(run_dir, scene)
 
     @classmethod

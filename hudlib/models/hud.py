@@ -12,15 +12,16 @@ import numpy as np
 import torch
 
 from .. import uae as uae_mod
-from ..train import build_diffusion, build_unet, train_diffusion
+from ..config import UnmixingConfig, merge_layers
 from ..data import centre_square
-from ..utils import atomic_torch_save, resolve_device
-from .base import ComplexitySpec, Generator
+from ..train import build_diffusion, build_unet, train_diffusion
+from ..utils import atomic_torch_save
+from .base import ComplexitySpec, DiffusionGenerator
 
 __all__ = ["HUD", "clip_renormalise"]
 
 
-class HUD(Generator):
+class HUD(DiffusionGenerator):
     """The paper's generator. After ``fit``: ``uae_`` (UnmixingAutoEncoder), ``unet_`` (EMA weights),
     ``diffusion_``, ``z_shift_``/``z_scale_`` (``(d, 1, 1)`` arrays; identity unless ``diffusion.z_scale`` or
     ``diffusion.scale_factor`` say otherwise).
@@ -31,6 +32,13 @@ class HUD(Generator):
 
     name = "HUD"
     has_abundances = True
+    sections = {"unmixing": UnmixingConfig, **DiffusionGenerator.sections}
+    profiles = merge_layers(DiffusionGenerator.profiles, {
+        "smoke": {"train": dict(steps=30, batch_size=4, ckpt_every=10, lr=1e-3)},
+        # 2-core CPU: 0.27 s per step at batch 16 -> 3000 steps in ~15 min (benchmarks/diffusion.py)
+        "quick": {"train": dict(steps=3000, batch_size=16, ckpt_every=250, lr=5e-4)},
+        "paper": {"train": dict(steps=100_000, batch_size=64, ckpt_every=5000, lr=2e-4)},
+    })
 
     def _uae_input(self, scene, space: str) -> tuple[np.ndarray, np.ndarray, float]:
         """(cube the UAE reads, the part VCA and the statistics see, factor back to our units)."""
@@ -118,13 +126,11 @@ class HUD(Generator):
     def endmember_matrix(self):
         return self.uae_.endmembers
 
-    def sampling_key(self) -> str:
-        return self.config_.sampling_key()
+    def denoiser(self):
+        return self.unet_
 
-    def sampler_settings(self) -> dict:
-        c = self.config_.diffusion
-        return {"sampler": c.sampler, "steps": c.sample_steps if c.sampler == "ddim" else c.T, "eta": c.eta,
-                "clip_z0": c.clip_z0}
+    def latent_channels(self) -> int:
+        return self.uae_.d
 
     @classmethod
     def complexity_spec(cls, cfg, bands, d) -> ComplexitySpec:
@@ -134,43 +140,24 @@ class HUD(Generator):
                                                                       torch.zeros(b, dtype=torch.long, device=dev)),
                               cfg.diffusion.T, extra_flops_per_px=2 * d * bands, extra_params=2 * bands * d)
 
-    def sample_abundances(self, n: int, random_state=0, sampler: str | None = None, steps: int | None = None,
-                          eta: float | None = None, clip_z0: bool | None = None, batch_size: int = 64,
-                          device: str = "auto", progress: bool = False) -> np.ndarray:
-        """X̂ ``(n, d, 32, 32)``: reverse diffusion (Algorithm 2 or DDIM), then softmax (eq. 5; on the simplex),
-        or with ``unmixing.projection="clip"`` negatives clipped and each pixel renormalised, or with ``"none"``
-        the de-standardised output as it is (may be negative and off the simplex).
-
-        Sampler settings default to the run's config; ``clip_z0`` clips Ẑ_0 to :meth:`z0_range`.
-        """
-        dc = self.config_.diffusion
-        sampler = sampler or dc.sampler
-        steps = steps or (dc.sample_steps if sampler == "ddim" else dc.T)
-        eta = dc.eta if eta is None else eta
-        clip_z0 = dc.clip_z0 if clip_z0 is None else bool(clip_z0)
-        dev = resolve_device(device)
-        net = self.unet_.to(dev)
-        gen = torch.Generator().manual_seed(int(random_state))
-        size = self.config_.train.patch_size
-        z0_range = self.z0_range() if clip_z0 else None
-        out = []
-        for i in range(0, n, batch_size):
-            m = min(batch_size, n - i)
-            kw = dict(steps=steps, eta=eta) if sampler == "ddim" else {}
-            z = self.diffusion_.sample(net, (m, self.uae_.d, size, size), sampler=sampler, generator=gen,
-                                       device=dev, progress=progress, z0_range=z0_range, **kw)
-            z = z.double().cpu().numpy() * self.z_scale_ + self.z_shift_
-            if self.projection_ == "softmax":
-                out.append(uae_mod.constrain(z))  # eq. 5
-            elif self.projection_ == "clip":
-                out.append(clip_renormalise(z))
-            else:
-                out.append(z)
-        return np.concatenate(out).astype(np.float32)
+    def decode_latent(self, z):
+        """X̂ from the reverse process's output: softmax (eq. 5; on the simplex), or with
+        ``unmixing.projection="clip"`` negatives clipped and each pixel renormalised, or with ``"none"`` the
+        de-standardised output as it is (may be negative and off the simplex); then Ŷ = A X̂ (eq. 6)."""
+        z = np.asarray(z, np.float64) * self.z_scale_ + self.z_shift_
+        if self.projection_ == "softmax":
+            X = uae_mod.constrain(z)  # eq. 5
+        elif self.projection_ == "clip":
+            X = clip_renormalise(z)
+        else:
+            X = z
+        X = X.astype(np.float32)
+        return self.decode(X), X  # decoder A (eq. 6)
 
     def z0_range(self) -> tuple[float, float]:
-        """The latent's exact support in the network's units: Z ∈ [ln e, ln(1 + e)], e = e^(−ln d − 8) (eq. 4)
-        with the projection, X ∈ [0, 1] with ``"clip"``. Needs one affine map for every endmember channel."""
+        """The latent's exact support in the network's units (``clip_z0``): Z ∈ [ln e, ln(1 + e)],
+        e = e^(−ln d − 8) (eq. 4) with the projection, X ∈ [0, 1] with ``"clip"``. Needs one affine map for every
+        endmember channel."""
         if self.projection_ == "none":
             raise ValueError("clip_z0: the latent of unmixing.projection='none' has no bounded support")
         if np.ptp(self.z_shift_) > 0 or np.ptp(self.z_scale_) > 0:
@@ -191,10 +178,6 @@ class HUD(Generator):
         if self.space_ == "authors":
             Y = np.clip(Y, 0.0, 2.0) * self.to_ours_
         return Y.astype(np.float32)
-
-    def _sample(self, n, random_state, device, progress, **options):
-        X = self.sample_abundances(n, random_state, device=device, progress=progress, **options)
-        return self.decode(X), X  # decoder A (eq. 6)
 
 
 def clip_renormalise(X: np.ndarray, axis: int = -3) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""UD: UnmixDiff (Yu et al., TGRS 2024) as the HUD authors ran it (authors_code.md section D; yuyang95/UnmixingDM),
+"""UD: UnmixDiff (Yu et al., TGRS 2024) as the HUD authors ran it (docs/authors_code.md §D; yuyang95/UnmixingDM),
 and what UBF shares with it. The paper's claim is that HUD's *fixed* VCA/FCLS unmixing beats a *learned* one; these
 two baselines are the learned side.
 
@@ -29,8 +29,8 @@ Run directory: ``uae/`` (stage 1's loop: checkpoint, losses, ``weights.pt``), ``
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,14 +38,81 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..config import DiffusionConfig, UNetConfig, merge_layers, sampling
 from ..train import TrainPlan, build_diffusion, build_unet, train_loop, windows_per_epoch
 from ..uae import project_simplex
 from ..utils import atomic_save_npy, atomic_torch_save, atomic_write_text, barrier, dist_info, resolve_device
-from .base import ComplexitySpec, NetworkGenerator
+from .base import ComplexitySpec, DiffusionGenerator, NetworkGenerator
 
-__all__ = ["UD", "UnmixDiffGenerator", "UnmixingNet", "charbonnier", "sad_loss", "tv_loss", "DECODERS"]
+__all__ = ["UD", "UnmixDiffConfig", "UnmixDiffGenerator", "UnmixingNet", "charbonnier", "sad_loss", "tv_loss",
+           "DECODERS"]
 
 DECODERS = ("simplex", "authors")
+
+
+@dataclass
+class UnmixDiffConfig:
+    """UD (UnmixDiff, Yu et al. TGRS 2024) and UBF (Unmixing-before-fusion, Yu et al. CVPR 2024) as the HUD authors
+    ran them (docs/authors_code.md §D; yuyang95/UnmixingDM): a *learned* unmixing autoencoder, then a diffusion
+    model on its abundances scaled to [−1, 1]. The diffusion stage uses the run's ``unet``/``diffusion``/``train``
+    sections (set per profile in MODEL_PROFILES); this section holds the autoencoder and what is specific to them.
+
+    ``p``: abundance channels (None: the scene's class count, HUD's d; the authors used 5).
+    ``widths``/``n_blocks``/``res_scale``/``reduction``: the SSPN-style encoder (a 3×3 conv to widths[0], then one
+    SSPN group per width, each of ``n_blocks`` spatial residual + channel-attention blocks, ending in p channels).
+    ``w_sad``, ``w_tv``, ``charbonnier_eps``: loss Charbonnier + w_sad·SAD + w_tv·TV(endmembers); ``tv_axis``:
+    ``"endmembers"`` (the authors' code differences neighbouring endmembers) or ``"bands"`` (neighbouring bands of
+    each endmember: spectral smoothness). ``uae_*``: stage 1's optimisation (Adam), learning rate × ``lr_gamma``
+    every ``lr_step_epochs`` epochs (one epoch = every ``uae_patch`` window once). ``diffusion_loss``: ``"l1"``
+    (theirs) or ``"l2"`` on ε. ``decode`` (a sampling setting, not hashed): ``"simplex"`` (project the sampled
+    abundances onto the simplex and decode with the trained decoder) or ``"authors"`` ((x̂+1)/2 with no sum-to-one,
+    decoded with min–max-normalised decoder weights, as their Synthesis.py)."""
+
+    p: int | None = None
+    widths: tuple[int, ...] = (32, 64, 128, 96, 48)
+    n_blocks: int = 3
+    res_scale: float = 0.1
+    reduction: int = 16
+    charbonnier_eps: float = 1e-3
+    w_sad: float = 0.1
+    w_tv: float = 0.015
+    tv_axis: str = "endmembers"
+    uae_steps: int = 500
+    uae_batch: int = 64
+    uae_lr: float = 2e-4
+    uae_patch: int = 128
+    lr_step_epochs: int = 40
+    lr_gamma: float = 0.5
+    diffusion_loss: str = "l1"
+    decode: str = sampling("simplex")
+
+
+# The authors' diffusion in every profile: T = 2000, linear β 1e-6 → 1e-2, ε-prediction with L1, x̂₀ clamped to
+# [−1, 1] (docs/authors_code.md §D).
+_UD_DIFFUSION = dict(T=2000, beta_start=1e-6, beta_end=1e-2, prediction="eps", clip_z0=True)
+_UD_PROFILES = {
+    "smoke": {"diffusion": dict(_UD_DIFFUSION, sample_steps=10),
+              "train": dict(steps=20, batch_size=4, ckpt_every=10, lr=1e-3, ema_decay=0.9),
+              "unmixdiff": dict(widths=(8, 8), n_blocks=1, reduction=4, uae_steps=20, uae_batch=4, uae_patch=32,
+                                uae_lr=2e-3)},
+    # 2-core CPU (benchmarks/training.py): stage 1 (encoder 16-32-32-24-16, one block per group, batch 16 at
+    # 32 px) and stage 2 (HUD quick's U-Net) together about HUD quick's training time
+    "quick": {"unet": dict(model_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1, attention_resolutions=(8,),
+                           num_heads=2),
+              # v-prediction at quick, as HUD quick and for the same measured reason (README)
+              "diffusion": dict(_UD_DIFFUSION, sampler="ddim", sample_steps=50, eta=1.0, prediction="v"),
+              "train": dict(steps=2500, batch_size=16, ckpt_every=250, lr=5e-4, ema_decay=0.995),
+              "unmixdiff": dict(widths=(16, 32, 32, 24, 16), n_blocks=1, reduction=4, uae_steps=800, uae_batch=16,
+                                uae_patch=32, uae_lr=1e-3)},
+    # the authors' settings: UAE 100 epochs at batch 64 on 128-px windows (Indian Pines: 324 windows, 5 steps per
+    # epoch), SR3 U-Net 64 ch 1-2-4-8-8, attention at 16 px, dropout 0.2, Adam 1e-4 batch 64 without EMA, ancestral
+    # sampling over all 2000 steps; p = 5. The diffusion stage trains on 32-px crops (theirs: 128 px).
+    "paper": {"unet": dict(model_channels=64, channel_mult=(1, 2, 4, 8, 8), num_res_blocks=2,
+                           attention_resolutions=(16,), dropout=0.2, num_heads=1),
+              "diffusion": dict(_UD_DIFFUSION, sampler="ddpm"),
+              "train": dict(steps=100_000, batch_size=64, ckpt_every=5000, lr=1e-4, ema_decay=0.0),
+              "unmixdiff": dict(p=5, uae_steps=500, uae_batch=64, uae_patch=128, uae_lr=2e-4)},
+}
 
 
 # ------------------------------------------------------------------------------------------------------ losses
@@ -157,7 +224,7 @@ class UnmixingNet(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------------ generator
-class UnmixDiffGenerator(NetworkGenerator):
+class UnmixDiffGenerator(DiffusionGenerator, NetworkGenerator):
     """Two-stage generator (learned unmixing autoencoder, then abundance diffusion); subclasses say which bands the
     encoder reads (:meth:`encoder_bands`).
 
@@ -165,6 +232,10 @@ class UnmixDiffGenerator(NetworkGenerator):
     kept), ``diffusion_``, ``p_``; ``train_info_`` holds both stages' info when fitted in this process.
     """
 
+    sections = {"unmixdiff": UnmixDiffConfig, "unet": UNetConfig, "diffusion": DiffusionConfig}
+    profiles = merge_layers(DiffusionGenerator.profiles, _UD_PROFILES)
+    sampler_options = DiffusionGenerator.sampler_options + ("decode",)
+    ddpm_sigma = "posterior"  # SR3's ancestral sampler
     sample_nets = ("uae", "unet")
     has_abundances = True
     variants = {"authors-decoding": {"unmixdiff": {"decode": "authors"}}, "p5": {"unmixdiff": {"p": 5}},
@@ -189,7 +260,7 @@ class UnmixDiffGenerator(NetworkGenerator):
         train = dataclasses.replace(cfg.train, steps=u.uae_steps, batch_size=u.uae_batch, lr=u.uae_lr,
                                     patch_size=u.uae_patch, ema_decay=0.0, grad_clip=0.0,
                                     ckpt_every=max(1, min(cfg.train.ckpt_every, u.uae_steps)))
-        return dataclasses.replace(cfg, train=train)
+        return cfg.replace(train=train)
 
     @classmethod
     def training_iterations(cls, cfg):
@@ -269,10 +340,9 @@ class UnmixDiffGenerator(NetworkGenerator):
                                         device=device, resume=resume, progress=progress)
         if rank == 0:
             unet = emas.get("unet", plan2.nets["unet"])
-            cube_sha = hashlib.sha256(np.ascontiguousarray(scene.cube).tobytes()).hexdigest()
             in_bands = self.encoder_bands(scene)
             atomic_torch_save({"nets": {"uae": uae.state_dict(), "unet": unet.state_dict()},
-                               "bands": int(scene.bands), "p": p, "in_bands": in_bands, "scene_sha256": cube_sha,
+                               "bands": int(scene.bands), "p": p, "in_bands": in_bands, "scene_sha256": scene.sha256,
                                "step": info2["steps"], "uae_step": info1["steps"]}, run_dir / "weights.pt")
             losses = {}
             for sub in ("uae", "diffusion"):
@@ -302,31 +372,28 @@ class UnmixDiffGenerator(NetworkGenerator):
         return self.nets_["uae"].endmembers.detach().double().cpu().numpy()
 
     # ---------------------------------------------------------------- sampling
-    def sampling_key(self) -> str:
-        return f"{self.config_.sampling_key()}-{self.config_.unmixdiff.decode}"
+    def denoiser(self):
+        return self.nets_["unet"]
 
-    def sampler_settings(self) -> dict:
-        c = self.config_.diffusion
-        return {"sampler": c.sampler, "steps": c.sample_steps if c.sampler == "ddim" else c.T,
-                "eta": c.eta if c.sampler == "ddim" else None, "clip_x0": c.clip_z0,
-                "decode": self.config_.unmixdiff.decode}
+    def latent_channels(self) -> int:
+        return self.p_
 
-    def sample_scaled(self, n: int, random_state=0, batch_size: int = 64, device="auto",
-                      progress: bool = False) -> np.ndarray:
-        """x̂ ``(n, p, 32, 32)`` in the diffusion's [−1, 1] units (the run's sampler; x̂₀ clamped when ``clip_z0``)."""
-        dc = self.config_.diffusion
-        dev = resolve_device(device)
-        net = self.nets_["unet"].to(dev)
-        gen = torch.Generator().manual_seed(int(random_state))
-        size = self.config_.train.patch_size
-        out = []
-        for i in range(0, n, batch_size):
-            m = min(batch_size, n - i)
-            kw = dict(steps=dc.sample_steps, eta=dc.eta) if dc.sampler == "ddim" else dict(sigma="posterior")
-            x = self.diffusion_.sample(net, (m, self.p_, size, size), sampler=dc.sampler, generator=gen, device=dev,
-                                       progress=progress, z0_range=(-1.0, 1.0) if dc.clip_z0 else None, **kw)
-            out.append(x.float().cpu().numpy())
-        return np.concatenate(out) if out else np.empty((0, self.p_, size, size), np.float32)
+    def z0_range(self):
+        return (-1.0, 1.0)  # x = 2A - 1
+
+    def sampler_settings(self, **options) -> dict:
+        """:meth:`DiffusionGenerator.sampler_settings` and the decoding (``decode``, default the config's)."""
+        st = super().sampler_settings(**options)
+        decode = options.get("decode") or self.config_.unmixdiff.decode
+        if decode not in DECODERS:
+            raise ValueError(f"decode: expected one of {DECODERS}, got {decode!r}")
+        return {**st, "decode": decode}
+
+    def sampling_key(self, **options) -> str:
+        return f"{super().sampling_key(**options)}-{self.sampler_settings(**options)['decode']}"
+
+    def decode_latent(self, z):
+        return self.decode(z)
 
     def decode(self, x: np.ndarray, mode: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(Ŷ ``(n, bands, h, w)``, A ``(n, p, h, w)``) from x̂ in [−1, 1] by ``mode`` (default: the config's
@@ -343,17 +410,17 @@ class UnmixDiffGenerator(NetworkGenerator):
         Y = torch.einsum("bp,nphw->nbhw", E, A)
         return Y.float().numpy(), A.float().numpy()
 
-    def _sample(self, n, random_state, device, progress, batch_size: int = 64, **options):
-        # x̂ is cached in the run directory: the decoding variants share one diffusion sampling
-        cache = self.run_dir_ / (f"xhat_{self.weights_hash()}_n{n}_seed{random_state}_b{batch_size}_"
-                                 f"{self.config_.sampling_key()}.npy")
+    def _sample(self, n, random_state, device, progress, decode=None, **options):
+        # x̂ is cached in the run directory: the decodings share one diffusion sampling
+        cache = self.run_dir_ / (f"xhat_{self.weights_hash()}_n{n}_seed{random_state}_b{self.sample_batch}_"
+                                 f"{DiffusionGenerator.sampling_key(self, **options)}.npy")
         if cache.is_file():
             x = np.load(cache)
         else:
-            x = self.sample_scaled(n, random_state, batch_size, device, progress)
+            x = self.sample_latent(n, random_state, device=device, progress=progress, **options)
             if isinstance(random_state, (int, np.integer)):
                 atomic_save_npy(cache, x)
-        return self.decode(x)
+        return self.decode(x, decode)
 
     def encode(self, Y: np.ndarray, device="auto") -> np.ndarray:
         """The trained encoder's abundances ``(n, p, h, w)`` of patches ``Y`` ``(n, bands, h, w)``."""

@@ -10,15 +10,33 @@ in [0, 1] (outputs are always in the data range). ``sample`` decodes z ~ N(0, I)
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..config import merge_layers
 from ..train import TrainPlan, windows_per_epoch
 from ..utils import resolve_device
 from .base import ComplexitySpec, NetworkGenerator
 
-__all__ = ["VAE", "VAENet", "VAEDecoder", "kl_divergence"]
+__all__ = ["VAE", "VAEConfig", "VAENet", "VAEDecoder", "kl_divergence"]
+
+
+@dataclass
+class VAEConfig:
+    """The authors' VAE (experiments/models/VAE.py): stride-2 conv encoder with a residual block after each
+    convolution, flattened (widths[-1]·(p/8)² = 512 at p = 32), fc to ``fc`` then to (μ, log σ²) of size
+    ``latent``; the decoder mirrors it (fc latent → flattened size, transposed convs). ``widths`` are the encoder's
+    channels (the decoder uses them reversed). Loss: MSE (sum) + ``kl_weight``·KL.
+    Learning rate × ``lr_gamma`` per epoch (one epoch = every 32×32 window of the scene once)."""
+
+    latent: int = 20
+    widths: tuple[int, ...] = (128, 64, 32)
+    fc: int = 256
+    kl_weight: float = 1.0
+    lr_gamma: float = 0.95
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -95,6 +113,15 @@ class VAE(NetworkGenerator):
     :class:`VAENet`)."""
 
     name = "VAE"
+    sections = {"vae": VAEConfig}
+    profiles = merge_layers({
+        "smoke": {"train": dict(steps=30, batch_size=4, ckpt_every=10, lr=1e-3), "vae": dict(widths=(16, 16, 8), fc=32)},
+        # 2-core CPU: 0.31 s per step -> 2600 steps ~ HUD quick's budget; lr 5e-4 (authors 1e-4) so that 4 epochs
+        # can converge
+        "quick": {"train": dict(steps=2600, batch_size=20, ckpt_every=250, lr=5e-4)},
+        # 100 epochs of Indian Pines' 12,996 windows at batch 20 (the authors' setting)
+        "paper": {"train": dict(steps=65_000, batch_size=20, ckpt_every=5000, lr=1e-4)},
+    }, {p: {"train": dict(grad_clip=0.0)} for p in ("smoke", "quick", "paper")})
     sample_nets = ("vae.dec",)
 
     @staticmethod
