@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from hudlib import classifier as C
+from hudlib import metrics as M
 from hudlib.data import load_scene, patches
 
 
@@ -52,7 +53,7 @@ def sound(scene, args) -> None:
         rng = np.random.default_rng(seed)
         rows = []
         for name, x in controls(scene, args.n, rng).items():
-            r = C.classifier_scores(net, x, real)
+            r = M.classifier_scores(net, x, real)
             rows.append((name, r["IS"], r["FID"], r["SD"]))
         print(f"  {'generator':22s} {'IS':>7s} {'FID':>9s} {'SD':>6s}   (IS of the reference set {r['IS_real']:.3f})")
         for name, i, f, s in rows:
@@ -76,7 +77,7 @@ def authors(scene, args) -> None:
               f" majority share {info['val_majority_share']:.3f}; {info['steps']} steps in {info['wall_time_s']:.0f} s"
               f" ({info['seconds_per_step']:.2f} s/step; a full epoch is {-(-info['n_train_windows'] // 32)} steps)")
     X = scene.to_authors_space(patches(scene, 32, 8, random_state=0))
-    p, f = C.authors_pixel_outputs(net, X)
+    p, f = M.authors_pixel_outputs(net, X)
     print(f"authors_pixel_outputs on 8 patches: probs {p.shape} (rows sum to 1: {np.allclose(p.sum(1), 1)}), "
           f"features {f.shape}")
 

@@ -1,14 +1,15 @@
-"""Per-scene classifiers and the classifier-based scores IS, FID (paper IV-C) and SD (HyperLDM III-E).
+"""Per-scene classifiers behind IS, FID (paper IV-C) and SD (HyperLDM III-E): the spatially disjoint split, training
+and caching. The scores themselves are in :mod:`hudlib.metrics.classifier_scores`.
 
 The paper replaces the ImageNet InceptionV3 of IS/FID by "a classification network trained on each dataset"
-(IV-C). Two such networks live in :mod:`hudlib.classifier_nets`; this module trains, caches and scores them.
+(IV-C). Two such networks live in :mod:`hudlib.classifier_nets`; this module trains and caches them.
 
-* Sound scores (:func:`train_classifier`, :func:`classifier_scores`): :class:`PixelNeighbourhoodNet` classifies
+* Sound scores (:func:`train_classifier`): :class:`PixelNeighbourhoodNet` classifies
   every pixel from its 3 x 3 neighbourhood of standardised spectra. Every pixel of a patch is one sample: IS and SD
   use the per-pixel softmax over the scene's classes, FID the per-pixel features. Accuracy is measured on a
   spatially disjoint held-out region (:func:`spatial_split`), the same region for every architecture.
-* The authors' classifier (:func:`train_authors_classifier`, :func:`authors_pixel_outputs`): their 1x1-conv
-  per-pixel network and recipe, in their data space (:meth:`hudlib.data.Scene.to_authors_space`), for the paper-exact IS/FID.
+* The authors' classifier (:func:`train_authors_classifier`): their 1x1-conv per-pixel network and recipe, in their
+  data space (:meth:`hudlib.data.Scene.to_authors_space`), for the paper-exact IS/FID.
 
 Arrays are channel-first: a batch of patches is ``(n, bands, h, w)``.
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import math
 import time
@@ -30,29 +30,23 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import scipy.linalg
 import scipy.ndimage
-import scipy.special
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .classifier_nets import AuthorsPixelClassifier, PixelNeighbourhoodNet
 from .data import DataError, Scene, load_scene
-from .utils import atomic_torch_save, atomic_write_text, resolve_device
+from .metrics.classifier_scores import authors_pixel_outputs
+from .utils import atomic_torch_save, atomic_write_text, resolve_device, state_hash
 
-__all__ = [
-    "CLASSIFIER_VERSION", "AUTHORS_CLASSIFIER_VERSION", "spatial_split", "crop_centres", "train_classifier", "load_classifier",
-    "weights_hash", "classifier_outputs", "inception_score", "frechet_distance", "spectral_diversity",
-    "classifier_scores", "train_authors_classifier", "authors_pixel_outputs",
-    "authors_pixel_accuracy",
-]
+__all__ = ["CLASSIFIER_VERSION", "AUTHORS_CLASSIFIER_VERSION", "spatial_split", "crop_centres", "train_classifier",
+           "load_classifier", "train_authors_classifier", "authors_pixel_accuracy"]
 
 # Bump when the training code or the network changes what a cached classifier would be: it is part of the cache key.
 CLASSIFIER_VERSION = "pixel3x3-v1"
 AUTHORS_CLASSIFIER_VERSION = "authors-1x1-v2"  # v2: steps run on the pixels (a subset when pixels_per_step)
 
-# The authors' clipping value V per scene: their data space is clip(raw, 0, V) / V * 2 - 1 (authors_code.md).
 # --------------------------------------------------------------------------------------------- helpers
 def _scene_arrays(scene):
 
@@ -214,13 +208,6 @@ def _windows(padded: np.ndarray, rows: np.ndarray, cols: np.ndarray, k: int) -> 
     return np.ascontiguousarray(out.transpose(1, 0, 2, 3))
 
 
-def weights_hash(net: torch.nn.Module) -> str:
-    """sha256 (hex) of a network's state dict as :func:`torch.save` writes it on the CPU: results are keyed by it."""
-    buf = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buf)
-    return hashlib.sha256(buf.getvalue()).hexdigest()
-
-
 def _pixel_accuracy(net, padded, rows, cols, labels, device, batch_size: int = 4096):
     """Overall and balanced (mean per-class recall) accuracy of ``net`` on the centre pixels ``(rows, cols)``."""
     if len(rows) == 0:
@@ -321,7 +308,7 @@ def train_classifier(scene, size: int = 32, steps: int = 600, batch_size: int = 
         ``train_accuracy`` (<= 2048 random training pixels), ``n_train``, ``n_holdout``, ``n_dropped``,
         ``train_classes``/``holdout_classes`` (0-based), ``steps``, ``wall_time_s`` (the original run's on a cache
         hit), ``final_loss``, ``config``, ``train_config``, ``classifier_version``, ``cache_key``,
-        ``weights_sha256`` (:func:`weights_hash`), ``cached``.
+        ``weights_sha256`` (:func:`hudlib.utils.state_hash`), ``cached``.
     """
     scene, cube, gt = _scene_arrays(scene)
     n_classes = int(getattr(scene, "n_classes", int(gt.max())))
@@ -343,7 +330,7 @@ def train_classifier(scene, size: int = 32, steps: int = 600, batch_size: int = 
         except Exception as e:  # corrupt or incompatible cache entry: retrain and overwrite
             warnings.warn(f"{wpath}: unreadable cached classifier ({type(e).__name__}: {e}); retraining")
     net, info = _train_sound(cube, gt, name, model_config, train_config, dev, progress)
-    info.update(cache_key=cache_key, weights_sha256=weights_hash(net))
+    info.update(cache_key=cache_key, weights_sha256=state_hash(net))
     if wpath is not None:
         wpath.parent.mkdir(parents=True, exist_ok=True)
         atomic_torch_save({k: v.detach().cpu() for k, v in net.state_dict().items()}, wpath)
@@ -390,182 +377,6 @@ def _train_sound(cube, gt, name, model_config, cfg, dev, progress) -> tuple[Pixe
     return net, info
 
 
-# --------------------------------------------------------------------------------------------- scores
-def _as_batch(x, name: str, bands: int | None = None) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        t = x.detach().to(torch.float32)
-    else:
-        try:
-            t = torch.from_numpy(np.ascontiguousarray(np.asarray(x, dtype=np.float32)))
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{name}: expected a numeric array (n, bands, h, w), got {type(x).__name__}") from e
-    if t.ndim != 4:
-        raise ValueError(f"{name}: expected a batch of patches (n, bands, h, w), got shape {tuple(t.shape)}")
-    if bands is not None and t.shape[1] != bands:
-        raise ValueError(f"{name}: expected {bands} bands (the classifier's), got {t.shape[1]} in shape "
-                         f"{tuple(t.shape)}")
-    if t.shape[0] == 0:
-        raise ValueError(f"{name}: expected at least one patch, got shape {tuple(t.shape)}")
-    if not torch.isfinite(t).all():
-        raise ValueError(f"{name}: expected finite values, got NaN/Inf")
-    return t
-
-
-def classifier_outputs(net: PixelNeighbourhoodNet, x, batch_size: int = 32, device=None, max_pixels: int = 262144,
-                       random_state=0) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel softmax ``(N, n_classes)`` and features ``(N, feature_dim)`` (float64) of patches ``x``
-    ``(n, bands, h, w)`` (numpy or torch), each patch reflection-padded so every pixel has a full neighbourhood.
-
-    ``N = n * m`` with ``m = min(h * w, max_pixels // n)`` pixels per patch (all of them, or ``m`` positions drawn
-    per patch from ``random_state``), which bounds memory for large ``n``. Eval mode, no gradients; the net's mode
-    is restored.
-    """
-    _positive("batch_size", batch_size)
-    _positive("max_pixels", max_pixels)
-    x = _as_batch(x, "x", net.config["bands"])
-    n, _, h, w = x.shape
-    m = max(1, min(h * w, int(max_pixels) // n))
-    rng = np.random.default_rng(random_state)
-    dev = resolve_device(device) if device is not None else next(net.parameters()).device
-    was_training = net.training
-    net.to(dev).eval()
-    probs, feats = [], []
-    try:
-        with torch.inference_mode():
-            for i in range(0, n, batch_size):
-                f = net.features(x[i:i + batch_size].to(dev), pad=True)  # (b, F, h, w)
-                p = torch.softmax(net.head(f).double(), dim=1)
-                f, p = f.flatten(2).transpose(1, 2), p.flatten(2).transpose(1, 2)  # (b, h*w, .)
-                if m < h * w:
-                    pick = torch.from_numpy(np.stack([rng.choice(h * w, m, replace=False) for _ in range(len(f))]))
-                    pick = pick.to(dev)[:, :, None]
-                    f, p = f.gather(1, pick.expand(-1, -1, f.shape[2])), p.gather(1, pick.expand(-1, -1, p.shape[2]))
-                probs.append(p.reshape(-1, p.shape[2]).cpu().numpy())
-                feats.append(f.double().reshape(-1, f.shape[2]).cpu().numpy())
-    finally:
-        net.train(was_training)
-    return np.concatenate(probs), np.concatenate(feats)
-
-
-def _check_probs(probs, name: str = "probs") -> np.ndarray:
-    p = np.asarray(probs, dtype=np.float64)
-    if p.ndim != 2 or p.shape[0] < 1 or p.shape[1] < 1:
-        raise ValueError(f"{name}: expected softmax probabilities (n, n_classes), got shape {p.shape}")
-    if not np.isfinite(p).all() or p.min() < 0:
-        raise ValueError(f"{name}: expected finite non-negative probabilities")
-    s = p.sum(axis=1)
-    if np.abs(s - 1).max() > 1e-3:
-        raise ValueError(f"{name}: expected rows summing to 1 (softmax outputs), got sums in "
-                         f"[{s.min():.4g}, {s.max():.4g}]")
-    return p / s[:, None]
-
-
-def inception_score(probs) -> float:
-    """Inception Score ``exp(E_x KL(p(y|x) || p(y)))`` of softmax outputs ``probs`` ``(n, C)``.
-
-    ``p(y)`` is the mean of the rows. One split over all samples (Salimans et al. average 10 splits; with the
-    few hundred patches used here one split is less noisy). Range ``[1, C]``; ``0 log 0 = 0``.
-    """
-    p = _check_probs(probs)
-    marginal = p.mean(axis=0, keepdims=True)
-    kl = scipy.special.rel_entr(p, marginal).sum(axis=1)
-    return float(np.exp(kl.mean()))
-
-
-def _trace_sqrt_product_psd(ca: np.ndarray, cb: np.ndarray) -> float:
-    """``tr sqrt(ca cb) = tr sqrt(ca^1/2 cb ca^1/2)`` via symmetric eigendecompositions (eigenvalues < 0 -> 0)."""
-    w, v = np.linalg.eigh(ca)
-    sa = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    m = sa @ cb @ sa
-    return float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum())
-
-
-def frechet_distance(feat_a, feat_b) -> float:
-    """Fréchet distance between Gaussian fits of features ``feat_a`` ``(n, d)`` and ``feat_b`` ``(m, d)``:
-    ``||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^{1/2})`` (FID with unbiased covariances, n, m >= 2).
-
-    ``(S_a S_b)^{1/2}`` comes from ``scipy.linalg.sqrtm``; a negligible imaginary part (from tiny negative
-    eigenvalues) is dropped. When a covariance is rank-deficient (``n <= d`` or ``m <= d``), or sqrtm returns
-    non-finite values, warns, or has a non-negligible imaginary part, the trace is computed instead as
-    ``tr (S_a^{1/2} S_b S_a^{1/2})^{1/2}`` from symmetric eigendecompositions with negative eigenvalues set to 0
-    (the same quantity, well defined for any positive semi-definite pair). Rounding-level negatives are clipped
-    to 0.
-    """
-    a = np.asarray(feat_a, dtype=np.float64)
-    b = np.asarray(feat_b, dtype=np.float64)
-    for name, f in (("feat_a", a), ("feat_b", b)):
-        if f.ndim != 2 or f.shape[0] < 2:
-            raise ValueError(f"{name}: expected features (n >= 2, d), got shape {f.shape}")
-        if not np.isfinite(f).all():
-            raise ValueError(f"{name}: expected finite values, got NaN/Inf")
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"feat_b: expected feature dimension {a.shape[1]} (as feat_a), got {b.shape[1]}")
-    d = a.shape[1]
-    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
-    ca = np.atleast_2d(np.cov(a, rowvar=False))
-    cb = np.atleast_2d(np.cov(b, rowvar=False))
-    tr_sqrt = None
-    if a.shape[0] > d and b.shape[0] > d:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            try:
-                covmean = scipy.linalg.sqrtm(ca @ cb)
-            except (Warning, np.linalg.LinAlgError, ValueError):
-                covmean = None
-        if covmean is not None and np.isfinite(covmean).all():
-            scale = max(1.0, float(np.abs(covmean).max()))
-            if not np.iscomplexobj(covmean) or np.abs(covmean.imag).max() <= 1e-6 * scale:
-                tr_sqrt = float(np.trace(covmean.real))
-    if tr_sqrt is None:
-        tr_sqrt = _trace_sqrt_product_psd(ca, cb)
-    fid = float(((mu_a - mu_b) ** 2).sum() + np.trace(ca) + np.trace(cb) - 2 * tr_sqrt)
-    return max(fid, 0.0)
-
-
-def spectral_diversity(probs) -> float:
-    """Spectral diversity SD of HyperLDM (III-E, eqs. 26-28) from softmax outputs ``probs`` ``(n, C)``.
-
-    Samples are grouped by predicted class ``i = argmax``; per group ``V_i`` the marginal ``p(y_i)`` is the
-    mean softmax vector of the group (eq. 26); ``E KL`` is the mean over the group of ``KL(v || p(y_i))``
-    (eq. 27); ``SD = (1 / n_s) sum_i exp(E KL)`` (eq. 28) where the sum and ``n_s`` run over the classes that
-    occur as predictions (an empty group has no marginal; counting it as ``exp(0) = 1`` or 0 would make SD
-    depend on classes nobody predicts). Range ``[1, C]``; 1 when every group is constant. ``0 log 0 = 0``.
-    """
-    p = _check_probs(probs)
-    pred = p.argmax(axis=1)
-    terms = []
-    for i in np.unique(pred):
-        group = p[pred == i]
-        marginal = group.mean(axis=0, keepdims=True)  # eq. 26
-        kl = scipy.special.rel_entr(group, marginal).sum(axis=1)  # eq. 27
-        terms.append(np.exp(kl.mean()))
-    return float(np.mean(terms))  # eq. 28
-
-
-def classifier_scores(net: PixelNeighbourhoodNet, generated, real_patches, batch_size: int = 32, device=None,
-                      max_pixels: int = 262144) -> dict:
-    """IS, FID and SD of ``generated`` ``(n, bands, h, w)`` against ``real_patches`` ``(m, bands, h, w)``.
-
-    Every pixel (its 3 x 3 neighbourhood in the patch) is one sample (see :func:`classifier_outputs`): IS and SD
-    of the generated pixels' softmax outputs, FID between the per-pixel features of real and generated patches,
-    and IS/SD of the real patches for reference. Returns ``{"IS", "FID", "SD", "IS_real", "SD_real",
-    "n_generated", "n_real"}``.
-    """
-    bands = net.config["bands"]
-    gen = _as_batch(generated, "generated", bands)
-    real = _as_batch(real_patches, "real_patches", bands)
-    pg, fg = classifier_outputs(net, gen, batch_size=batch_size, device=device, max_pixels=max_pixels)
-    pr, fr = classifier_outputs(net, real, batch_size=batch_size, device=device, max_pixels=max_pixels)
-    for name, f in (("generated", fg), ("real_patches", fr)):
-        if f.shape[0] < 2:
-            raise ValueError(f"{name}: expected at least 2 pixels for FID, got {f.shape[0]}")
-    return {
-        "IS": inception_score(pg), "FID": frechet_distance(fr, fg), "SD": spectral_diversity(pg),
-        "IS_real": inception_score(pr), "SD_real": spectral_diversity(pr),
-        "n_generated": int(gen.shape[0]), "n_real": int(real.shape[0]),
-    }
-
-
 # --------------------------------------------------------------------------------------------- authors' classifier
 def _authors_windows(gt: np.ndarray, split: str, random_state, size: int = 32):
     """Top-left corners ``(k, 2)`` of training windows, a per-pixel loss mask ``(rows, cols)`` and the evaluation
@@ -595,28 +406,6 @@ def authors_pixel_accuracy(net: AuthorsPixelClassifier, X: np.ndarray, gt: np.nd
     hit = (pred == gt) * w
     recalls = [hit[gt == k].sum() / w[gt == k].sum() for k in np.unique(gt) if w[gt == k].sum() > 0]
     return float(hit.sum() / w.sum()), float(np.mean(recalls))
-
-
-def authors_pixel_outputs(net: AuthorsPixelClassifier, Y, device=None, batch_size: int = 16
-                          ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel softmax ``(N, C)`` and 64-d features ``(N, hidden)`` (float64) of ``Y`` ``(n, bands, h, w)`` in the
-    authors' data space (:meth:`hudlib.data.Scene.to_authors_space`); ``N = n * h * w`` in (patch, row, col) order. Eval mode, no
-    gradients; the net's mode is restored. This is the contract of the paper-exact IS/FID."""
-    Y = _as_batch(Y, "Y", net.config["bands"])
-    dev = resolve_device(device) if device is not None else next(net.parameters()).device
-    was_training = net.training
-    net.to(dev).eval()
-    probs, feats = [], []
-    try:
-        with torch.inference_mode():
-            for i in range(0, len(Y), batch_size):
-                f = net.features(Y[i:i + batch_size].to(dev))
-                p = torch.softmax(net.head(f).double(), dim=1)
-                probs.append(p.permute(0, 2, 3, 1).reshape(-1, p.shape[1]).cpu().numpy())
-                feats.append(f.double().permute(0, 2, 3, 1).reshape(-1, f.shape[1]).cpu().numpy())
-    finally:
-        net.train(was_training)
-    return np.concatenate(probs), np.concatenate(feats)
 
 
 def _authors_step(net, opt, X, Y1h, mask, corners, pixels_per_step, rng, device, size=32) -> float:
@@ -653,7 +442,7 @@ def train_authors_classifier(scene, split: str = "authors", max_epochs: int = 50
                              batch_size: int = 32, lr: float = 1e-4, weight_decay: float = 1e-4, random_state=0,
                              device=None, progress: bool = True, model_kwargs: dict | None = None,
                              V: float | None = None, cache_dir=None) -> tuple[AuthorsPixelClassifier, dict]:
-    """Train the authors' per-pixel classifier with their recipe (authors_code.md, C) on the scene in their space.
+    """Train the authors' per-pixel classifier with their recipe (docs/authors_code.md §C) on the scene in their space.
 
     Recipe: every stride-1 32 x 32 window; Adam(``lr`` 1e-4, ``weight_decay`` 1e-4); batches of 32 windows; BCE of
     the per-pixel softmax against the one-hot label map (background 0 is a class); after each epoch the per-pixel
@@ -738,5 +527,5 @@ def _train_authors(scene, split, max_epochs, patience, steps_per_epoch, pixels_p
                 train_config=dict(max_epochs=max_epochs, patience=patience, steps_per_epoch=steps_per_epoch,
                                   pixels_per_step=pixels_per_step, batch_size=batch_size, lr=lr,
                                   weight_decay=weight_decay, random_state=random_state),
-                weights_sha256=weights_hash(net), device=str(dev))
+                weights_sha256=state_hash(net), device=str(dev))
     return net, info

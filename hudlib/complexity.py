@@ -108,8 +108,9 @@ def complexity_table(scene: str = "IndianPines", profile: str = "paper", sizes=(
             # iterative samplers: sampler_steps evaluations if given; one-shot generators keep theirs (1)
             steps = sampler_steps if sampler_steps and spec.steps > 1 else spec.steps
             rows.append(_row(name, spec, px, steps, device=device))
-        cfg = make_config(scene, "HUD", profile, {"train": {"patch_size": px}})
-        pixel = models.get("HUD").complexity_spec(cfg, bands, bands)  # HUD's U-Net on every band, no decoder
+        ref = models.reference_name()
+        cfg = make_config(scene, ref, profile, {"train": {"patch_size": px}})
+        pixel = models.get(ref).complexity_spec(cfg, bands, bands)  # the reference's U-Net on every band, no decoder
         pixel = dataclasses.replace(pixel, extra_flops_per_px=0, extra_params=0)
         rows.append(_row("DDPM (pixel space)", pixel, px, sampler_steps or cfg.diffusion.T, device=device))
     return rows

@@ -1,7 +1,8 @@
 """Tables I–IV from ``results/``: ours beside the paper's, profile and machine stated, controls included.
 
-A metric is flagged *non-discriminating* on a scene when a trivial control (MeanSpectrum or RandomMixture) scores
-as well as HUD or better (within 1 % relative): such a metric cannot tell HUD from a trivial generator there.
+A metric is flagged *non-discriminating* on a scene when a trivial control (registry role ``trivial``: the mean
+spectrum, random mixtures) scores as well as the reference generator (HUD) or better (within 1 % relative): such a
+metric cannot tell the reference from a trivial generator there.
 """
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ from .utils import atomic_write_text
 __all__ = ["paper_results", "load_results", "variant_row", "split_row", "paper_exact_tables", "discrimination",
            "metric_table", "paper_tables", "write_tables", "complexity_markdown", "make_tables"]
 
-TRIVIAL = ("MeanSpectrum", "RandomMixture")
-PAPER_MODELS = ("GAN", "VAE", "MPRNet", "UD", "UBF", "HUD")
-
-
 def paper_results() -> dict:
     """The paper's Tables I–IV, transcribed once in ``hudlib/paper_results.json``."""
     return json.loads(resources.files("hudlib").joinpath("paper_results.json").read_text())
+
+
+def paper_models() -> list[str]:
+    """The generators' columns of the paper's Tables I–III, in the paper's order."""
+    return list(paper_results()["table1"]["F_p"]["IndianPines"])
 
 
 def _local(rec: dict, runs) -> bool:
@@ -91,14 +93,14 @@ def _better_or_equal(a: float, b: float, direction: int, rel: float = 0.01) -> b
     return direction * (a - b) >= -rel * abs(b)
 
 
-def discrimination(scene_results: dict[str, dict], reference: str = "HUD") -> dict[str, list[str]]:
-    """``{metric: [controls that score level with or better than the reference]}`` for one scene."""
+def discrimination(scene_results: dict[str, dict], reference: str | None = None) -> dict[str, list[str]]:
+    """``{metric: [trivial controls that score level with or better than the reference]}`` for one scene."""
     flags = {}
-    ref = scene_results.get(reference)
+    ref = scene_results.get(reference or models.reference_name())
     if ref is None:
         return flags
     for name, (direction, _, _) in METRICS.items():
-        hits = [c for c in TRIVIAL if c in scene_results and
+        hits = [c for c in models.names(trivial=True) if c in scene_results and
                 _better_or_equal(scene_results[c]["metrics"].get(name), ref["metrics"].get(name), direction)]
         if hits:
             flags[name] = hits
@@ -138,17 +140,18 @@ def metric_table(scene: str, scene_results: dict[str, dict], profile: str) -> st
         if i + 1 < len(order) and split_row(order[i + 1])[0] == base:
             continue
         pm = models.paper_name(base) if base in models.names() else None
-        if pm in PAPER_MODELS:
+        if pm in paper_models():
             lines.append(paper_row(pm))
             shown.add(pm)
-    lines += [paper_row(pm) for pm in PAPER_MODELS if pm not in shown]  # the paper's models we have not run
+    lines += [paper_row(pm) for pm in paper_models() if pm not in shown]  # the paper's models we have not run
     any_rec = next(iter(scene_results.values()))
     hashes = ", ".join(f"{m} {scene_results[m].get('weights_hash')}" for m in order)
     note = (f"\n*{scene}, profile `{profile}`, n = {any_rec['n']} patches per model, machine: {any_rec['machine']}, "
             f"git {any_rec.get('git_commit')}, weights hashes: {hashes}. Paper rows: the paper's Tables I–III (its own setting, RTX 4090). "
             f"↑/↓: better direction. ⚠ non-discriminating here: ")
-    note += ", ".join(f"{k} ({'/'.join(v)} ≥ HUD)" for k, v in flags.items()) if flags else "none"
-    clfinfo = scene_results.get("HUD", any_rec).get("classifier", {})
+    ref = models.reference_name()
+    note += ", ".join(f"{k} ({'/'.join(v)} ≥ {ref})" for k, v in flags.items()) if flags else "none"
+    clfinfo = scene_results.get(ref, any_rec).get("classifier", {})
     if clfinfo:
         note += (f". Classifier held-out accuracy {_fmt(clfinfo.get('holdout_accuracy'))} on a spatially disjoint "
                  f"region (always guessing its majority class: {_fmt(clfinfo.get('holdout_majority_share'))}); "
@@ -168,11 +171,12 @@ def _pm(d: dict | None) -> str:
 def paper_exact_tables(scene: str, scene_results: dict[str, dict], profile: str) -> str:
     """Per metric of Tables I–III: the paper's value, the authors' logged value (hudlib/paper_audit.json), ours with
     the paper-exact metrics (at all n patches, and mean ± std over repeated draws of the paper's 8 patches) and ours
-    with the sound metrics, for every generator of the paper's tables and the controls RealCopy / MeanSpectrum."""
+    with the sound metrics, for every generator of the paper's tables and the anchor controls (real crops, the mean
+    spectrum)."""
     cells = {(c["model"], c["metric"]): c for c in audit.audit_rows(scene)} if scene in audit.load_audit()["scenes"] \
         else {}
     rows = [r for r in scene_results if split_row(r)[0] in models.names() and (
-        models.paper_name(split_row(r)[0]) in PAPER_MODELS or r in ("RealCopy", "MeanSpectrum"))]
+        models.paper_name(split_row(r)[0]) in paper_models() or r in models.names(anchor=True))]
     order = _row_order(rows)
     any_rec = next(iter(scene_results.values()), {})
     ex = any_rec.get("paper_exact", {})

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 __all__ = ["resolve_device", "atomic_torch_save", "atomic_write_text", "atomic_save_npy", "dist_info",
-           "sha256_files"]
+           "sha256_files", "state_hash"]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -95,3 +95,14 @@ def sha256_files(files: Iterable[Path], length: int = 16) -> str:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()[:length]
+
+
+def state_hash(net: torch.nn.Module, length: int | None = None) -> str:
+    """sha256 (hex, the first ``length`` digits) of a network's state dict: names, shapes, dtypes and bytes of every
+    tensor in order. Results are keyed by it (the classifiers' weights), independently of the file format."""
+    h = hashlib.sha256()
+    for k, v in net.state_dict().items():
+        t = v.detach().cpu().contiguous()
+        h.update(f"{k}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:length] if length else h.hexdigest()

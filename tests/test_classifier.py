@@ -8,10 +8,11 @@ import pytest
 import torch
 
 import hudlib
-from hudlib.classifier import (CLASSIFIER_VERSION, authors_pixel_accuracy, authors_pixel_outputs,
-                               classifier_outputs, classifier_scores, frechet_distance, inception_score,
-                               load_classifier, spatial_split, spectral_diversity, train_authors_classifier,
-                               train_classifier, weights_hash)
+from hudlib.classifier import (CLASSIFIER_VERSION, authors_pixel_accuracy, load_classifier, spatial_split,
+                               train_authors_classifier, train_classifier)
+from hudlib.metrics.classifier_scores import (authors_pixel_outputs, classifier_outputs, classifier_scores,
+                                              frechet_distance, inception_score, spectral_diversity)
+from hudlib.utils import state_hash as weights_hash
 from hudlib.classifier_nets import AuthorsPixelClassifier, PixelNeighbourhoodNet
 from hudlib.data import DataError, Scene, load_scene, patches
 

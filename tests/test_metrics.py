@@ -122,6 +122,58 @@ def test_zero_norm_pixels_and_blocks_give_no_nan():
         np.testing.assert_allclose(blk, ref_block_diversity(G, R, 4, mode), atol=1e-5)
 
 
+def _low_rank_batch(seed=0, n=3, C=40, d=5, side=16, off=((1, 2, 3),)):
+    """Patches decoded from d endmembers (Y = E X, as HUD's) with a few pixels pushed off span(E)."""
+    rng = np.random.default_rng(seed)
+    E = rng.random((C, d))
+    X = rng.dirichlet(np.ones(d), size=(n, side, side)).transpose(0, 3, 1, 2)
+    G = np.einsum("cd,ndhw->nchw", E, X).astype(np.float32)
+    for i, r, c in off:
+        G[i, :, r, c] += 0.3 * rng.random(C).astype(np.float32)
+    return G
+
+
+def test_subspace_certifies_each_row():
+    """The basis spans the decoded pixels and the off-directions of a few outliers; a row off it is not certified,
+    every certified row lies within tol of span(Q); too many directions for the rank cap: no subspace."""
+    from hudlib.metrics._common import subspace
+
+    G = _low_rank_batch(off=[(0, r, 0) for r in range(12)])  # 12 pixels with their own directions
+    pix = G.transpose(0, 2, 3, 1).reshape(-1, 40)
+    Q, ok = subspace(pix, max_rank=20)  # room for all: 5 + 12 directions
+    assert Q.shape == (40, 17) and np.allclose(Q.T @ Q, np.eye(17), atol=1e-12) and ok.all()
+    assert subspace(pix) is None  # C // 4 = 10 < 17
+    Q, ok = subspace(pix[pix.shape[0] // 2:])  # patches 1, 2: the 5 endmember directions only
+    assert Q.shape == (40, 5) and ok.all()
+    x = pix.astype(np.float64)
+    res = np.linalg.norm(x - x @ Q @ Q.T, axis=1) / np.linalg.norm(x, axis=1)
+    off = np.zeros(len(pix), bool)
+    off[[r * 16 for r in range(12)]] = True
+    assert res[off].min() > 2e-7 and res[~off].max() <= 2e-7  # the outliers are far from span(E), the rest in it
+    full = np.random.default_rng(1).random((500, 40)).astype(np.float32)
+    assert subspace(full) is None  # full rank
+
+
+def test_low_rank_point_fidelity_and_block_diversity_match_brute_force():
+    """Generated pixels in a 5-D subspace (plus one pixel off it) scored in that subspace: the same per-pixel and
+    per-block values as the full computation and the float64 transcription, to 1e-6."""
+    from hudlib.metrics import paper_exact as PE
+
+    rng = np.random.default_rng(3)
+    R = rng.random((40, 30, 28)).astype(np.float32)
+    G = _low_rank_batch()
+    ref = ref_point_fidelity(G, R)
+    for lr in (True, False):
+        _, per = M.point_fidelity(G, R, return_per_pixel=True, low_rank=lr)
+        np.testing.assert_allclose(per, ref, atol=1e-6)
+        for mode in ("block", "pixel"):
+            _, blk = M.block_diversity(G, R, block=4, normalise=mode, return_per_block=True, low_rank=lr)
+            np.testing.assert_allclose(blk, ref_block_diversity(G, R, 4, mode), atol=1e-6)
+    a = PE.block_diversity_paper(G, R, return_per_patch=True, low_rank=True)[1]
+    b = PE.block_diversity_paper(G, R, return_per_patch=True, low_rank=False)[1]
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
 # --------------------------------------------------------------------------------------------- D_b, eq. 17
 @pytest.mark.parametrize("mode", ["block", "pixel"])
 def test_block_diversity_matches_brute_force_with_chunking(mode):

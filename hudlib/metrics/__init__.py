@@ -1,5 +1,6 @@
 """Evaluation metrics, by family: :mod:`.paper` (the paper's F_p and D_b as written), :mod:`.paper_exact` (as
-the authors' code computed them), :mod:`.distribution`, :mod:`.texture` and :mod:`.physical`. This package re-exports them.
+the authors' code computed them), :mod:`.classifier_scores` (IS, FID, SD), :mod:`.distribution`, :mod:`.texture`,
+:mod:`.physical` and :mod:`.spatial` (full scenes). This package re-exports them.
 
 The families: the paper's point fidelity and block diversity (III-D, eqs. 16-17) plus distribution metrics.
 
@@ -20,6 +21,8 @@ Cosines are clipped to [-1, 1] against fp32 rounding.
 from __future__ import annotations
 
 from ._common import EPS, FLAT_ANGLE
+from .classifier_scores import (authors_pixel_outputs, classifier_outputs, classifier_scores, frechet_distance,
+                                inception_score, spectral_diversity)
 from .distribution import copy_rate, manifold_precision_recall, precision_recall, sliced_wasserstein, wasserstein_1d
 from .paper import block_diversity, point_fidelity
 from .physical import physical_consistency, simplex_angles
@@ -30,5 +33,6 @@ __all__ = [
     "EPS", "FLAT_ANGLE", "point_fidelity", "block_diversity", "precision_recall", "manifold_precision_recall",
     "sliced_wasserstein", "wasserstein_1d", "copy_rate", "neighbour_angle", "roughness_gap",
     "within_patch_angle", "spatial_coherence", "coherence_gap", "physical_consistency", "simplex_angles",
-    "seam_score", "field_scale_statistics",
+    "seam_score", "field_scale_statistics", "classifier_outputs", "authors_pixel_outputs", "classifier_scores",
+    "inception_score", "frechet_distance", "spectral_diversity",
 ]

@@ -14,6 +14,10 @@ EPS = 1e-12
 FLAT_ANGLE = 1e-6  # radians: patches whose pixels differ by less are flat
 _MAX_BYTES = 1 << 28  # 256 MiB for the largest intermediate matrix
 _BLOCK_BYTES = 1 << 23  # 8 MiB: a similarity block that stays in cache while it is reduced
+# A generated pixel whose distance to the subspace of the generated set is at most this fraction of its norm is
+# scored in that subspace: its cosine with any vector then moves by at most this much (below the ~1e-6 accuracy
+# of the fp32 cosines themselves). Generators that decode abundances through d endmembers produce such sets.
+LOW_RANK_TOL = 2e-7
 
 
 # --------------------------------------------------------------------------------------------- input checks
@@ -112,3 +116,35 @@ def _sliding_dots(real_t: torch.Tensor, kernels: torch.Tensor, stride: int, max_
         yield k0, k1, r0, r1, dots
 
 
+
+
+# --------------------------------------------------------------------------------------------- low rank
+def subspace(pixels: np.ndarray, tol: float = LOW_RANK_TOL, max_rank: int | None = None, chunk: int = 65536):
+    """An orthonormal basis of the subspace nearly every row of ``pixels`` ``(m, C)`` lies in, and which rows do.
+
+    The basis ``Q`` ``(C, r)`` float64 spans the eigenvectors of the rows' Gram matrix (float64) with eigenvalue
+    above ``1e-13`` of the largest; ``ok`` ``(m,)`` marks the rows whose distance to span(Q) is at most
+    ``tol ||x||`` (``||x||² - ||Qᵀx||²`` in float64, resolving distances down to ~1e-8 ||x||). For such a unit row x̂
+    and any vector y, ``|<x̂, y> - <Qᵀx̂, Qᵀy>| <= tol ||y||``: dot products in r dimensions instead of C, with that
+    error bound. None when r exceeds ``max_rank`` (default C // 4: no gain worth the work) or no row qualifies.
+    """
+    m, C = pixels.shape
+    max_rank = C // 4 if max_rank is None else max_rank
+    gram = torch.zeros((C, C), dtype=torch.float64)
+    for i in range(0, m, chunk):
+        x = torch.from_numpy(np.ascontiguousarray(pixels[i:i + chunk])).double()
+        gram += x.T @ x
+    w, V = torch.linalg.eigh(gram)
+    w, V = w.flip(0), V.flip(1)
+    if not w[0] > 0:
+        return None
+    r = int((w > w[0] * 1e-13).sum())
+    if r > max_rank:  # (a truncated basis is rotated by what it leaves out: it would certify nothing)
+        return None
+    Q = V[:, :r].contiguous()
+    ok = np.empty(m, dtype=bool)
+    for i in range(0, m, chunk):
+        x = torch.from_numpy(np.ascontiguousarray(pixels[i:i + chunk])).double()
+        sq = x.square().sum(1)
+        ok[i:i + chunk] = ((sq - (x @ Q).square().sum(1)) <= tol * tol * sq).numpy()
+    return (Q.numpy(), ok) if ok.any() else None

@@ -1,7 +1,7 @@
 """The paper's metrics exactly as the authors' experiment code computed them (Tables I-III).
 
 Facts from the authors' public code (Teemo341/latent-diffusion, experiments/metric/evaluation.py and
-ldm/data/HSI.py; summarised in shared/reference/authors_code.md, sections B and C):
+ldm/data/HSI.py; docs/authors_code.md §B, §C):
 
 * data space: ``clip(raw, 0, V) / V * 2 - 1`` with a fixed V per scene (``Scene.authors_clip``), i.e. values in
   [-1, 1]; the "original image" is the centre square crop of the scene (``min(rows, cols)`` on a side);
@@ -29,15 +29,13 @@ from tqdm.auto import tqdm
 
 from ..data import DataError, centre_square
 from . import _common, paper
+from .classifier_scores import kl_to_marginal
 
 __all__ = [
-    "CLASSES_WITH_BACKGROUND", "to_authors_space", "original_image",
+    "to_authors_space", "original_image",
     "point_fidelity_paper", "block_diversity_paper", "inception_score_paper", "inception_score_standard",
     "inception_score_cap", "frechet_distance_paper", "paper_exact_metrics",
 ]
-
-#: classes of the authors' classifier: labelled classes + the background class 0.
-CLASSES_WITH_BACKGROUND = {"IndianPines": 17, "KSC": 14, "Pavia": 10, "PaviaU": 10, "Salinas": 17}
 
 EPS = _common.EPS
 _MAX_BYTES = 1 << 28  # 256 MiB for the largest spectrum block of the FFT correlation
@@ -159,15 +157,19 @@ def _exact_window_scores(Pu: torch.Tensor, T64: torch.Tensor, wins: list) -> tor
     return torch.einsum("rchw,chw->r", torch.stack(stack), Pu) / (h * w)
 
 
-def _db_whole(G: np.ndarray, O: np.ndarray, dev, max_bytes: int, progress: bool) -> np.ndarray:
+def _db_whole(G: np.ndarray, O: np.ndarray, dev, max_bytes: int, progress: bool, Q: np.ndarray | None = None
+              ) -> np.ndarray:
     """Per-patch maximum of the authors' whole-patch score over windows and rotations -> ``(n,)`` float64.
 
     <rot_k(P), window of O> = <P, the same window of rot_{-k}(O)>, so every patch is correlated with the 4 rotated
     unit scene tiles: spatially along rows (one GEMM per column frequency, summing bands and patch rows, rotations
     of equal shape side by side) and by FFT along columns, in float32; the best window found for each patch is
     then re-scored exactly in float64 (so the value is an exact window score, within float32 error of the max).
+    ``Q`` ``(bands, r)``: the unit pixels of every patch lie in span(Q) (``_common.subspace``): the correlation
+    runs on the r coordinates of patches and tiles instead of every band (the re-scoring stays exact).
     """
     n, C, h, w = G.shape
+    Qt = None if Q is None else torch.from_numpy(Q.T).to(dev)  # (r, bands) float64
     _, H, W = O.shape
     L = _plan(H, W, max(h, w), C, max_bytes)
     nxi_max = _fast_size(L) // 2 + 1
@@ -185,11 +187,13 @@ def _db_whole(G: np.ndarray, O: np.ndarray, dev, max_bytes: int, progress: bool)
                 by_shape.setdefault(tuple(idx.shape), []).append((k, idx))
         for (Ht, Wt), rots in by_shape.items():
             Lx, Wo = _fast_size(Wt), Wt - w + 1
-            Tk = torch.stack([T64.view(C, -1)[:, idx].float() for _, idx in rots])  # (R, C, Ht, Wt)
-            That = torch.fft.rfft(Tk, n=Lx, dim=3).permute(0, 3, 1, 2).contiguous()  # (R, n_xi, C, Ht)
+            T = T64 if Qt is None else torch.einsum("rc,chw->rhw", Qt, T64)
+            Tk = torch.stack([T.reshape(T.shape[0], -1)[:, idx].float() for _, idx in rots])  # (R, C|r, Ht, Wt)
+            That = torch.fft.rfft(Tk, n=Lx, dim=3).permute(0, 3, 1, 2).contiguous()  # (R, n_xi, C|r, Ht)
             for i0 in range(0, n, group):
                 Pu = _unit_pixels(torch.from_numpy(G[i0:i0 + group]).to(dev, torch.float64), 1)
-                corr = torch.fft.irfft(_correlate_rows(Pu.float(), That, Lx, xi_chunk), n=Lx, dim=3)[..., :Wo]
+                Pc = Pu if Qt is None else torch.einsum("rc,gchw->grhw", Qt, Pu)
+                corr = torch.fft.irfft(_correlate_rows(Pc.float(), That, Lx, xi_chunk), n=Lx, dim=3)[..., :Wo]
                 arg = corr.reshape(len(Pu), -1).argmax(1).tolist()  # best window over the rotations
                 for j, a in enumerate(arg):
                     r, yx = divmod(a, corr.shape[2] * Wo)
@@ -200,7 +204,7 @@ def _db_whole(G: np.ndarray, O: np.ndarray, dev, max_bytes: int, progress: bool)
 
 
 def block_diversity_paper(G, O, block: int | None = None, device=None, return_per_patch: bool = False,
-                          max_bytes: int = _MAX_BYTES, progress: bool = False):
+                          max_bytes: int = _MAX_BYTES, progress: bool = False, low_rank: bool = True):
     """The authors' ``D_b`` (``block=None``) or hudlib's 8 x 8 variant (``block=8``).
 
     ``block=None``: for each generated patch P ``(bands, h, w)`` the maximum over the 4 rotations ``rot90(P, k)``
@@ -217,6 +221,7 @@ def block_diversity_paper(G, O, block: int | None = None, device=None, return_pe
         device: torch device (default CPU).
         return_per_patch: also return the per-patch (``block=None``) or per-block maxima.
         max_bytes: approximate memory bound of the spectra and correlation blocks.
+        low_rank: patches whose pixels lie in the generated set's subspace are correlated in its coordinates.
     Returns:
         ``D_b`` (float), or ``(D_b, per_patch (n,))`` (``(n, h//b, w//b)`` for ``block=b``).
     """
@@ -230,8 +235,19 @@ def block_diversity_paper(G, O, block: int | None = None, device=None, return_pe
     H, W = O.shape[1:]
     if not ((h <= H and w <= W) or (w <= H and h <= W)):
         raise ValueError(f"G: patches {h}x{w} do not fit in O of {O.shape[1]}x{O.shape[2]} in any rotation")
+    dev = _common._device(device)
+    per = np.empty(n)
+    full = np.arange(n)
     with torch.inference_mode():
-        per = _db_whole(G, O, _common._device(device), max_bytes, progress)
+        sub = _common.subspace(G.transpose(0, 2, 3, 1).reshape(-1, C)) if low_rank else None
+        if sub is not None:  # patches whose every unit pixel lies in span(Q): correlate in r coordinates
+            Q, ok = sub
+            low = np.flatnonzero(ok.reshape(n, h * w).all(1))
+            if len(low):
+                per[low] = _db_whole(G[low], O, dev, max_bytes, progress, Q)
+            full = np.setdiff1d(full, low)
+        if len(full):
+            per[full] = _db_whole(G[full], O, dev, max_bytes, progress)
     db = float(per.mean())
     return (db, per) if return_per_patch else db
 
@@ -246,26 +262,18 @@ def _probabilities(p) -> np.ndarray:
     return p
 
 
-def _kl_rows(p: np.ndarray) -> np.ndarray:
-    """KL(p_i || p_bar) per row ``(N,)``, with 0 log 0 = 0 (as F.kl_div's xlogy)."""
-    pbar = p.mean(0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, p * (np.log(p) - np.log(pbar)), 0.0)
-    return terms.sum(1)
-
-
 def inception_score_paper(p) -> float:
     """The authors' IS: ``exp(mean over the N x C elements of p log(p / p_bar))`` = ``exp(mean_i KL_i / C)``.
 
     p: ``(N, C)`` per-pixel class probabilities (background class included), p_bar their mean over pixels.
     """
     p = _probabilities(p)
-    return float(np.exp(_kl_rows(p).mean() / p.shape[1]))
+    return float(np.exp(kl_to_marginal(p).mean() / p.shape[1]))
 
 
 def inception_score_standard(p) -> float:
     """The standard IS ``exp(mean_i KL(p_i || p_bar))`` of per-pixel probabilities ``(N, C)`` (= paper IS ** C)."""
-    return float(np.exp(_kl_rows(_probabilities(p)).mean()))
+    return float(np.exp(kl_to_marginal(_probabilities(p)).mean()))
 
 
 def inception_score_cap(C: int) -> float:
