@@ -15,13 +15,15 @@ Metrics (hudlib.metrics, hudlib.classifier):
 
 Caches are keyed by artefacts, not by configs alone. A result is reused only when its file names the exact weights
 it was computed from (:meth:`~hudlib.models.Generator.weights_hash`, a content hash of what sampling reads), the
-sampler settings, the classifier's weights, n, the seed and :data:`METRIC_VERSION`; samples are cached in the run
-directory under the weights hash. A fresh training therefore always means a fresh evaluation, and a committed result
-computed from weights absent here is recomputed, never shown as this machine's (``force`` recomputes anyway).
+sampler settings, both classifiers' weights, n, the seed and :data:`METRIC_VERSION`, and when it was computed on
+this machine (its samples are cached in the run directory under the weights hash). A fresh training therefore always
+means a fresh evaluation, and a committed result (computed elsewhere, from the shipped weights) is recomputed once
+here, which is what the verify report compares (``force`` recomputes anyway). Real-side statistics shared by every
+generator of a table (classifier outputs of the real patches, their simplex angle, k-NN radii) are memoised by
+content within a process.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import subprocess
@@ -35,17 +37,16 @@ from . import classifier as clf
 from . import metrics, models, paths
 from .config import make_config
 from .data import load_scene, patches
-from .utils import atomic_save_npy, atomic_write_text, resolve_device
+from .metrics._common import memo
+from .utils import atomic_save_npy, atomic_write_text, resolve_device, state_hash
 
-__all__ = ["evaluate", "METRIC_VERSION", "METRICS", "machine_description", "git_commit", "generate", "result_path",
-           "cache_key", "result_status", "state_hash", "generate_with_abundances", "scene_endmembers", "sample_cache"]
+__all__ = ["evaluate", "METRIC_VERSION", "METRICS", "METRIC_SETS", "machine_description", "git_commit", "generate",
+           "result_path", "cache_key", "result_status", "generate_with_abundances", "scene_endmembers",
+           "sample_cache", "classifier_hash"]
 
-METRIC_VERSION = 4
-# The paper-exact block of a record (hudlib.metrics.paper_exact on the authors' classifier) has its own key: it is
-# added to a record computed before it existed without recomputing the rest.
-PAPER_EXACT_VERSION = 1
-# Likewise the physical-consistency block (hudlib.metrics.physical, against the scene's VCA simplex).
-PHYSICAL_VERSION = 1
+# Bump when a metric's code changes what a stored result would be (part of every result's key). 5: the paper-exact
+# and physical blocks are part of every record; F_p/D_b score low-rank generated sets in their subspace.
+METRIC_VERSION = 5
 
 # name -> (direction, family, description); direction +1: higher is better, -1: lower is better.
 METRICS = {
@@ -66,6 +67,10 @@ METRICS = {
     "coherence_gap": (-1, "ours", "|ln| of the spatial-coherence ratio (neighbour angle / in-patch pair angle), "
                                   "generated vs real patches (no structure or flat colour both raise it)"),
 }
+# Which of :data:`METRICS` a record computes ("all"), or only what the ablation's table shows ("ablation"); the
+# paper-exact and physical blocks are in every record.
+METRIC_SETS = {"all": tuple(METRICS),
+               "ablation": ("IS", "FID", "SD", "precision_patches", "recall_patches", "SWD", "coherence_gap")}
 
 
 def git_commit() -> str | None:
@@ -85,14 +90,9 @@ def machine_description(device: torch.device | str = "cpu") -> str:
     return f"CPU {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
-def state_hash(net: torch.nn.Module) -> str:
-    """Content hash of a network's state dict (names, shapes and bytes of every tensor, in order)."""
-    h = hashlib.sha256()
-    for k, v in net.state_dict().items():
-        t = v.detach().cpu().contiguous()
-        h.update(f"{k}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()[:16]
+def classifier_hash(net: torch.nn.Module) -> str:
+    """The 16-hex content hash of a classifier's weights that keys every result."""
+    return state_hash(net, 16)
 
 
 def sample_cache(run_dir, weights_hash: str, sampling_key: str, n: int, seed: int, kind: str = "samples") -> Path:
@@ -130,18 +130,14 @@ def generate_with_abundances(gen, n: int, seed: int, device="auto", progress: bo
     return Y, np.asarray(X, dtype=np.float32)
 
 
-_VCA_MEMO: dict = {}
-
-
 def scene_endmembers(s, cfg) -> np.ndarray:
     """The scene's VCA endmembers ``(bands, d)`` with the config's d and seed (HUD's), the common simplex of the
-    physical-consistency block (memoised per scene content)."""
+    physical-consistency block (memoised by the scene's content)."""
+    from .unmixing import vca
+
     d = cfg.unmixing.d or s.n_classes
-    key = (s.name, s.cube.shape, d, cfg.unmixing.random_state, hashlib.blake2b(s.cube.tobytes(), digest_size=8).hexdigest())
-    if key not in _VCA_MEMO:
-        from .unmixing import vca
-        _VCA_MEMO[key] = vca(s.cube, d, random_state=cfg.unmixing.random_state)[0]
-    return _VCA_MEMO[key]
+    return memo("vca", lambda: vca(s.cube, d, random_state=cfg.unmixing.random_state)[0], s.cube,
+                key=(d, cfg.unmixing.random_state))
 
 
 def _physical(Y, X, real, s, cfg, times: dict) -> dict:
@@ -150,7 +146,8 @@ def _physical(Y, X, real, s, cfg, times: dict) -> dict:
     def run():
         E = scene_endmembers(s, cfg)
         out = metrics.physical_consistency(Y, E, X)
-        out["simplex_angle_mean_real"] = metrics.physical_consistency(real, E)["simplex_angle_mean"]
+        out["simplex_angle_mean_real"] = memo("simplex_angle_real", lambda: metrics.physical_consistency(
+            real, E)["simplex_angle_mean"], real, E)
         out["endmembers"] = f"VCA of the scene, d = {E.shape[1]}, seed {cfg.unmixing.random_state}"
         return out
     return _timed(times, "physical", run)
@@ -161,31 +158,49 @@ def result_path(scene: str, model: str, profile: str, results=None, tag: str = "
     return paths.results_dir(results) / scene / model / (f"{profile}-{tag}.json" if tag else f"{profile}.json")
 
 
-def cache_key(weights_hash: str, sampling_key: str, classifier_hash: str | None, n: int, seed: int) -> dict:
+def cache_key(weights_hash: str, sampling_key: str, classifier_hash: str | None, n: int, seed: int,
+              authors_classifier_hash: str | None = None, metric_set: str = "all") -> dict:
     """Everything a result depends on besides the code of the metrics (covered by :data:`METRIC_VERSION`)."""
     return {"weights_hash": weights_hash, "sampling_key": sampling_key, "classifier_hash": classifier_hash,
-            "n": n, "seed": seed, "metric_version": METRIC_VERSION}
+            "authors_classifier_hash": authors_classifier_hash, "n": n, "seed": seed,
+            "metric_version": METRIC_VERSION, "metric_set": metric_set}
 
 
-def _matches(path: Path, key: dict) -> bool:
-    if not path.is_file():
+def _computed_here(rec: dict) -> bool:
+    """Were ``rec``'s samples drawn on this machine (its sample cache is in its run directory)? A committed record
+    computed elsewhere is recomputed here once, so that ``./run_all.sh`` verifies it (results/verify_*.md)."""
+    try:
+        return sample_cache(rec["run_dir"], rec["weights_hash"], rec["sampling_key"], rec["n"], rec["seed"]).is_file()
+    except KeyError:
         return False
+
+
+def _reusable(path: Path, key: dict, run_dir: Path) -> dict | None:
+    """The stored record at ``path`` if it matches ``key`` and was computed here (in ``run_dir``), else None."""
+    if not path.is_file():
+        return None
     old = json.loads(path.read_text())
-    return all(old.get(k) == v for k, v in key.items())
+    if not all(old.get(k) == v for k, v in key.items()):
+        return None
+    return old if _computed_here({**old, "run_dir": str(run_dir)}) else None
 
 
-def result_status(scene: str, model: str, profile: str, runs=None, results=None, n: int | None = None) -> dict:
+def result_status(scene: str, model: str, profile: str, runs=None, results=None, n: int | None = None,
+                  overrides=None, tag: str = "") -> dict:
     """What :func:`evaluate` would do, without training or sampling anything: ``{"trained": bool, "evaluated":
-    bool}``. ``evaluated`` means a result exists for the weights now on disk (same weights hash, sampler, n, seed
-    and metric version; the classifier's hash is checked when evaluating)."""
-    cfg = make_config(scene, model, profile)
+    bool}``. ``evaluated`` means a result exists for the weights now on disk (same weights hash, n, seed and metric
+    version) and was computed on this machine (its samples are cached here); the classifiers' hashes are checked
+    when evaluating."""
+    cfg = make_config(scene, model, profile, overrides)
     run_dir = models.run_dir_for(cfg, paths.runs_dir(runs))
     wh = models.get(model).weights_hash_at(run_dir)
-    key = cache_key(wh, "", None, n or cfg.eval.n_samples, cfg.eval.seed)
-    for k in ("sampling_key", "classifier_hash"):
-        key.pop(k)
-    return {"trained": wh is not None, "evaluated": wh is not None and _matches(
-        result_path(scene, model, profile, results), key)}
+    path = result_path(scene, model, profile, results, tag)
+    if wh is None or not path.is_file():
+        return {"trained": wh is not None, "evaluated": False}
+    old = json.loads(path.read_text())
+    same = all(old.get(k) == v for k, v in (("weights_hash", wh), ("n", n or cfg.eval.n_samples),
+                                            ("seed", cfg.eval.seed), ("metric_version", METRIC_VERSION)))
+    return {"trained": True, "evaluated": same and _computed_here({**old, "run_dir": str(run_dir)})}
 
 
 def _timed(times: dict, name: str, fn):
@@ -195,27 +210,42 @@ def _timed(times: dict, name: str, fn):
     return out
 
 
-def _metrics(Y: np.ndarray, real: np.ndarray, s, cfg, net, dev, times: dict) -> dict:
-    """Every metric of generated patches ``Y`` ``(n, bands, 32, 32)`` against scene ``s`` and real patches."""
+def _metrics(Y: np.ndarray, real: np.ndarray, s, cfg, net, dev, times: dict, which: tuple[str, ...]) -> dict:
+    """The metrics ``which`` (names of :data:`METRICS`) of generated patches ``Y`` ``(n, bands, 32, 32)`` against
+    scene ``s`` and real patches, with their by-products (real-side values, the D_b/F_p ratio)."""
     e, seed = cfg.eval, cfg.eval.seed
     m: dict[str, float] = {}
-    m["F_p"] = _timed(times, "F_p", lambda: float(metrics.point_fidelity(Y, s.cube, device=dev)))
-    m["D_b"] = _timed(times, "D_b", lambda: float(metrics.block_diversity(Y, s.cube, block=e.block, device=dev)))
-    m["D_b/F_p"] = m["D_b"] / m["F_p"] if m["F_p"] else float("nan")
+    if "F_p" in which:
+        m["F_p"] = _timed(times, "F_p", lambda: float(metrics.point_fidelity(Y, s.cube, device=dev)))
+    if "D_b" in which:
+        m["D_b"] = _timed(times, "D_b", lambda: float(metrics.block_diversity(Y, s.cube, block=e.block, device=dev)))
+    if "D_b/F_p" in which:
+        m["D_b/F_p"] = m["D_b"] / m["F_p"] if m["F_p"] else float("nan")
     for space in ("spectra", "patches"):
-        pr = _timed(times, f"pr_{space}", lambda: metrics.precision_recall(Y, s.cube, k=e.k, space=space,
-                                                                          random_state=seed, device=dev))
-        m[f"precision_{space}"], m[f"recall_{space}"] = float(pr["precision"]), float(pr["recall"])
-    m["SWD"] = _timed(times, "SWD", lambda: float(metrics.sliced_wasserstein(Y, s.cube, random_state=seed,
-                                                                            device=dev)))
-    m["copy_rate"] = _timed(times, "copy_rate", lambda: float(metrics.copy_rate(Y, s.cube, random_state=seed,
-                                                                               device=dev)))
-    m["roughness_gap"], det = _timed(times, "roughness", lambda: metrics.roughness_gap(Y, real, return_details=True))
-    m["neighbour_angle"], m["neighbour_angle_real"] = det["generated"], det["real"]
-    m["coherence_gap"], det = _timed(times, "coherence", lambda: metrics.coherence_gap(Y, real, return_details=True))
-    m["spatial_coherence"], m["spatial_coherence_real"] = det["generated"], det["real"]
-    sc = _timed(times, "IS_FID_SD", lambda: clf.classifier_scores(net, Y, real, device=dev))
-    m.update({k: float(sc[k]) for k in ("IS", "FID", "SD", "IS_real", "SD_real")})
+        if f"precision_{space}" in which or f"recall_{space}" in which:
+            pr = _timed(times, f"pr_{space}", lambda: metrics.precision_recall(Y, s.cube, k=e.k, space=space,
+                                                                              random_state=seed, device=dev))
+            m[f"precision_{space}"], m[f"recall_{space}"] = float(pr["precision"]), float(pr["recall"])
+    if "SWD" in which:
+        m["SWD"] = _timed(times, "SWD", lambda: float(metrics.sliced_wasserstein(Y, s.cube, random_state=seed,
+                                                                                device=dev)))
+    if "copy_rate" in which:
+        m["copy_rate"] = _timed(times, "copy_rate", lambda: float(metrics.copy_rate(Y, s.cube, random_state=seed,
+                                                                                   device=dev)))
+    if "roughness_gap" in which:
+        m["roughness_gap"], det = _timed(times, "roughness", lambda: metrics.roughness_gap(Y, real,
+                                                                                          return_details=True))
+        m["neighbour_angle"], m["neighbour_angle_real"] = det["generated"], det["real"]
+    if "coherence_gap" in which:
+        m["coherence_gap"], det = _timed(times, "coherence", lambda: metrics.coherence_gap(Y, real,
+                                                                                          return_details=True))
+        m["spatial_coherence"], m["spatial_coherence_real"] = det["generated"], det["real"]
+    if {"IS", "FID", "SD"} & set(which):
+        real_out = memo("classifier_outputs", lambda: metrics.classifier_outputs(net, real, device=dev), real,
+                        key=(classifier_hash(net),))
+        sc = _timed(times, "IS_FID_SD", lambda: metrics.classifier_scores(net, Y, real, device=dev,
+                                                                          real_outputs=real_out))
+        m.update({k: float(sc[k]) for k in ("IS", "FID", "SD", "IS_real", "SD_real")})
     return m
 
 
@@ -233,23 +263,38 @@ def authors_classifiers(s, cfg, dev, cache_dir, progress: bool = False) -> tuple
                  "weights_sha256": info.get("weights_sha256"), "train_config": info.get("train_config")}
 
 
+def sound_classifier(s, cfg, dev, cache_dir, progress: bool = False):
+    """The sound classifier behind IS/FID/SD (:func:`hudlib.classifier.train_classifier` with the profile's
+    ``eval`` settings), cached in ``cache_dir``."""
+    e = cfg.eval
+    return clf.train_classifier(s, steps=e.classifier_steps, batch_size=e.classifier_batch, lr=e.classifier_lr,
+                                weight_decay=e.classifier_weight_decay, random_state=e.seed, device=dev,
+                                cache_dir=cache_dir, progress=progress)
+
+
 def _paper_exact(Y, s, cfg, net_a, dev, times: dict) -> dict:
     """:func:`hudlib.metrics.paper_exact.paper_exact_metrics` of ``Y`` with the authors' classifier ``net_a``."""
     from .metrics import paper_exact as PE
 
     e = cfg.eval
+    out = lambda x: metrics.authors_pixel_outputs(net_a, x, device=dev)  # noqa: E731
+    O = PE.original_image(s)
+    real_feats = memo("authors_real_features", lambda: out(O[None])[1], O, key=(classifier_hash(net_a),))
     return _timed(times, "paper_exact", lambda: PE.paper_exact_metrics(
-        Y, s, classifier=lambda x: clf.authors_pixel_outputs(net_a, x, device=dev), draws=e.paper_draws,
-        draw_size=min(e.paper_draw_size, len(Y)), random_state=e.seed, device=dev))
+        Y, s, classifier=out, draws=e.paper_draws, draw_size=min(e.paper_draw_size, len(Y)), random_state=e.seed,
+        device=dev, real_features=real_feats))
 
 
 def evaluate(scene: str, model: str, profile: str, n: int | None = None, runs=None, results=None,
              device: str = "auto", progress: bool = True, data_root=None, force: bool = False,
-             scene_obj=None, overrides=None, tag: str = "") -> Path:
+             scene_obj=None, overrides=None, tag: str = "", metric_set: str = "all") -> Path:
     """Fit (or reuse) ``model`` on ``scene`` with ``profile`` (and training ``overrides``), sample ``n`` patches,
-    compute every metric, unless a result for exactly these weights, sampler, classifier, n, seed and metric
-    version exists. Returns the path of the JSON (:func:`result_path`, ``tag`` distinguishes e.g. a second seed).
+    compute the metrics of ``metric_set`` (:data:`METRIC_SETS`) and the paper-exact and physical blocks, unless a
+    result for exactly these weights, sampler, classifiers, n, seed and metric version was computed here already.
+    Returns the path of the JSON (:func:`result_path`; ``tag`` distinguishes e.g. a second seed).
     """
+    if metric_set not in METRIC_SETS:
+        raise ValueError(f"metric_set: expected one of {', '.join(METRIC_SETS)}, got {metric_set!r}")
     t_start = time.perf_counter()
     cfg = make_config(scene, model, profile, overrides)
     n = n or cfg.eval.n_samples
@@ -257,38 +302,19 @@ def evaluate(scene: str, model: str, profile: str, n: int | None = None, runs=No
     dev, runs = resolve_device(device), paths.runs_dir(runs)
     gen = models.create(model).fit(s, cfg, runs, device=device, progress=progress)
     times: dict[str, float] = {}
-    net, cinfo = _timed(times, "classifier", lambda: clf.train_classifier(
-        s, steps=cfg.eval.classifier_steps, random_state=cfg.eval.seed, device=dev, cache_dir=runs / "classifiers",
-        progress=progress))
+    net, cinfo = _timed(times, "classifier", lambda: sound_classifier(s, cfg, dev, runs / "classifiers", progress))
     net_a, ainfo = _timed(times, "authors_classifier", lambda: authors_classifiers(
         s, cfg, dev, runs / "classifiers", progress))
-    key = cache_key(gen.weights_hash(), gen.sampling_key(), state_hash(net), n, cfg.eval.seed)
-    exact_key = {"version": PAPER_EXACT_VERSION, "authors_classifier_hash": state_hash(net_a),
-                 "draws": cfg.eval.paper_draws, "draw_size": min(cfg.eval.paper_draw_size, n)}
-    phys_key = {"version": PHYSICAL_VERSION, "d": cfg.unmixing.d or s.n_classes,
-                "vca_seed": cfg.unmixing.random_state}
+    key = cache_key(gen.weights_hash(), gen.sampling_key(), classifier_hash(net), n, cfg.eval.seed,
+                    classifier_hash(net_a), metric_set)
     out = result_path(scene, model, profile, results, tag)
-    if not force and _matches(out, key):
-        old = json.loads(out.read_text())
-        new_exact, new_phys = old.get("paper_exact_key") != exact_key, old.get("physical_key") != phys_key
-        if not (new_exact or new_phys):
-            return out
-        if new_exact:  # cached samples: only the paper-exact block is new
-            Y = generate(gen, n, cfg.eval.seed, device, progress)
-            old.update(paper_exact=_paper_exact(Y, s, cfg, net_a, dev, times), paper_exact_key=exact_key,
-                       authors_classifier=ainfo, paper_exact_times_s=times, paper_exact_git_commit=git_commit())
-        if new_phys:
-            Y, X = generate_with_abundances(gen, n, cfg.eval.seed, device, progress)
-            real = patches(s, Y.shape[-1], n, random_state=cfg.eval.seed + 1)
-            old.update(physical=_physical(Y, X, real, s, cfg, times), physical_key=phys_key,
-                       physical_git_commit=git_commit())
-        atomic_write_text(out, json.dumps(old, indent=2))
+    if not force and _reusable(out, key, gen.run_dir_) is not None:
         return out
     Y, X = _timed(times, "sample", lambda: generate_with_abundances(gen, n, cfg.eval.seed, device, progress))
     if Y.shape[:2] != (n, s.bands):
         raise ValueError(f"{model}: samples have shape {Y.shape}; expected ({n}, {s.bands}, h, w)")
     real = patches(s, Y.shape[-1], n, random_state=cfg.eval.seed + 1)
-    m = _metrics(Y, real, s, cfg, net, dev, times)
+    m = _metrics(Y, real, s, cfg, net, dev, times, METRIC_SETS[metric_set])
     exact = _paper_exact(Y, s, cfg, net_a, dev, times)
     phys = _physical(Y, X, real, s, cfg, times)
     train_info = {}
@@ -296,8 +322,7 @@ def evaluate(scene: str, model: str, profile: str, n: int | None = None, runs=No
         train_info = json.loads((gen.run_dir_ / "train_info.json").read_text())
     record = {
         "scene": scene, "model": model, "profile": profile, "control": models.is_control(model), **key,
-        "metrics": m, "paper_exact": exact, "paper_exact_key": exact_key, "authors_classifier": ainfo,
-        "physical": phys, "physical_key": phys_key,
+        "metrics": m, "paper_exact": exact, "authors_classifier": ainfo, "physical": phys,
         "training_hash": cfg.training_hash(), "run_dir": str(gen.run_dir_),
         "train_overrides": overrides or {}, "train_info": train_info, "sampler": gen.sampler_settings(),
         "classifier": {k: cinfo.get(k) for k in ("holdout_accuracy", "holdout_balanced_accuracy",

@@ -1,7 +1,9 @@
 """Shared input checks and tensor kernels of the metric families (constants: EPS, FLAT_ANGLE)."""
 from __future__ import annotations
 
-from typing import Iterator
+import hashlib
+from collections import OrderedDict
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -148,3 +150,29 @@ def subspace(pixels: np.ndarray, tol: float = LOW_RANK_TOL, max_rank: int | None
         sq = x.square().sum(1)
         ok[i:i + chunk] = ((sq - (x @ Q).square().sum(1)) <= tol * tol * sq).numpy()
     return (Q.numpy(), ok) if ok.any() else None
+
+
+# --------------------------------------------------------------------------------------------- memo
+_MEMO: OrderedDict = OrderedDict()  # (tag, key, content hash) -> value: the last few real-side computations
+
+
+def content_key(*arrays) -> str:
+    """blake2b of the shapes, dtypes and bytes of ``arrays``."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.shape}{a.dtype}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def memo(tag: str, fn: Callable, *arrays, key=(), size: int = 16):
+    """``fn()`` memoised by ``tag``, ``key`` and the content of ``arrays``: every generator of a table is compared
+    with the same real data, whose statistics then cost one hash instead of a recomputation."""
+    k = (tag, key, content_key(*arrays))
+    if k not in _MEMO:
+        _MEMO[k] = fn()
+        while len(_MEMO) > size:
+            _MEMO.popitem(last=False)
+    _MEMO.move_to_end(k)
+    return _MEMO[k]

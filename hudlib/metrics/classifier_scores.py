@@ -6,6 +6,8 @@ Arrays are channel-first: a batch of patches is ``(n, bands, h, w)``; probabilit
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 import scipy.special
@@ -193,19 +195,21 @@ def spectral_diversity(probs) -> float:
 
 
 def classifier_scores(net: PixelNeighbourhoodNet, generated, real_patches, batch_size: int = 32, device=None,
-                      max_pixels: int = 262144) -> dict:
+                      max_pixels: int = 262144, real_outputs: tuple | None = None) -> dict:
     """IS, FID and SD of ``generated`` ``(n, bands, h, w)`` against ``real_patches`` ``(m, bands, h, w)``.
 
     Every pixel (its 3 x 3 neighbourhood in the patch) is one sample (see :func:`classifier_outputs`): IS and SD
     of the generated pixels' softmax outputs, FID between the per-pixel features of real and generated patches,
-    and IS/SD of the real patches for reference. Returns ``{"IS", "FID", "SD", "IS_real", "SD_real",
-    "n_generated", "n_real"}``.
+    and IS/SD of the real patches for reference. ``real_outputs``: the real patches' ``classifier_outputs``
+    when already computed (every generator of a table is compared with the same real patches). Returns
+    ``{"IS", "FID", "SD", "IS_real", "SD_real", "n_generated", "n_real"}``.
     """
     bands = net.config["bands"]
     gen = _as_batch(generated, "generated", bands)
     real = _as_batch(real_patches, "real_patches", bands)
     pg, fg = classifier_outputs(net, gen, batch_size=batch_size, device=device, max_pixels=max_pixels)
-    pr, fr = classifier_outputs(net, real, batch_size=batch_size, device=device, max_pixels=max_pixels)
+    pr, fr = real_outputs if real_outputs is not None else classifier_outputs(
+        net, real, batch_size=batch_size, device=device, max_pixels=max_pixels)
     for name, f in (("generated", fg), ("real_patches", fr)):
         if f.shape[0] < 2:
             raise ValueError(f"{name}: expected at least 2 pixels for FID, got {f.shape[0]}")
@@ -214,6 +218,3 @@ def classifier_scores(net: PixelNeighbourhoodNet, generated, real_patches, batch
         "IS_real": inception_score(pr), "SD_real": spectral_diversity(pr),
         "n_generated": int(gen.shape[0]), "n_real": int(real.shape[0]),
     }
-
-
-

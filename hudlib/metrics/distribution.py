@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from ._common import (EPS, _MAX_BYTES, DataError, _device, _finite_float32, _check_generated, _check_real,
+from ._common import (EPS, _MAX_BYTES, DataError, memo, _device, _finite_float32, _check_generated, _check_real,
                      _positive_int, _tensor, _box_sum, _sq_norm_map, _sliding_dots)
 
 
@@ -65,7 +65,7 @@ def manifold_precision_recall(fake, real, k: int = 3, device=None, max_bytes: in
         X = _tensor(fake, dev).double()
         Y = _tensor(real, dev).double()
         rows = max(1, _positive_int(max_bytes, "max_bytes") // (8 * max(len(X), len(Y))))
-        rad_real = _kth_nn_sq_radii(Y, k, rows)
+        rad_real = memo("kth_nn_sq_radii", lambda: _kth_nn_sq_radii(Y, k, rows), real, key=(k, str(dev)))
         rad_fake = _kth_nn_sq_radii(X, k, rows)
         precision = _covered(X, Y, rad_real, rows).double().mean().item()
         recall = _covered(Y, X, rad_fake, rows).double().mean().item()

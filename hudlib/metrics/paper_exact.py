@@ -307,10 +307,10 @@ def _draw_stats(values_fn, n: int, draws: int, draw_size: int, rng: np.random.Ge
     return {"draw_mean": float(vals.mean(0)), "draw_std": float(vals.std(0, ddof=1)) if draws > 1 else 0.0}
 
 
-def _classifier_outputs(classifier, G: np.ndarray, O: np.ndarray):
+def _classifier_outputs(classifier, G: np.ndarray, O: np.ndarray, real_features=None):
     n, _, h, w = G.shape
     probs, feats = (np.asarray(a, dtype=np.float64) for a in classifier(G))
-    _, real_feats = classifier(O[None])
+    real_feats = classifier(O[None])[1] if real_features is None else real_features
     if probs.shape[0] != n * h * w or feats.shape[0] != n * h * w:
         raise DataError(f"classifier: returned {probs.shape[0]} probability and {feats.shape[0]} feature rows for "
                         f"{n} patches of {h}x{w}; expected {n * h * w} rows each, in (n h w) order")
@@ -318,7 +318,7 @@ def _classifier_outputs(classifier, G: np.ndarray, O: np.ndarray):
 
 
 def paper_exact_metrics(Y, scene, classifier=None, draws: int = 32, draw_size: int = 8, random_state=0,
-                        device=None, progress: bool = False) -> dict:
+                        device=None, progress: bool = False, real_features=None) -> dict:
     """The paper's F_p, D_b (whole patch), D_b/F_p and, with a classifier, IS (both ways) and FID.
 
     Each metric at all n patches (``"value"``) and as mean +- std (ddof 1) over ``draws`` independent draws of
@@ -330,6 +330,7 @@ def paper_exact_metrics(Y, scene, classifier=None, draws: int = 32, draw_size: i
         classifier: optional callable ``(m, bands, h, w)`` in the authors' space -> ``(probs (m h w, C),
             features (m h w, 64))``, rows in (m h w) order; also called on the original image ``(1, bands, s, s)``.
         draws, draw_size: repeated draws; random_state: seed of the draws.
+        real_features: the classifier's features of the original image when already computed (else computed).
     Returns:
         ``{"n", "draws", "draw_size", metric: {"value", "draw_mean", "draw_std"}}`` for metrics ``F_p``, ``D_b``,
         ``D_b/F_p`` (+ ``IS_paper``, ``IS_standard``, ``FID`` with a classifier).
@@ -346,7 +347,7 @@ def paper_exact_metrics(Y, scene, classifier=None, draws: int = 32, draw_size: i
     fns = {"F_p": lambda i: fp_patch[i].mean(), "D_b": lambda i: db_patch[i].mean(),
            "D_b/F_p": lambda i: db_patch[i].mean() / fp_patch[i].mean()}
     if classifier is not None:
-        probs, feats, real_feats = _classifier_outputs(classifier, G, O)
+        probs, feats, real_feats = _classifier_outputs(classifier, G, O, real_features)
         fns.update({"IS_paper": lambda i: inception_score_paper(probs[i].reshape(-1, probs.shape[2])),
                     "IS_standard": lambda i: inception_score_standard(probs[i].reshape(-1, probs.shape[2])),
                     "FID": lambda i: frechet_distance_paper(feats[i].reshape(-1, feats.shape[2]), real_feats)})

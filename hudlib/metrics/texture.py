@@ -2,29 +2,17 @@
 and the coherence gap."""
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
-
 import numpy as np
 import torch
 
-from ._common import (EPS, FLAT_ANGLE, _check_generated)
+from ._common import EPS, FLAT_ANGLE, _check_generated, memo
 
 
 # --------------------------------------------------------------------------------------------- texture
-_REAL_MEMO: OrderedDict = OrderedDict()  # (function, content hash) -> value, the last few real patch sets
-
-
 def _of_real(fn, real_patches) -> float:
-    """``fn(real_patches)``, memoised by the content of ``real_patches``: every generator of a table is compared
-    with the same real patches, whose statistics then cost one hash instead of a recomputation."""
+    """``fn(real_patches)``, memoised by the content of ``real_patches`` (:func:`~._common.memo`)."""
     r = _check_generated(real_patches, "real_patches")
-    key = (fn.__name__, r.shape, hashlib.blake2b(memoryview(r).cast("B"), digest_size=16).hexdigest())
-    if key not in _REAL_MEMO:
-        _REAL_MEMO[key] = fn(r)
-        while len(_REAL_MEMO) > 8:
-            _REAL_MEMO.popitem(last=False)
-    return _REAL_MEMO[key]
+    return memo(fn.__name__, lambda: fn(r), r)
 
 
 def neighbour_angle(generated) -> float:
