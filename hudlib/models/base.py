@@ -123,6 +123,41 @@ class Generator:
         Y, X = self._sample(int(n), random_state, device=device, progress=progress, **self.sampler_overrides(options))
         return (Y, X) if return_abundances else Y
 
+    synthesizes = True  # False: no whole-scene synthesis (a generator conditioned on real crops)
+
+    def synthesize(self, height: int, width: int, random_state=0, *, stride: int | None = None,
+                   tiling: str = "naive", device: str = "auto", progress: bool = False, **options):
+        """A scene ``(Ŷ (bands, H, W), X̂ (d, H, W) or None)`` of any size. Here naive tiling only: independent
+        patches side by side (the canvas rounded up to whole patches, then cropped), the control that shows seams;
+        :class:`DiffusionGenerator` overrides it with overlapped tiling in the latent."""
+        size = self._check_canvas(height, width, stride, tiling, ("naive",))
+        rows, cols = -(-int(height) // size), -(-int(width) // size)
+        Y, X = self.sample(rows * cols, random_state, device=device, progress=progress, return_abundances=True,
+                           **options)
+        return tuple(None if a is None else _mosaic(a, rows, cols)[:, :height, :width] for a in (Y, X))
+
+    def _check_canvas(self, height, width, stride, tiling, tilings) -> int:
+        """The window (the training patch side) after checking a canvas request; one-line errors."""
+        from ..diffusion import TILINGS
+
+        if not self.synthesizes:
+            raise ValueError(f"{self.name}: synthesize is not defined for a generator conditioned on real crops")
+        size = self.config_.train.patch_size
+        if tiling not in TILINGS:
+            raise ValueError(f"tiling: expected one of {', '.join(TILINGS)}, got {tiling!r}")
+        if tiling not in tilings:
+            raise ValueError(f"tiling: {self.name} has no iterative sampler, so only {', '.join(tilings)} tiling; "
+                             f"got {tiling!r}")
+        for name, v in (("height", height), ("width", width)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < size:
+                raise ValueError(f"{name}: expected an integer of at least the window {size}, got {v!r}")
+        if stride is not None and (isinstance(stride, bool) or not isinstance(stride, (int, np.integer))
+                                   or not 0 < stride <= size):
+            raise ValueError(f"stride: expected an integer in [1, {size}] (the window), got {stride!r}")
+        if tiling == "naive" and stride not in (None, size):
+            raise ValueError(f"stride: naive tiling uses stride = window = {size}, got {stride!r}")
+        return size
+
     def sampler_overrides(self, options: dict) -> dict:
         """``options`` without the ones left at None; a one-line error for an option this generator has not."""
         given = {k: v for k, v in options.items() if v is not None}
@@ -292,6 +327,7 @@ class DiffusionGenerator(Generator):
     sections = {"unet": UNetConfig, "diffusion": DiffusionConfig}
     profiles = _DIFFUSION_PROFILES
     sampler_options = ("sampler", "steps", "eta", "clip_z0")
+    decode_options: tuple[str, ...] = ()  # options of decode_latent (UD/UBF: the decoding)
     ddpm_sigma = "beta"  # the ancestral sampler's variance: β_t (DDPM's Algorithm 2) or "posterior" (β̃_t)
     sample_batch = 64
 
@@ -305,9 +341,9 @@ class DiffusionGenerator(Generator):
     def z0_range(self) -> tuple[float, float] | None:
         raise NotImplementedError
 
-    def decode_latent(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def decode_latent(self, z: np.ndarray, **options) -> tuple[np.ndarray, np.ndarray | None]:
         """``(Ŷ (n, bands, h, w) float32, X̂ (n, d, h, w) or None)`` from latents ``z`` ``(n, C, h, w)`` float32 in
-        network units."""
+        network units (``options``: :attr:`decode_options`)."""
         raise NotImplementedError
 
     # ---------------------------------------------------------------- sampler settings
@@ -333,22 +369,81 @@ class DiffusionGenerator(Generator):
         eta = st["eta"] if st["eta"] is not None else self.config_.diffusion.eta
         return f"{st['sampler']}{st['steps']}-eta{eta}" + ("-clip" if st["clip_z0"] else "")
 
+    def model_for(self, dev, **options) -> tuple:
+        """``(model, model_kwargs_for)``: the network the sampler calls (on ``dev``) and
+        ``model_kwargs_for(i0, i1) -> dict``, the extra keyword arguments for samples ``i0..i1`` of a batch (none
+        here; a conditioned generator passes its condition). ``options`` are the non-sampler options it accepts."""
+        return self.denoiser().to(dev), lambda i0, i1: {}
+
+    def _split_options(self, options: dict) -> tuple[dict, dict, dict]:
+        """``options`` as (the sampler's, :data:`DiffusionGenerator.sampler_options`; the decoder's,
+        :attr:`decode_options`; the model's: the rest a subclass accepts, e.g. a condition)."""
+        o = self.sampler_overrides(options)
+        base = DiffusionGenerator.sampler_options
+        return ({k: v for k, v in o.items() if k in base}, {k: v for k, v in o.items() if k in self.decode_options},
+                {k: v for k, v in o.items() if k not in base and k not in self.decode_options})
+
+    def _sampler_kwargs(self, st: dict) -> dict:
+        z0_range = self.z0_range() if st["clip_z0"] else None
+        kw = dict(steps=st["steps"], eta=st["eta"]) if st["sampler"] == "ddim" else dict(sigma=self.ddpm_sigma)
+        return dict(sampler=st["sampler"], z0_range=z0_range, **kw)
+
     # ---------------------------------------------------------------- sampling
     def sample_latent(self, n: int, random_state=0, *, device="auto", progress: bool = False,
                       batch_size: int | None = None, **options) -> np.ndarray:
         """Latents ``(n, C, 32, 32)`` float32 in network units: the configured reverse process (DDIM or ancestral,
         Algorithm 2) in batches of ``batch_size`` from one generator seeded with ``random_state``."""
-        st = self.sampler_settings(**options)
+        sampler_opts, _, extra = self._split_options(options)
+        st = self.sampler_settings(**sampler_opts)
         dev = resolve_device(device)
-        net = self.denoiser().to(dev)
+        net, kwargs_for = self.model_for(dev, **extra)
         gen = torch.Generator().manual_seed(int(random_state))
         size, C, bs = self.config_.train.patch_size, self.latent_channels(), int(batch_size or self.sample_batch)
-        z0_range = self.z0_range() if st["clip_z0"] else None
-        kw = dict(steps=st["steps"], eta=st["eta"]) if st["sampler"] == "ddim" else dict(sigma=self.ddpm_sigma)
-        out = [self.diffusion_.sample(net, (min(bs, n - i), C, size, size), sampler=st["sampler"], generator=gen,
-                                      device=dev, progress=progress, z0_range=z0_range, **kw).float().cpu().numpy()
+        kw = self._sampler_kwargs(st)
+        out = [self.diffusion_.sample(net, (min(bs, n - i), C, size, size), generator=gen, device=dev,
+                                      progress=progress, model_kwargs=kwargs_for(i, min(n, i + bs)),
+                                      **kw).float().cpu().numpy()
                for i in range(0, n, bs)]
         return np.concatenate(out) if out else np.empty((0, C, size, size), np.float32)
 
     def _sample(self, n, random_state, device, progress, **options):
-        return self.decode_latent(self.sample_latent(n, random_state, device=device, progress=progress, **options))
+        _, dec, _ = self._split_options(options)
+        z = self.sample_latent(n, random_state, device=device, progress=progress,
+                               **{k: v for k, v in options.items() if k not in dec})
+        return self.decode_latent(z, **dec)
+
+    # ---------------------------------------------------------------- whole scenes
+    def window_kwargs_for(self, dev, height: int, width: int, **options):
+        """``window_kwargs(origins) -> dict`` for :meth:`~hudlib.diffusion.GaussianDiffusion.sample_tiled` (None:
+        nothing per window; a layout-conditioned generator crops its class map)."""
+        return None
+
+    def synthesize(self, height: int, width: int, random_state=0, *, stride: int | None = None,
+                   tiling: str = "multidiffusion", device: str = "auto", progress: bool = False,
+                   batch_size: int | None = None, **options):
+        """A scene ``(Ŷ (bands, H, W), X̂ (d, H, W) or None)`` of any size at least the training window: reverse
+        diffusion on the whole latent canvas, the network evaluated on overlapping windows (``stride`` ≤ the
+        window, default half of it: 16 px; MultiDiffusion) whose outputs are averaged per pixel at every step, one sampler step (the run's
+        own, with ``options``) on the canvas, then the generator's decoder per pixel (HUD: softmax and A, eqs. 5-6).
+        ``tiling="naive"``: independent windows side by side (the control that shows seams). A canvas of exactly
+        one window is ``sample(1, random_state)``, bit for bit. ``batch_size``: windows per network call (memory
+        grows with it, not with the scene)."""
+        size = self._check_canvas(height, width, stride, tiling, ("multidiffusion", "naive"))
+        sampler_opts, dec, extra = self._split_options(options)
+        st = self.sampler_settings(**sampler_opts)
+        dev = resolve_device(device)
+        net, _ = self.model_for(dev, **extra)
+        gen = torch.Generator().manual_seed(int(random_state))
+        z = self.diffusion_.sample_tiled(
+            net, (1, self.latent_channels(), int(height), int(width)), window=size,
+            stride=None if tiling == "naive" else (stride or size // 2), generator=gen, device=dev, progress=progress,
+            batch_size=int(batch_size or self.sample_batch), tiling=tiling,
+            window_kwargs=self.window_kwargs_for(dev, int(height), int(width), **extra), **self._sampler_kwargs(st))
+        Y, X = self.decode_latent(z.float().cpu().numpy(), **dec)
+        return Y[0], None if X is None else X[0]
+
+
+def _mosaic(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """``(rows * cols, C, s, s)`` patches, row-major, as one ``(C, rows * s, cols * s)`` image."""
+    n, C, s, _ = a.shape
+    return a.reshape(rows, cols, C, s, s).transpose(2, 0, 3, 1, 4).reshape(C, rows * s, cols * s)

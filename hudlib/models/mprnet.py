@@ -213,6 +213,7 @@ class MPRNet(NetworkGenerator):
     real crops)."""
 
     name = "MPRNet"
+    synthesizes = False  # conditioned on real crops: it cannot make a scene the data do not have
     sections = {"mprnet": MPRNetConfig}
     profiles = merge_layers({
         "smoke": {"train": dict(steps=10, batch_size=2, ckpt_every=5, lr=1e-3),

@@ -235,6 +235,7 @@ class UnmixDiffGenerator(DiffusionGenerator, NetworkGenerator):
     sections = {"unmixdiff": UnmixDiffConfig, "unet": UNetConfig, "diffusion": DiffusionConfig}
     profiles = merge_layers(DiffusionGenerator.profiles, _UD_PROFILES)
     sampler_options = DiffusionGenerator.sampler_options + ("decode",)
+    decode_options = ("decode",)
     ddpm_sigma = "posterior"  # SR3's ancestral sampler
     sample_nets = ("uae", "unet")
     has_abundances = True
@@ -392,8 +393,8 @@ class UnmixDiffGenerator(DiffusionGenerator, NetworkGenerator):
     def sampling_key(self, **options) -> str:
         return f"{super().sampling_key(**options)}-{self.sampler_settings(**options)['decode']}"
 
-    def decode_latent(self, z):
-        return self.decode(z)
+    def decode_latent(self, z, decode=None):
+        return self.decode(z, decode)
 
     def decode(self, x: np.ndarray, mode: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(Ŷ ``(n, bands, h, w)``, A ``(n, p, h, w)``) from x̂ in [−1, 1] by ``mode`` (default: the config's
@@ -420,7 +421,7 @@ class UnmixDiffGenerator(DiffusionGenerator, NetworkGenerator):
             x = self.sample_latent(n, random_state, device=device, progress=progress, **options)
             if isinstance(random_state, (int, np.integer)):
                 atomic_save_npy(cache, x)
-        return self.decode(x, decode)
+        return self.decode_latent(x, decode)
 
     def encode(self, Y: np.ndarray, device="auto") -> np.ndarray:
         """The trained encoder's abundances ``(n, p, h, w)`` of patches ``Y`` ``(n, bands, h, w)``."""
