@@ -125,7 +125,7 @@ def test_bad_inputs_each_give_one_clear_error(tmp_path, monkeypatch):
         data.load_scene("Tiny", d)
 
 
-def test_patches_and_dataset():
+def test_patches():
     s = data.load_scene("IndianPines")
     p = data.patches(s, size=32, n=5, random_state=3)
     assert p.shape == (5, 200, 32, 32)
@@ -134,10 +134,22 @@ def test_patches_and_dataset():
     corners = data.patch_corners(s.cube.shape, 32, 5, np.random.default_rng(3))
     for (r, c), x in zip(corners, p):
         np.testing.assert_array_equal(x, s.cube[:, r:r + 32, c:c + 32])
-    ds = data.PatchDataset(s, size=16, n=7, random_state=1)
-    assert len(ds) == 7 and tuple(ds[6].shape) == (200, 16, 16)
+    # n crops of the asked size, the same ones again for the same random_state
+    q = data.patches(s, size=16, n=7, random_state=1)
+    assert q.shape == (7, 200, 16, 16) and q.dtype == s.cube.dtype
+    np.testing.assert_array_equal(q, data.patches(s, size=16, n=7, random_state=1))
     with pytest.raises(data.DataError, match="patch size 200 exceeds"):
         data.patches(s, size=200, n=1)
+
+
+def test_package_keeps_every_name_of_the_old_module():
+    """hudlib.data is a package now; the names importers use still come from hudlib.data itself."""
+    import hudlib.data.scenes
+
+    for name in data.__all__ + ["_info", "_locate"]:
+        assert hasattr(data, name), name
+    assert not hasattr(data, "PatchDataset")
+    assert data.SCENES is hudlib.data.scenes.SCENES  # one registry: monkeypatching data.SCENES reaches the loaders
 
 
 def test_pseudo_rgb_stretch():

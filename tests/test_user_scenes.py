@@ -12,6 +12,8 @@ from hudlib import data
 from hudlib.__main__ import main as cli_main
 from hudlib.data import DataError
 
+SAMSON = Path(__file__).resolve().parents[2] / "shared" / "data" / "Samson" / "Samson.mat"
+
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
@@ -116,6 +118,83 @@ def test_user_file_named_like_a_registered_scene_gets_its_own_name(tmp_path):
     scipy.io.savemat(tmp_path / "PaviaU.mat", {"paviaU": _raw(bands=4).astype(np.float64)})
     s = data.load_scene(f"{tmp_path / 'PaviaU.mat'}:paviaU", classes=2)
     assert s.name == "PaviaU_user" and s.bands == 4
+
+
+# ------------------------------------------------------------------------------------------------ benchmark layout
+def _column_major(cube):
+    """``(bands, rows, cols)`` -> the benchmarks' ``Y`` ``(bands, rows*cols)``: pixel q = r + c * rows (MATLAB order)."""
+    bands, rows, cols = cube.shape
+    Y = np.empty((bands, rows * cols), cube.dtype)
+    for r in range(rows):
+        for c in range(cols):
+            Y[:, r + c * rows] = cube[:, r, c]
+    return Y
+
+
+@pytest.mark.parametrize("pixels_first", [False, True])
+@pytest.mark.parametrize("max_value", [None, 250.0])
+def test_mat_cube_in_the_unmixing_benchmarks_layout(tmp_path, pixels_first, max_value):
+    """A 2-D Y (bands x pixels or pixels x bands) with nRow/nCol (and maxValue) is read as (bands, nRow, nCol)."""
+    rows, cols, bands = 33, 40, 6
+    planted = np.random.default_rng(4).uniform(-5, 1000, (bands, rows, cols))  # (bands, rows, cols) raw values
+    Y = _column_major(planted) * (max_value or 1.0)
+    variables = {"Y": Y.T if pixels_first else Y, "nRow": rows, "nCol": cols, "nBand": bands}
+    if max_value is not None:
+        variables["maxValue"] = max_value
+    scipy.io.savemat(tmp_path / "bench.mat", variables)
+    gt = np.random.default_rng(5).integers(0, 4, (rows, cols)).astype(np.uint8)
+    np.save(tmp_path / "gt.npy", gt)
+    want = (np.maximum(planted, 0) / planted.max()).astype(np.float32)  # the loader's normalisation, by definition
+    # no key needed: Y is the only variable besides the layout's scalars; the key works too
+    for s in (data.load_scene(tmp_path / "bench.mat", classes=3, gt=tmp_path / "gt.npy"),
+              data.load_scene(f"{tmp_path / 'bench.mat'}:Y", classes=3, gt=tmp_path / "gt.npy")):
+        assert s.shape == (bands, rows, cols) and s.cube.dtype == np.float32 and s.name == "bench"
+        if max_value is None:
+            np.testing.assert_array_equal(s.cube, want)
+            assert s.raw_range == (planted.min(), planted.max())
+        else:  # the file's values divided by maxValue are the raw values
+            np.testing.assert_allclose(s.cube, want, rtol=1e-6, atol=0)
+            np.testing.assert_allclose(s.raw_range, (planted.min(), planted.max()), rtol=1e-12)
+        np.testing.assert_array_equal(s.gt, gt)  # the class map lies on the same (nRow, nCol) grid
+    # the order is column-major: the file's second pixel is row 1 of column 0, its (rows+1)-th is row 1 of column 1
+    for q, (r, c) in ((1, (1, 0)), (rows + 1, (1, 1))):
+        np.testing.assert_allclose(s.cube[:, r, c], np.maximum(Y[:, q], 0) / Y.max(), rtol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # the zero maxValue
+def test_benchmark_layout_ambiguous_or_mismatching_shape(tmp_path):
+    def error(name, **variables):
+        scipy.io.savemat(tmp_path / name, variables)
+        with pytest.raises(DataError) as ei:
+            data.load_scene(tmp_path / name, key="Y" if "Y" in variables else None, classes=3)
+        assert "\n" not in str(ei.value)
+        return str(ei.value)
+
+    # both axes are nRow*nCol: either could be the band axis
+    msg = error("amb.mat", Y=np.ones((6, 6)), nRow=2, nCol=3)
+    assert msg == (f"{tmp_path / 'amb.mat'}: variable 'Y' has shape (6, 6) with nRow = 2, nCol = 3: both axes are "
+                   f"nRow*nCol = 6, so the band axis is unknown; expected (bands, 6) or (6, bands)")
+    # neither axis is nRow*nCol
+    msg = error("mis.mat", cube=np.ones((5, 1000)), nRow=33, nCol=40)
+    assert msg == (f"{tmp_path / 'mis.mat'}: variable 'cube' has shape (5, 1000) with nRow = 33, nCol = 40: neither "
+                   f"axis is nRow*nCol = 33*40 = 1320; expected (bands, 1320) or (1320, bands)")
+    # a zero maxValue, and a 2-D variable without nRow/nCol
+    assert error("zero.mat", Y=np.ones((5, 1320)), nRow=33, nCol=40, maxValue=0.0).endswith(
+        "zero.mat: Y holds NaN/Inf values; expected finite")
+    assert error("flat.mat", Y=np.ones((5, 1320)), nCol=40).endswith(
+        "flat.mat: expected a 3-D cube (rows, cols, bands), got shape (5, 1320); a 2-D (bands, pixels) cube needs "
+        "the scalars nRow and nCol in its .mat")
+
+
+@pytest.mark.skipif(not SAMSON.is_file(), reason=f"{SAMSON} (shared/data/PROVENANCE.md) is not on this machine")
+def test_samson_file_loads_as_a_user_scene():
+    """The real benchmark file (Y 156 x 9025, nRow = nCol = 95, values already in [0, 1]) as a user scene."""
+    s = data.load_scene(SAMSON, classes=3)
+    assert s.name == "Samson" and s.shape == (156, 95, 95) and s.raw_range == (0.0, 1.0)
+    Y = scipy.io.loadmat(SAMSON)["Y"]
+    for r, c in [(0, 0), (1, 0), (0, 1), (94, 3), (7, 94)]:  # pixel q = r + c * nRow
+        np.testing.assert_array_equal(s.cube[:, r, c], Y[:, r + c * 95].astype(np.float32))
+    np.testing.assert_array_equal(s.cube, data.load_unmixing_benchmark(SAMSON).cube)
 
 
 # ------------------------------------------------------------------------------------------------ class maps
