@@ -1,4 +1,4 @@
-"""Command line: ``python -m hudlib {download,train,sample,evaluate,tables} ...``.
+"""Command line: ``python -m hudlib {download,train,sample,synthesize,evaluate,tables,figures,checkpoints} ...``.
 
 Examples::
 
@@ -8,7 +8,11 @@ Examples::
     python -m hudlib train --scene scene.mat:cube --gt labels.mat:gt --profile smoke  # or a .mat variable
     python -m hudlib sample --run runs/IndianPines/HUD/quick-xxxx --n 64 --sampler ddim --steps 50 --seed 0 \\
         --out samples.npz
+    python -m hudlib synthesize --scene IndianPines --model HUD --profile quick --size 145 145 --out scene.hdr
     python -m hudlib evaluate --scene IndianPines --model HUD --profile quick --n 256
+    python -m hudlib tables --profile quick          # results/tables_quick.md from the results of runs/
+    python -m hudlib figures --profile quick         # figures/ (Figs. 3, 4, loss curves)
+    python -m hudlib checkpoints install             # copy the shipped weights into runs/
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import models
+from .config import DEFAULT_MODEL, DEFAULT_PROFILE, DEFAULT_SCENE
 from .data import DataError, download, load_scene
 from .evaluate import evaluate
 from .utils import shutdown_distributed
@@ -32,7 +37,7 @@ def _cmd_download(a):
 
 def _add_scene_args(p: argparse.ArgumentParser) -> None:
     """``--scene`` (a registered name or a user's ENVI/.mat path) and the options of a user scene."""
-    p.add_argument("--scene", default="IndianPines",
+    p.add_argument("--scene", default=DEFAULT_SCENE,
                    help="registered scene name, or a path: ENVI cube.hdr (data file beside it) or cube.mat[:KEY]")
     p.add_argument("--data", default=None, help="data root of registered scenes (else $HUD_DATA, ./data, tensorly)")
     g = p.add_argument_group("user scene (--scene is a path)")
@@ -46,6 +51,27 @@ def _add_scene_args(p: argparse.ArgumentParser) -> None:
                         "evenly spread)")
 
 
+def _add_model_args(p: argparse.ArgumentParser, runs_flag: str = "--runs") -> None:
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"registered generator (default {DEFAULT_MODEL})")
+    p.add_argument("--profile", default=DEFAULT_PROFILE, help=f"smoke, quick or paper (default {DEFAULT_PROFILE})")
+    p.add_argument(runs_flag, dest="runs", default="runs", help="folder of the run directories")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _add_sampler_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sampler (generators with an iterative sampler; refused by the others)")
+    g.add_argument("--sampler", choices=["ddpm", "ddim"], default=None)
+    g.add_argument("--steps", type=int, default=None)
+    g.add_argument("--eta", type=float, default=None)
+    g.add_argument("--clip-z0", dest="clip_z0", action=argparse.BooleanOptionalAction, default=None,
+                   help="clip the sampler's Z0 estimate to the latent's support (default: the run's config)")
+
+
+def _sampler_options(a) -> dict:
+    return {k: getattr(a, k) for k in ("sampler", "steps", "eta", "clip_z0") if getattr(a, k) is not None}
+
+
 def _load_scene_args(a):
     """The :class:`~hudlib.data.Scene` named by the arguments of :func:`_add_scene_args`."""
     return load_scene(a.scene, a.data, classes=a.classes, key=a.key, gt=a.gt, gt_key=a.gt_key,
@@ -53,32 +79,44 @@ def _load_scene_args(a):
 
 
 def _cmd_train(a):
-    overrides = {}
-    if a.steps is not None:
-        overrides["train"] = {"steps": a.steps}
+    overrides = {"train": {"steps": a.steps}} if a.steps is not None else {}
     scene = _load_scene_args(a)
-    gen = models.create(a.model).fit(scene, a.profile, a.out, resume=a.resume, overrides=overrides,
+    gen = models.create(a.model).fit(scene, a.profile, a.runs, resume=not a.restart, overrides=overrides,
                                      device=a.device, progress=not a.quiet)
     shutdown_distributed()  # under torchrun
     print(gen.run_dir_)
 
 
-def _cmd_sample(a):
-    gen = models.load(a.run)
-    opts = dict(sampler=a.sampler, steps=a.steps, eta=a.eta, clip_z0=a.clip_z0) if gen.sampler_settings() else {}
-    Y, X = gen.sample(a.n, random_state=a.seed, device=a.device, progress=not a.quiet, return_abundances=True,
-                      **opts)
-    meta = {"run": str(a.run), "model": gen.config_.model, "scene": gen.config_.scene,
-            "profile": gen.config_.profile, "n": a.n, "seed": a.seed, "weights_hash": gen.weights_hash(), **opts}
-    arrays = {"Y": Y, "meta": np.array(json.dumps(meta))}
-    if X is not None:
-        arrays["X"] = X
-    out = Path(a.out)
+def _save_npz(out: Path, **arrays) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp.npz")
     np.savez_compressed(tmp, **arrays)
     tmp.replace(out)
-    print(out)
+
+
+def _cmd_sample(a):
+    gen = models.load(a.run)
+    opts = _sampler_options(a)
+    settings = gen.sampler_settings(**opts)  # what is run (the run's own where not given); refuses unknown options
+    Y, X = gen.sample(a.n, random_state=a.seed, device=a.device, progress=not a.quiet, return_abundances=True,
+                      **opts)
+    meta = {"run": str(a.run), "model": gen.config_.model, "scene": gen.config_.scene,
+            "profile": gen.config_.profile, "n": a.n, "seed": a.seed, "weights_hash": gen.weights_hash(),
+            "sampler": settings, "sampling_key": gen.sampling_key(**opts)}
+    arrays = {"Y": Y, "meta": np.array(json.dumps(meta))}
+    if X is not None:
+        arrays["X"] = X
+    _save_npz(Path(a.out), **arrays)
+    print(a.out)
+
+
+def _cmd_synthesize(a):
+    from .synthesis import write_scene
+
+    scene = _load_scene_args(a)
+    paths = write_scene(scene, a.model, a.profile, size=tuple(a.size), out=a.out, seed=a.seed, stride=a.stride,
+                        tiling=a.tiling, runs=a.runs, device=a.device, progress=not a.quiet, **_sampler_options(a))
+    print("\n".join(str(p) for p in paths))
 
 
 def _cmd_evaluate(a):
@@ -86,6 +124,36 @@ def _cmd_evaluate(a):
     path = evaluate(scene.name, a.model, a.profile, n=a.n, runs=a.runs, results=a.results, device=a.device,
                     progress=not a.quiet, data_root=a.data, scene_obj=scene, force=a.force)
     print(path)
+
+
+def _cmd_tables(a):
+    from .tables import complexity_markdown, write_tables
+
+    scenes = a.scenes or [DEFAULT_SCENE]
+    print(write_tables(a.profile, a.results, scenes, a.models, complexity_markdown(scenes[0], a.profile),
+                       runs=a.runs))
+
+
+def _cmd_figures(a):
+    from .figures import make_figures
+
+    for f in make_figures(a.scenes or [DEFAULT_SCENE], a.models or models.names(), a.profile, a.out, a.runs,
+                          a.device, a.data, progress=not a.quiet):
+        print(f)
+
+
+def _cmd_checkpoints(a):
+    from . import checkpoints
+    from .config import RunConfig
+
+    if a.action == "install":
+        root = checkpoints.checkpoints_dir(a.root)
+        cfgs = [RunConfig.from_dict(json.loads((root / rel / "config.json").read_text()))
+                for rel in checkpoints.manifest(a.root)["runs"]]
+        for d in checkpoints.install(cfgs, a.runs, a.root):
+            print(d)
+    else:
+        print(checkpoints.export(a.run_dirs, a.root, a.classifiers))
 
 
 def main(argv=None) -> int:
@@ -100,47 +168,74 @@ def main(argv=None) -> int:
     d.add_argument("--force", action="store_true")
     d.set_defaults(fn=_cmd_download)
 
-    t = sub.add_parser("train", help="train (or reuse) a generator")
+    t = sub.add_parser("train", help="train (or reuse) a generator; an interrupted training resumes")
     _add_scene_args(t)
-    t.add_argument("--model", default="HUD")
-    t.add_argument("--profile", default="quick")
-    t.add_argument("--out", default="runs")
+    _add_model_args(t, "--out")
     t.add_argument("--steps", type=int, default=None)
-    t.add_argument("--resume", action="store_true")
-    t.add_argument("--device", default="auto")
-    t.add_argument("--quiet", action="store_true")
+    t.add_argument("--restart", action="store_true",
+                   help="discard an interrupted training's checkpoint and start from step 0")
     t.set_defaults(fn=_cmd_train)
 
-    s = sub.add_parser("sample", help="draw samples from a trained run")
+    s = sub.add_parser("sample", help="draw samples from a trained run (or a shipped checkpoint)")
     s.add_argument("--run", required=True)
     s.add_argument("--n", type=int, default=64)
-    s.add_argument("--sampler", choices=["ddpm", "ddim"], default=None)
-    s.add_argument("--steps", type=int, default=None)
-    s.add_argument("--eta", type=float, default=None)
-    s.add_argument("--clip-z0", dest="clip_z0", action=argparse.BooleanOptionalAction, default=None,
-                   help="clip the sampler's Z0 estimate to Z's support (default: the run's config)")
+    _add_sampler_args(s)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="samples.npz")
     s.add_argument("--device", default="auto")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=_cmd_sample)
 
+    y = sub.add_parser("synthesize", help="a whole scene of any size as ENVI files (+ abundances, pseudo-colour PNG)")
+    _add_scene_args(y)
+    _add_model_args(y)
+    y.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), required=True)
+    y.add_argument("--seed", type=int, default=0)
+    y.add_argument("--out", required=True, help="the cube's ENVI header, PATH.hdr (PATH.img beside it)")
+    y.add_argument("--stride", type=int, default=None, help="window stride (default: half the window)")
+    y.add_argument("--tiling", default="multidiffusion", help="multidiffusion (overlapped) or naive")
+    _add_sampler_args(y)
+    y.set_defaults(fn=_cmd_synthesize)
+
     e = sub.add_parser("evaluate", help="metrics of a generator -> results/<scene>/<model>/<profile>.json")
     _add_scene_args(e)
-    e.add_argument("--model", default="HUD")
-    e.add_argument("--profile", default="quick")
+    _add_model_args(e)
     e.add_argument("--n", type=int, default=None)
-    e.add_argument("--runs", default="runs")
     e.add_argument("--results", default="results")
-    e.add_argument("--device", default="auto")
-    e.add_argument("--quiet", action="store_true")
     e.add_argument("--force", action="store_true", help="recompute even if a result for these exact weights exists")
     e.set_defaults(fn=_cmd_evaluate)
+
+    tb = sub.add_parser("tables", help="results/tables_<profile>.md from the results whose weights are in runs/")
+    tb.add_argument("--profile", default=DEFAULT_PROFILE)
+    tb.add_argument("--scenes", nargs="*", default=None)
+    tb.add_argument("--models", nargs="*", default=None)
+    tb.add_argument("--results", default="results")
+    tb.add_argument("--runs", default="runs")
+    tb.set_defaults(fn=_cmd_tables)
+
+    f = sub.add_parser("figures", help="Figs. 3 and 4 and the loss curves -> figures/")
+    f.add_argument("--profile", default=DEFAULT_PROFILE)
+    f.add_argument("--scenes", nargs="*", default=None)
+    f.add_argument("--models", nargs="*", default=None)
+    f.add_argument("--out", default="figures")
+    f.add_argument("--runs", default="runs")
+    f.add_argument("--data", default=None)
+    f.add_argument("--device", default="auto")
+    f.add_argument("--quiet", action="store_true")
+    f.set_defaults(fn=_cmd_figures)
+
+    c = sub.add_parser("checkpoints", help="the shipped weights: install into runs/, or export finished runs")
+    c.add_argument("action", choices=["install", "export"])
+    c.add_argument("run_dirs", nargs="*", help="export: finished run directories")
+    c.add_argument("--classifiers", nargs="*", default=(), help="export: classifier weights (.pt beside .json)")
+    c.add_argument("--root", default=None, help="the checkpoints folder (default checkpoints/)")
+    c.add_argument("--runs", default="runs")
+    c.set_defaults(fn=_cmd_checkpoints)
 
     a = p.parse_args(argv)
     try:
         a.fn(a)
-    except DataError as err:  # bad input: one line, no traceback
+    except (DataError, ValueError, FileNotFoundError) as err:  # bad input: one line, no traceback
         print(f"{p.prog}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -29,7 +29,7 @@ from .models.hud_asrun import AUTHORS_SCHEDULE
 from .utils import atomic_write_text
 
 __all__ = ["AblationRow", "ROWS", "MAIN_ROWS", "SCHEDULE_OVERRIDES", "run_ablation", "ablation_table",
-           "COLUMNS", "row_samples", "figure", "write_ablation", "default_seeds", "extra_runs"]
+           "COLUMNS", "row_samples", "figure", "write_ablation", "default_seeds", "extra_runs", "row_configs"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,37 +87,74 @@ def _tag(row_key: str, seed: int, main_model_record: bool) -> str:
     return "" if main_model_record else f"abl-{row_key}" + (f"-s{seed}" if seed else "")
 
 
-def _run_row(scene, profile, row: AblationRow, seed: int, schedule: bool, **kw):
+def _overrides(row: AblationRow, seed: int, schedule: bool) -> dict:
     over = _merge(row.overrides, {"train": {"seed": seed}} if seed else {})
-    if schedule:
-        over = _merge(over, SCHEDULE_OVERRIDES)
+    return _merge(over, SCHEDULE_OVERRIDES) if schedule else over
+
+
+def row_configs(scene: str, profile: str, seeds=None, models=None) -> list:
+    """Every training config the ablation may use on ``scene``: each row at its seeds, and each row with the
+    square-root-linear schedule (the candidates of the schedule rows), restricted to the generators ``models``."""
+    from .config import make_config
+
+    seeds = default_seeds(profile) if seeds is None else list(seeds)
+    out = []
+    for row in ROWS:
+        if models is not None and row.model not in models:
+            continue
+        for seed in (seeds if row.key in MAIN_ROWS else seeds[:1]):
+            out.append(make_config(scene, row.model, profile, _overrides(row, seed, False) or None))
+        out.append(make_config(scene, row.model, profile, _overrides(row, seeds[0], True)))
+    return out
+
+
+def _trained(scene, profile, row, seed, schedule, runs) -> bool:
+    from .config import make_config
+    from .models import get, run_dir_for
+
+    cfg = make_config(scene, row.model, profile, _overrides(row, seed, schedule) or None)
+    return get(row.model).weights_hash_at(run_dir_for(cfg, paths.runs_dir(runs))) is not None
+
+
+def _run_row(scene, profile, row: AblationRow, seed: int, schedule: bool, **kw):
+    over = _overrides(row, seed, schedule)
     own = row.key in MAIN_ROWS and seed == 0 and not schedule and not row.overrides
     tag = _tag(row.key + ("-sqrt" if schedule else ""), seed, own)
-    path = ev.evaluate(scene, row.model, profile, overrides=over or None, tag=tag, **kw)
+    path = ev.evaluate(scene, row.model, profile, overrides=over or None, tag=tag,
+                       metric_set="all" if own else "ablation", **kw)
     return json.loads(path.read_text())
 
 
 def run_ablation(scene: str = "IndianPines", profile: str = "quick", seeds=None, schedule: bool = True,
-                 **evaluate_kw) -> list[dict]:
+                 train: bool = True, models=None, **evaluate_kw) -> list[dict]:
     """Train (or reuse) and evaluate every row; the main rows with every seed in ``seeds``, the others with the first.
 
+    ``train=False``: only rows whose run is finished already (shipped or trained earlier) are evaluated; the others
+    are left out (``./run_all.sh --ablation`` trains them). ``models``: only the rows of these generators.
     ``evaluate_kw`` go to :func:`hudlib.evaluate.evaluate` (runs, results, device, progress, data_root, n, …).
     Returns ``[{"row", "label", "seed", "schedule", "record"}]`` in table order.
     """
     seeds = default_seeds(profile) if seeds is None else ([int(s) for s in seeds] or [0])
+    runs = evaluate_kw.get("runs")
+
+    def wanted(row, seed, sched):
+        return (models is None or row.model in models) and (train or _trained(scene, profile, row, seed, sched, runs))
+
     out = []
     for row in ROWS:
         for seed in (seeds if row.key in MAIN_ROWS else seeds[:1]):
-            out.append({"row": row.key, "label": row.label, "seed": seed, "schedule": "linear",
-                        "record": _run_row(scene, profile, row, seed, False, **evaluate_kw)})
-    if schedule:
-        firsts = [r for r in out if r["seed"] == seeds[0]]
+            if wanted(row, seed, False):
+                out.append({"row": row.key, "label": row.label, "seed": seed, "schedule": "linear",
+                            "record": _run_row(scene, profile, row, seed, False, **evaluate_kw)})
+    firsts = [r for r in out if r["seed"] == seeds[0]]
+    if schedule and firsts:
         best = min(firsts, key=lambda r: r["record"]["metrics"]["FID"])["row"]
         for key in dict.fromkeys((best, ROWS[0].key)):  # the best row, then HUD as written if it is not the best
             row = next(r for r in ROWS if r.key == key)
-            out.append({"row": row.key + "-sqrt", "label": f"{row.label}, square-root-linear β", "seed": seeds[0],
-                        "schedule": "sqrt_linear", "record": _run_row(scene, profile, row, seeds[0], True,
-                                                                      **evaluate_kw)})
+            if wanted(row, seeds[0], True):
+                out.append({"row": row.key + "-sqrt", "label": f"{row.label}, square-root-linear β", "seed": seeds[0],
+                            "schedule": "sqrt_linear", "record": _run_row(scene, profile, row, seeds[0], True,
+                                                                          **evaluate_kw)})
     return out
 
 
@@ -177,6 +214,8 @@ def figure(results: list[dict], scene):
     """Fig. 3-style mosaics: a real mosaic and one per ablation row (same stretch)."""
     from .figures import fig3
 
+    if not results:
+        return None
     samples = row_samples(results)
     rec = results[0]["record"]
     return fig3({scene.name: samples}, {scene.name: scene}, list(samples),
@@ -184,12 +223,15 @@ def figure(results: list[dict], scene):
                       f"(training seed {results[0]['seed']})")
 
 
-def write_ablation(results: list[dict], results_dir=None) -> Path:
-    """``results/ablation_<profile>.md``: the table and the rows' keys."""
-    rec = results[0]["record"]
+def write_ablation(results: list[dict], results_dir=None, scene: str = "", profile: str = "") -> Path:
+    """``results/ablation_<profile>.md``: the table and the rows' keys (``scene``/``profile`` name an empty one)."""
+    rec = results[0]["record"] if results else {"scene": scene, "profile": profile}
     keys = "\n".join(f"- `{r.key}`: {r.label}" for r in ROWS)
+    table = ablation_table(results) if results else (
+        "No row has a trained run on this machine: the ablation's trainings run only with `./run_all.sh "
+        "--ablation` (or `--retrain`).")
     text = (f"# Ablation: does the ln/softmax projection help? ({rec['scene']}, profile `{rec['profile']}`)\n\n"
-            f"Generated by notebooks/07_ablation.ipynb (hudlib.ablation).\n\n" + ablation_table(results)
+            f"Generated by notebooks/07_ablation.ipynb (hudlib.ablation).\n\n" + table
             + f"\n\nRows:\n\n{keys}\n- `<key>-sqrt`: that row with the square-root-linear β schedule (0.0015 → "
               f"0.0155): the best of the rows above by the sound FID (training seed 0), and HUD as written.\n")
     out = paths.results_dir(results_dir) / f"ablation_{rec['profile']}.md"

@@ -106,11 +106,11 @@ def _grow_region(labelled: np.ndarray, block: int, target: int, rng: np.random.G
     mask = np.zeros_like(labelled)
     for i, j in chosen:
         mask[i * block:(i + 1) * block, j * block:(j + 1) * block] = True
-    return mask & labelled
+    return mask
 
 
 def spatial_split(gt: np.ndarray, size: int = 32, holdout: float = 0.2, block: int = 8, random_state=0,
-                  n_candidates: int = 64) -> tuple[np.ndarray, np.ndarray]:
+                  n_candidates: int = 64, return_region: bool = False) -> tuple[np.ndarray, ...]:
     """Spatially disjoint train / held-out centres for ``size`` x ``size`` crops.
 
     Args:
@@ -122,8 +122,12 @@ def spatial_split(gt: np.ndarray, size: int = 32, holdout: float = 0.2, block: i
         random_state: seed of the candidate regions.
         n_candidates: number of candidate regions tried.
 
+        return_region: also return the held-out region itself (every pixel of its blocks, unlabelled ones
+            included: the ground a generator must not see).
+
     Returns:
-        ``(train, held)``: bool masks ``(rows, cols)`` of training and held-out centres (both labelled).
+        ``(train, held)``: bool masks ``(rows, cols)`` of training and held-out centres (both labelled); with
+        ``return_region`` ``(train, held, region)``.
 
     Method: each candidate is one compact region grown from a random seed block by adding the 4-connected
     neighbour block with most already chosen 8-neighbours, until it holds ``holdout`` of the labelled pixels.
@@ -151,21 +155,23 @@ def spatial_split(gt: np.ndarray, size: int = 32, holdout: float = 0.2, block: i
     if n_lab == 0:
         raise DataError("gt: no labelled pixel (all labels are 0)")
     if holdout == 0:
-        return labelled.copy(), np.zeros_like(labelled)
+        none = np.zeros_like(labelled)
+        return (labelled.copy(), none, none.copy()) if return_region else (labelled.copy(), none)
     rng = np.random.default_rng(random_state)
     target = max(1, int(math.ceil(holdout * n_lab)))
     radius = int(size) // 2
     best, best_key = None, None
     for _ in range(int(n_candidates)):
-        held = _grow_region(labelled, int(block), target, rng)
+        region = _grow_region(labelled, int(block), target, rng)
+        held = region & labelled
         near = scipy.ndimage.maximum_filter(held.astype(np.uint8), size=2 * radius + 1, mode="constant") > 0
         train = labelled & ~near
         train_classes = np.unique(gt[train])
         seen = float(np.isin(gt[held], train_classes).mean()) if held.any() else 0.0
         key = (len(train_classes), seen, int(train.sum()))
         if best_key is None or key > best_key:
-            best, best_key = (train, held), key
-    return best
+            best, best_key = (train, held, region), key
+    return best if return_region else best[:2]
 
 
 def crop_centres(padded: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int) -> np.ndarray:

@@ -38,7 +38,7 @@ def _conv_bn_act(cin: int, cout: int, kernel: int = 1, act: nn.Module | None = N
 
 
 class AuthorsPixelClassifier(nn.Module):
-    """The authors' per-pixel classifier (their classifier.py; ../shared/reference/authors_code.md, C).
+    """The authors' per-pixel classifier (their classifier.py; docs/authors_code.md §C).
 
     Layout: 1x1 conv ``bands -> embed`` + BN + LeakyReLU; ``n_layers`` x [1x1 conv ``embed -> embed`` + BN +
     LeakyReLU]; Dropout(``dropout``); 1x1 ``embed -> embed/2`` and ``embed/2 -> hidden`` (each + BN + LeakyReLU);

@@ -939,3 +939,170 @@ def write_benchmark(result: dict, out_dir, profile: str) -> tuple[Path, Path]:
     atomic_write_text(jpath, json.dumps(_json_safe(dict(result, profile=profile)), indent=1, allow_nan=False))
     atomic_write_text(mpath, benchmark_markdown(result, profile))
     return jpath, mpath
+
+
+# --------------------------------------------------------------------------------------------- with HUD-cond
+def layout_crops(gt, held, size: int, per_class: int, random_state=0, rearrange: bool = False,
+                 tile: int = 8) -> np.ndarray:
+    """Label layouts ``(m, size, size)`` cropped from the labelled ground outside the held-out region: for every
+    class k with pixels there, ``per_class`` crops (top-left corners drawn among those whose crop holds no held-out
+    pixel, weighted by how many class-k pixels the crop holds). ``rearrange``: each crop's ``tile`` x ``tile``
+    tiles are shuffled (same classes and local fields, another arrangement)."""
+    from .models.hud_cond import allowed_corners
+
+    gt = np.asarray(gt)
+    corners = allowed_corners(held, size)
+    rng = np.random.default_rng(random_state)
+    out = []
+    for k in range(1, int(gt.max()) + 1):
+        S = np.zeros((gt.shape[0] + 1, gt.shape[1] + 1), np.int64)
+        S[1:, 1:] = (gt == k).cumsum(0).cumsum(1)
+        r, c = corners[:, 0], corners[:, 1]
+        cnt = S[r + size, c + size] - S[r, c + size] - S[r + size, c] + S[r, c]
+        if cnt.sum() == 0:
+            continue
+        pick = rng.choice(len(corners), per_class, p=cnt / cnt.sum())
+        out += [gt[r[i]:r[i] + size, c[i]:c[i] + size] for i in pick]
+    L = np.stack(out).astype(np.int64)
+    if rearrange:
+        t = size // tile
+        tiles = L.reshape(len(L), t, tile, t, tile).transpose(0, 1, 3, 2, 4).reshape(len(L), t * t, tile, tile)
+        tiles = np.stack([tl[rng.permutation(t * t)] for tl in tiles])
+        L = tiles.reshape(len(L), t, t, tile, tile).transpose(0, 1, 3, 2, 4).reshape(len(L), size, size)
+    return np.ascontiguousarray(L)
+
+
+def _pool(gen, gt, held, per_class: int, random_state, guidance: float, rearrange: bool) -> tuple:
+    """(windows, labels) of the labelled pixels of HUD-cond samples drawn for :func:`layout_crops` layouts."""
+    L = layout_crops(gt, held, gen.config_.train.patch_size, per_class, random_state, rearrange)
+    Y = gen.sample(len(L), random_state=random_state, layout=L, guidance=guidance)
+    return patch_windows(Y, L)
+
+
+def _draw_like(pool: tuple, real_labels, n_pixels: int, random_state) -> tuple:
+    """``n_pixels`` pool pixels with the real labels' class proportions (without replacement where the pool has
+    enough of a class, with replacement where it has fewer)."""
+    W, y = pool
+    rng = np.random.default_rng(random_state)
+    classes, counts = np.unique(real_labels, return_counts=True)
+    want = np.round(n_pixels * counts / counts.sum()).astype(int)
+    idx = []
+    for k, q in zip(classes, want):
+        have = np.flatnonzero(y == k)
+        if len(have) and q:
+            idx.append(rng.choice(have, q, replace=len(have) < q))
+    idx = np.concatenate(idx) if idx else np.empty(0, int)
+    return W[idx], y[idx]
+
+
+def layout_fidelity(gen, scene, split_seed: int, guidances=(0.0, 1.0, 3.0), per_class: int = 8, random_state=0,
+                    net_steps: int = 300, device=None) -> dict:
+    """How well HUD-cond's samples follow their layouts: a 3x3 net trained on every real training-region label of
+    split ``split_seed`` labels the synthetic pixels drawn for layouts of that ground; the per-pixel agreement
+    with the conditioning map at each guidance weight, beside the same net's accuracy on the held-out pixels (the
+    ceiling). Only training-side data enter (the held-out accuracy is reported, never used to choose)."""
+    _, cube, gt = _scene_arrays(scene)
+    train, held = spatial_split(gt, size=32, random_state=split_seed)
+    r, c = np.nonzero(train)
+    net = fit_net(scene_windows(cube, r, c), gt[r, c], int(scene.n_classes), steps=net_steps,
+                  random_state=random_state, device=device)
+    hr, hc = np.nonzero(held)
+    ceiling = float((predict_windows(net, scene_windows(cube, hr, hc), device=device) == gt[hr, hc]).mean())
+    out = {"split_seed": int(split_seed), "heldout_accuracy": ceiling, "per_guidance": {}}
+    for w in guidances:
+        W, y = _pool(gen, gt, held, per_class, random_state, float(w), False)
+        out["per_guidance"][str(float(w))] = {"agreement": float((predict_windows(net, W, device=device) == y).mean()),
+                                              "n_pixels": int(len(y))}
+    return out
+
+
+def experiment(scene, profile: str = "quick", runs=None, device="auto", progress: bool = False,
+               per_class_crops: int = 8, net_steps: int | None = None) -> dict:
+    """The downstream benchmark with HUD-cond (README "Does synthetic data help?"), on ``scene``'s spatially
+    disjoint splits: one HUD-cond per split seed, trained (or reused, a shipped checkpoint) on the training side
+    only, and the rows
+
+    1. ``real`` and 2. ``real+aug`` (classic augmentation); 3. ``real+HUD-cond`` (samples for layouts cropped from
+    the labelled training ground) and ``real+HUD-cond-rearranged`` (their tiles shuffled); 4. ``real+pseudo``
+    (HUD-cond's unconditional samples labelled by the row-1 classifier: generate-then-label); 5.
+    ``synthetic-only:HUD-cond`` (TSTR) against ``real`` at every training label (TRTR); and the ratio sweep
+    (1, 4, 16 synthetic pixels per real label) of row 3 at 10 labels per class.
+
+    The guidance weight of rows 3 is chosen per split by :func:`layout_fidelity` (the training-side agreement; ties
+    to the smaller w). Synthetic pixels follow the class proportions of the row's real labels. Note: HUD-cond saw
+    the label maps of the whole training ground, so rows 3-5 carry more label information than the budget (the
+    budget counts the labelled pixels handed to the classifier). Returns :func:`run_benchmark`'s dict with
+    ``"layout_fidelity"`` and ``"generators"`` (weights hash per split) added."""
+    from . import models
+    from .classifier import spatial_split as split
+
+    sc, cube, gt = _scene_arrays(scene)
+    settings = dict(PROFILES["smoke" if profile == "smoke" else "full"])
+    if net_steps is not None:
+        settings["net_steps"] = int(net_steps)
+    gens, fidelity, guidance = {}, {}, {}
+    for s in settings["split_seeds"]:
+        gens[s] = models.create("HUD-cond").fit(sc, profile, runs, overrides={"cond": {"split_seed": int(s)}},
+                                               device=device, progress=progress)
+        if gens[s].config_.cond.split_seed != s:
+            raise DataError(f"HUD-cond: expected a run with split seed {s}")
+        fidelity[s] = layout_fidelity(gens[s], sc, s, per_class=per_class_crops, net_steps=settings["net_steps"],
+                                      device=device)
+        ag = fidelity[s]["per_guidance"]
+        guidance[s] = float(max(ag, key=lambda w: (ag[w]["agreement"], -float(w))))
+    pools: dict = {}
+
+    def layout_provider(rearrange: bool):
+        def provider(split_seed, train_mask, real_labels, n_pixels, random_state):
+            key = (split_seed, rearrange)
+            if key not in pools:
+                held = split(gt, size=32, random_state=split_seed)[1]
+                pools[key] = _pool(gens[split_seed], gt, held, per_class_crops, _seed(split_seed, int(rearrange)),
+                                   guidance[split_seed], rearrange)
+            return _draw_like(pools[key], real_labels, n_pixels, random_state)
+        return provider
+
+    def pseudo(split_seed, n_pixels, random_state, classify):
+        return pseudo_label_provider(lambda n, rs: gens[split_seed].sample(n, random_state=rs))(
+            n_pixels=n_pixels, random_state=random_state, classify=classify)
+
+    synthetic = {"HUD-cond": layout_provider(False), "HUD-cond-rearranged": layout_provider(True), "pseudo": pseudo}
+    rows = ("real", "real+aug", "real+HUD-cond", "real+HUD-cond-rearranged", "real+pseudo", "synthetic-only:HUD-cond")
+    result = run_benchmark(sc, rows=rows, synthetic=synthetic, ratios=1.0, progress=progress, device=device,
+                           sweep={"row": "real+HUD-cond", "budget": 10 if 10 in settings["budgets"] else
+                                  settings["budgets"][0], "ratios": (1, 4, 16)}, **settings)
+    result["layout_fidelity"] = {str(s): {**v, "chosen_guidance": guidance[s]} for s, v in fidelity.items()}
+    result["generators"] = {str(s): {"weights_hash": g.weights_hash(), "run": g.run_dir_.name,
+                                     "sampler": g.sampler_settings()} for s, g in gens.items()}
+    result["profile"] = profile
+    return result
+
+
+def experiment_markdown(result: dict) -> str:
+    """The layout-fidelity table and the notes of :func:`experiment` (appended to the benchmark's Markdown)."""
+    lines = ["", "## Layout fidelity of HUD-cond", "",
+             "A 3x3 network trained on every real label of the split's training ground labels HUD-cond's synthetic "
+             "pixels; agreement with the conditioning map at guidance weight w, beside the same network's accuracy "
+             "on the real held-out pixels (the ceiling).", "",
+             "| split seed | held-out accuracy (ceiling) | " + " | ".join(
+                 f"agreement, w = {w}" for w in next(iter(result["layout_fidelity"].values()))["per_guidance"])
+             + " | w used |", "|---|---|" + "---|" * (len(next(iter(result["layout_fidelity"].values()))
+                                                        ["per_guidance"]) + 1)]
+    for s, f in result["layout_fidelity"].items():
+        lines.append(f"| {s} | {f['heldout_accuracy']:.3f} | " + " | ".join(
+            f"{v['agreement']:.3f} ({v['n_pixels']} px)" for v in f["per_guidance"].values())
+            + f" | {f['chosen_guidance']:g} |")
+    gens = ", ".join(f"split {s}: {g['run']} (weights {g['weights_hash']})" for s, g in result["generators"].items())
+    lines += ["", f"*HUD-cond runs: {gens}. Each saw only its split's training ground (no held-out pixel in any "
+                  "training crop, VCA outside the held-out region), but all of that ground's label maps: rows with "
+                  "HUD-cond carry more label information than the budget, which counts only the labelled pixels "
+                  "given to the classifier. The guidance weight of the layout rows is the one with the best "
+                  "training-side agreement.*", ""]
+    return "\n".join(lines)
+
+
+def write_experiment(result: dict, out_dir, profile: str) -> tuple[Path, Path]:
+    """:func:`write_benchmark` of an :func:`experiment` result, the layout fidelity appended to the Markdown."""
+    jpath, mpath = write_benchmark(result, out_dir, profile)
+    atomic_write_text(mpath, mpath.read_text() + experiment_markdown(result))
+    return jpath, mpath

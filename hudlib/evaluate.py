@@ -131,13 +131,13 @@ def generate_with_abundances(gen, n: int, seed: int, device="auto", progress: bo
 
 
 def scene_endmembers(s, cfg) -> np.ndarray:
-    """The scene's VCA endmembers ``(bands, d)`` with the config's d and seed (HUD's), the common simplex of the
-    physical-consistency block (memoised by the scene's content)."""
+    """The scene's VCA endmembers ``(bands, d)`` with the reference generator's (HUD's) d and seed at ``cfg``'s
+    profile: the common simplex of every generator's physical-consistency block (memoised by the scene's content)."""
     from .unmixing import vca
 
-    d = cfg.unmixing.d or s.n_classes
-    return memo("vca", lambda: vca(s.cube, d, random_state=cfg.unmixing.random_state)[0], s.cube,
-                key=(d, cfg.unmixing.random_state))
+    u = make_config(s.name, models.reference_name(), cfg.profile).unmixing
+    d = u.d or s.n_classes
+    return memo("vca", lambda: vca(s.cube, d, random_state=u.random_state)[0], s.cube, key=(d, u.random_state))
 
 
 def _physical(Y, X, real, s, cfg, times: dict) -> dict:
@@ -148,7 +148,8 @@ def _physical(Y, X, real, s, cfg, times: dict) -> dict:
         out = metrics.physical_consistency(Y, E, X)
         out["simplex_angle_mean_real"] = memo("simplex_angle_real", lambda: metrics.physical_consistency(
             real, E)["simplex_angle_mean"], real, E)
-        out["endmembers"] = f"VCA of the scene, d = {E.shape[1]}, seed {cfg.unmixing.random_state}"
+        seed = make_config(s.name, models.reference_name(), cfg.profile).unmixing.random_state
+        out["endmembers"] = f"VCA of the scene, d = {E.shape[1]}, seed {seed}"
         return out
     return _timed(times, "physical", run)
 

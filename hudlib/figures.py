@@ -21,7 +21,8 @@ from .data import load_scene, patches, pseudo_rgb, rgb_limits
 from .evaluate import generate, git_commit, machine_description
 from .utils import atomic_write_text, resolve_device
 
-__all__ = ["mosaic", "fig3", "fig4", "loss_curves", "spectral_density", "save", "write_all", "write_manifest", "make_figures"]
+__all__ = ["mosaic", "fig3", "fig4", "loss_curves", "spectral_density", "save", "write_all", "write_manifest",
+           "add_to_manifest", "make_figures"]
 
 
 def mosaic(batch: np.ndarray, k: int = 2) -> np.ndarray:
@@ -182,6 +183,18 @@ def write_manifest(folder, files: list[Path], profile: str, label: str, scenes: 
     out = folder / "MANIFEST.json"
     atomic_write_text(out, json.dumps(man, indent=2))
     return out
+
+
+def add_to_manifest(folder, files: list[Path], weights_hashes: dict[str, str]) -> Path:
+    """Add ``files`` (their sha256) and the weights hashes they show to ``figures/MANIFEST.json`` (a notebook after
+    05 adding a figure, e.g. 08's ``fig_scene``)."""
+    folder = Path(folder)
+    path = folder / "MANIFEST.json"
+    man = json.loads(path.read_text()) if path.is_file() else {"files": {}, "weights_hashes": {}}
+    man["files"].update({Path(f).name: hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in files})
+    man.setdefault("weights_hashes", {}).update(weights_hashes)
+    atomic_write_text(path, json.dumps(man, indent=2))
+    return path
 
 
 def make_figures(scenes, model_names, profile: str, fig_dir=None, runs=None, device: str = "auto", data_root=None,

@@ -17,6 +17,14 @@ It never hangs and it talks:
 - while a notebook runs, one live line shows notebook, cell and the tqdm bar (step, loss, time left) mirrored from
   the notebook's output (rewritten in place on a terminal; a plain line every few seconds otherwise).
 
+Trained weights come from the repository: every run whose config hash has a shipped checkpoint (``checkpoints/``,
+:mod:`hudlib.checkpoints`) is copied into ``runs/`` instead of being trained, so a fresh clone samples, evaluates and
+regenerates every figure and table; ``--retrain [MODEL ...]`` ignores the shipped weights and trains from scratch
+(resuming an interrupted training), and the ablation's extra trainings run only with ``--ablation`` or
+``--retrain``. After the run, ``results/verify_<profile>.md`` compares the committed results with this run's
+(:mod:`hudlib.verify`). Ctrl-C stops the run within seconds: the kernel is interrupted (then killed), the summary names
+the notebook and cell, and the exit status is 130.
+
 Scenes missing locally are skipped with the exact download command (Indian Pines is always there via tensorly).
 """
 from __future__ import annotations
@@ -41,8 +49,8 @@ from papermill.engines import NBClientEngine, papermill_engines
 from papermill.exceptions import PapermillExecutionError
 from traitlets import Any as AnyTrait
 
+from . import checkpoints, paths, verify
 from . import models as registry
-from . import paths
 from .config import PROFILES, RUNNER, make_config
 from .data import SCENES, DataError, _info, _locate
 from .evaluate import result_status
@@ -51,10 +59,12 @@ from .utils import atomic_write_text
 __all__ = ["run_notebooks", "available_scenes", "make_plan", "format_plan", "parse_tqdm", "main"]
 
 SCENE_NOTEBOOK_MAX = 4  # notebooks 00..04 are per scene; 05 and later take all scenes at once
-TRAINING_NOTEBOOKS = ("03", "04", "05", "06", "07")  # notebooks that fit generators (train when no finished run exists)
+TRAINING_NOTEBOOKS = ("03", "04", "05", "06")  # notebooks that fit generators (train when no finished run exists)
 EVALUATION_NOTEBOOKS = ("06",)  # notebooks that evaluate every generator
-ABLATION_NOTEBOOKS = ("07",)  # trains and evaluates hudlib.ablation's extra HUD-size runs on the first scene
+ABLATION_NOTEBOOKS = ("07",)  # evaluates hudlib.ablation's rows on the first scene (trains them only on request)
 ENGINE = "hud-watched"
+INTERRUPTED = 130  # exit status after Ctrl-C (128 + SIGINT), as a shell reports it
+KILL_GRACE_S = 5.0  # after Ctrl-C, seconds the kernel gets to stop the cell before it is killed
 
 # Run in every kernel the runner starts, before any cell: tqdm.auto would pick the ipywidgets bar inside a kernel
 # (its updates travel as comm messages that never reach the log); the text bar writes to stderr, which papermill
@@ -80,18 +90,20 @@ def _notebooks(nb_dir: Path, only=None) -> list[Path]:
     return [nb for nb in nbs if not only or any(nb.name.startswith(o) for o in only)]
 
 
-def _steps(nbs: list[Path], build: Path, present: list[str], models: list[str], profile: str) -> list[tuple]:
-    """``[(notebook, executed notebook path, parameters)]`` in run order (parameters before filtering)."""
+def _steps(nbs: list[Path], build: Path, present: list[str], models: list[str], profile: str,
+           train_extra: bool = False) -> list[tuple]:
+    """``[(notebook, executed notebook path, parameters)]`` in run order (parameters before filtering: a notebook
+    gets those its parameters cell declares)."""
     steps = []
     for nb in nbs:
         if int(nb.name[:2]) <= SCENE_NOTEBOOK_MAX:
             for s in present:
-                steps.append((nb, build / "notebooks" / s / nb.name, dict(scene=s, profile=profile,
+                steps.append((nb, build / "notebooks" / s / nb.name, dict(scene=s, profile=profile, models=models,
                                                                           interactive=False)))
         else:
             steps.append((nb, build / "notebooks" / nb.name, dict(scenes=present, models=models, profile=profile,
                                                                   fig_dir="figures", results="results",
-                                                                  interactive=False)))
+                                                                  interactive=False, train_extra=train_extra)))
     return steps
 
 
@@ -103,53 +115,89 @@ def timings(profile: str) -> dict:
     return json.loads(resources.files("hudlib").joinpath("timings.json").read_text())[profile]
 
 
-def _status(scene: str, model: str, profile: str, runs, results) -> dict:
-    """``{"trained", "evaluated"}`` (hudlib.evaluate.result_status: a result counts as cached only for the exact
-    weights on disk), the one place the plan asks."""
-    return result_status(scene, model, profile, runs=runs, results=results)
+def run_configs(scene: str, model_names: list[str], profile: str, prefixes: set[str]) -> list[tuple[str, str, object]]:
+    """``[(label, kind, config)]`` of every training the notebooks ``prefixes`` may use on ``scene``: each generator
+    and each of its variants with its own weights (kind ``"generator"``), and the ablation's rows (``"ablation"``)."""
+    from . import ablation
+
+    out, seen = [], set()
+
+    def add(label, kind, cfg):
+        key = (cfg.model, cfg.training_hash())
+        if key not in seen:
+            seen.add(key)
+            out.append((label, kind, cfg))
+
+    if prefixes & (set(TRAINING_NOTEBOOKS) | set(ABLATION_NOTEBOOKS)):
+        for m in model_names:
+            add(m, "generator", make_config(scene, m, profile))
+            for tag, ov in registry.get(m).variants.items():
+                add(f"{m} [{tag}]", "generator", make_config(scene, m, profile, ov))
+    if prefixes & set(ABLATION_NOTEBOOKS):
+        for cfg in ablation.row_configs(scene, profile, models=model_names):
+            add(f"{cfg.model} (ablation)", "ablation", cfg)
+    return out
+
+
+def _training_status(cfg, kind: str, runs, retrain: set[str], train_extra: bool) -> tuple[str, int]:
+    """(what the run will do about this config's weights, training iterations it costs)."""
+    if registry.is_control(cfg.model):
+        return "control: no training", 0
+    run = registry.run_dir_for(cfg, runs)
+    steps = sum(registry.get(cfg.model).training_iterations(cfg).values())
+    finished = (run / "DONE").is_file()
+    shipped_copy = (run / checkpoints.SHIPPED).is_file()
+    if finished and not shipped_copy:
+        return f"trained here ({run.name})", 0
+    if kind == "ablation" and not train_extra and not (finished or checkpoints.shipped_run(cfg)):
+        return "not trained (--ablation trains it)", 0
+    if cfg.model in retrain:
+        if kind == "ablation" and not train_extra:
+            return "not trained (--ablation trains it)", 0
+        resumed = ", resumed" if (run / "checkpoint.pt").is_file() and not shipped_copy else ""
+        return f"to train ({steps} steps{resumed})", steps
+    if finished or checkpoints.shipped_run(cfg) is not None:
+        return f"shipped checkpoint ({run.name})", 0
+    return f"to train ({steps} steps)", steps
 
 
 def make_plan(profile: str, scenes: list[str], models: list[str], nbs: list[Path], skipped=None,
-              runs=None, results="results") -> dict:
-    """What a run will do: per (scene, model) whether training and evaluation are needed, and the time estimate.
+              runs=None, results="results", retrain=(), train_extra: bool = False) -> dict:
+    """What a run will do: per (scene, training) whether shipped weights are used, the run trains, or it is
+    trained already, whether each generator's result is to be evaluated, and the time estimate. ``retrain``: the
+    generators whose shipped weights are ignored. Nothing is changed on disk.
 
     ``runs`` / ``results`` resolve as the notebooks resolve them (:mod:`hudlib.paths`).
     """
     runs, results = paths.runs_dir(runs), paths.results_dir(results)
     prefixes = {nb.name[:2] for nb in nbs}
-    trains, evals = bool(prefixes & set(TRAINING_NOTEBOOKS)), bool(prefixes & set(EVALUATION_NOTEBOOKS))
+    evals = bool(prefixes & set(EVALUATION_NOTEBOOKS))
+    retrain = set(retrain)
     r = timings(profile)
     rows, train_steps, n_eval, train_s = [], 0, 0, 0.0
     for s in scenes:
-        for m in models:
-            control = registry.is_control(m)
-            st = _status(s, m, profile, runs, results)
-            run = registry.run_dir_for(make_config(s, m, profile), runs) if st["trained"] else None
-            cached = st["evaluated"]
-            steps = 0 if control or run else make_config(s, m, profile).train.steps
-            train_steps += steps if trains else 0
-            per = r["step_s"].get(m)
-            train_s = None if train_s is None or (steps and trains and per is None) else \
-                train_s + (steps * per if trains and steps else 0.0)
-            n_eval += 0 if cached or not evals else 1
-            rows.append({"scene": s, "model": m, "control": control, "run": str(run) if run else None,
-                         "train_steps": steps, "cached": cached})
+        for label, kind, cfg in run_configs(s, models, profile, prefixes):
+            status, steps = _training_status(cfg, kind, runs, retrain, train_extra)
+            per = r["step_s"].get(cfg.model)
+            train_steps += steps
+            train_s = None if train_s is None or (steps and per is None) else train_s + steps * (per or 0.0)
+            cached = None
+            if kind == "generator" and evals:
+                tag = label.partition(" [")[2][:-1]
+                ov = registry.get(cfg.model).variants.get(tag) if tag else None
+                st = result_status(s, cfg.model, profile, runs=runs, results=results, overrides=ov, tag=tag)
+                cached = bool(st["evaluated"] and not steps)
+                n_eval += 0 if cached else 1
+            rows.append({"scene": s, "model": label, "kind": kind, "control": registry.is_control(cfg.model),
+                         "training": status, "train_steps": steps, "cached": cached})
     n_runs = sum(len(scenes) if int(nb.name[:2]) <= SCENE_NOTEBOOK_MAX else 1 for nb in nbs)
     parts = {"evaluation": (n_eval, r["eval_s"]), "notebooks": (n_runs, r["notebook_s"])}
     est = {"training": train_s,
            **{k: None if (n and per is None) else n * (per or 0) for k, (n, per) in parts.items()}}
-    n_abl = 0
-    if prefixes & set(ABLATION_NOTEBOOKS) and scenes:
-        from . import ablation
-        n_abl = ablation.extra_runs(profile)
-        ref = registry.reference_name()
-        per, ev_s = r["step_s"].get(ref), r["eval_s"]
-        steps = make_config(scenes[0], ref, profile).train.steps
-        est["ablation"] = None if per is None or ev_s is None else n_abl * (steps * per + ev_s)
     return {"profile": profile, "scenes": scenes, "skipped": dict(skipped or {}), "models": models,
             "notebooks": [nb.name for nb in nbs], "notebook_runs": n_runs, "rows": rows, "runs": str(runs),
             "results": str(results), "train_steps": train_steps, "to_evaluate": n_eval, "estimate_s": est,
-            "trains": trains, "evaluates": evals, "ablation_runs": n_abl}
+            "evaluates": evals, "retrain": sorted(retrain), "train_extra": train_extra}
 
 
 def _fmt_s(s: float) -> str:
@@ -164,29 +212,23 @@ def format_plan(plan: dict) -> str:
              f"scenes:     {', '.join(plan['scenes']) or '(none)'}"]
     lines += [f"skipped:    {name} (missing: {why})" for name, why in plan["skipped"].items()]
     lines += [f"generators: {', '.join(plan['models'])}", f"notebooks:  {', '.join(plan['notebooks']) or '(none)'}",
-              f"runs:       {plan['runs']}", f"results:    {plan['results']}", "",
-              f"{'scene':14}{'generator':16}{'training':44}result"]
+              f"runs:       {plan['runs']}", f"results:    {plan['results']}"]
+    if plan["retrain"]:
+        lines.append(f"retrain:    {', '.join(plan['retrain'])} (shipped checkpoints ignored: trained from scratch)")
+    lines += ["", f"{'scene':14}{'generator':30}{'training':48}result"]
     for r in plan["rows"]:
-        if r["control"]:
-            train = "control: no training"
-        elif r["run"]:
-            train = f"trained ({Path(r['run']).name})"
-        else:
-            train = f"to train ({r['train_steps']} steps)" if plan["trains"] else "not trained (not run now)"
-        result = "cached" if r["cached"] else ("to evaluate" if plan["evaluates"] else "not cached (not run now)")
-        lines.append(f"{r['scene']:14}{r['model']:16}{train:44}{result}")
+        result = "" if r["cached"] is None else ("cached" if r["cached"] else "to evaluate")
+        lines.append(f"{r['scene']:14}{r['model']:30}{r['training']:48}{result}".rstrip())
     est = plan["estimate_s"]
     if any(v is None for v in est.values()):
         unknown = ", ".join(k for k, v in est.items() if v is None)
-        lines.append(f"\nestimate: unknown ({unknown} not measured for profile {plan['profile']} on the reference "
-                     f"machine; see RUNNER in hudlib/config.py)")
+        lines.append(f"\nestimate: unknown ({unknown} not measured for profile {plan['profile']}; see "
+                     f"hudlib/timings.json)")
     else:
         lines.append(f"\nestimate: ~{_fmt_s(sum(est.values()))} on a 2-core CPU like the reference machine "
                      f"(training {_fmt_s(est['training'])} for {plan['train_steps']} steps, evaluation "
                      f"{_fmt_s(est['evaluation'])} for {plan['to_evaluate']} generator(s), notebooks "
-                     f"{_fmt_s(est['notebooks'])}"
-                     + (f", ablation {_fmt_s(est['ablation'])} for at most {plan['ablation_runs']} extra runs"
-                        if "ablation" in est else "") + "); a GPU is faster")
+                     f"{_fmt_s(est['notebooks'])}); a GPU is faster")
     return "\n".join(lines)
 
 
@@ -390,12 +432,58 @@ def _failure(exc: BaseException, name: str, watch: _Watch, timeout: float) -> st
     return f"{name} failed in {where}: {what}".strip()
 
 
+class _Interrupt:
+    """Ctrl-C while the runner runs: the first SIGINT interrupts the running kernel (its cell raises
+    KeyboardInterrupt, the notebook fails, the kernel is shut down) and, if the notebook has not ended after
+    :data:`KILL_GRACE_S`, kills the kernel; a second SIGINT kills it at once. The runner then stops, writes its
+    summary naming the notebook and cell, and exits with :data:`INTERRUPTED`."""
+
+    def __init__(self, live: _Live):
+        self.live, self.flag, self.watch, self.timer, self.old = live, False, None, None, None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+
+    def _kernel(self):
+        w = self.watch
+        return None if w is None or w.proc is None or w.proc.poll() is not None else w.proc
+
+    def _handler(self, signum, frame):
+        first, self.flag = not self.flag, True
+        proc = self._kernel()
+        if not first:
+            self._kill()
+            return
+        self.live.print("\n[stop] Ctrl-C: interrupting the running cell (a second Ctrl-C kills the kernel)")
+        if proc is not None and os.getpgid(proc.pid) != os.getpgrp():
+            os.kill(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reached our process group, not the kernel's
+        self.timer = threading.Timer(KILL_GRACE_S, self._kill)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _kill(self):
+        proc = self._kernel()
+        if proc is not None:
+            proc.kill()
+
+
 def _run_one(nb: Path, out: Path, params: dict, log: Path, tag: str, live: _Live, timeout: float,
-             idle_grace_s: float) -> dict:
-    """Execute one notebook under the watch; the record for the summary (``ok``, ``error``, ``wall_s``)."""
+             idle_grace_s: float, interrupt: _Interrupt | None = None) -> dict:
+    """Execute one notebook under the watch; the record for the summary (``ok``, ``error``, ``wall_s``,
+    ``interrupted``)."""
     name = nb.name + (f" [{params['scene']}]" if "scene" in params else "")
     rec = {"notebook": str(nb), "output": str(out), "params": params, "log": str(log)}
     watch = _Watch(tag, live, idle_grace_s)
+    if interrupt is not None:
+        interrupt.watch = watch
     t0 = time.perf_counter()
     watch.thread.start()
     try:
@@ -413,30 +501,79 @@ def _run_one(nb: Path, out: Path, params: dict, log: Path, tag: str, live: _Live
     finally:
         watch.stop.set()
         watch.thread.join()
+    if interrupt is not None and interrupt.flag:
+        where = watch.where() if watch.cell_no else "before its first cell"
+        rec.update(ok=False, interrupted=True, timeout=False, error=f"{name} interrupted (Ctrl-C) in {where}")
     rec["wall_s"] = round(time.perf_counter() - t0, 1)
     return rec
+
+
+def _prepare_runs(plan: dict, profile: str, models: list[str], nbs: list[Path], retrain: set[str],
+                  live: _Live) -> None:
+    """Before the notebooks: remove the shipped copies of the generators to retrain, install the shipped
+    checkpoints of every other training the notebooks use (and the evaluation's classifiers)."""
+    prefixes = {nb.name[:2] for nb in nbs}
+    keep, drop = [], []
+    for s in plan["scenes"]:
+        for _, _, cfg in run_configs(s, models, profile, prefixes):
+            (drop if cfg.model in retrain else keep).append(cfg)
+    removed = checkpoints.remove_shipped(drop)
+    installed = checkpoints.install(keep)
+    if removed or installed:
+        live.print(f"[runs] {len(installed)} shipped checkpoint(s) copied into {paths.runs_dir()}"
+                   + (f"; {len(removed)} shipped copy(ies) removed for --retrain" if removed else ""))
+
+
+def _verify(profile: str, build: Path, live: _Live) -> tuple[Path | None, int]:
+    """Write ``results/verify_<profile>.md`` (committed results against this run's); ``(path, disagreements)``."""
+    committed = verify.committed_records(profile)
+    source = "git HEAD"
+    if committed is None:
+        snap = build / "verify" / f"before_{profile}.json"
+        committed, source = (json.loads(snap.read_text()), "the results before this run") if snap.is_file() else \
+            ({}, "none")
+    if not committed:
+        live.print(f"[verify] no committed results of profile {profile}: nothing to compare")
+        return None, 0
+    rows = verify.compare(committed, verify.collect(profile))
+    out = verify.write_report(profile, rows, source)
+    bad = [r for r in rows if r["agree"] in ("no", "missing")]
+    n_exact = sum(r["agree"] == "exact" for r in rows)
+    live.print(f"[verify] {len(rows)} values of {len({r['record'] for r in rows})} records: {n_exact} exactly equal, "
+               f"{len(rows) - n_exact - len(bad)} within tolerance, {len(bad)} disagreeing or missing -> {out}")
+    for r in bad[:10]:
+        live.print(f"[verify]   {r['record']} {r['value']}: committed {r['committed']}, now {r['now']}"
+                   + (f" ({r['why']})" if r.get("why") else ""))
+    return out, len(bad)
 
 
 def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="notebooks", build="build",
                   only=None, progress: bool = True, extra_params: dict | None = None,
                   cell_timeout_s: float | None = None, idle_grace_s: float | None = None, dry_run: bool = False,
-                  term=None, live_interval_s: float = 10.0) -> dict:
+                  term=None, live_interval_s: float = 10.0, retrain=None, ablation: bool = False,
+                  verify_mode: str = "report") -> dict:
     """Print the plan, then run every numbered notebook; returns the summary dict (also written to
     ``build/run_summary.json``).
 
     Args:
         profile: smoke | quick | paper.
         scenes: scene names (default: all found locally).
-        models: generator names (default: all registered).
+        models: generator names (default: all registered); every notebook gets them.
         only: optional list of notebook name prefixes (``["00", "05"]``) to run.
         progress: show the live line.
         cell_timeout_s / idle_grace_s: override the profile's ``RUNNER`` values.
-        dry_run: print the plan and return without running anything.
+        dry_run: print the plan and return without running or changing anything.
         term: where the plan, the live line and the summary go (default sys.stdout).
         live_interval_s: least seconds between two plain live lines when ``term`` is not a terminal.
+        retrain: None (use the shipped checkpoints), True (train every generator from scratch) or generator names.
+        ablation: train the ablation's extra runs (implied by ``retrain=True``).
+        verify_mode: ``"report"`` (write results/verify_<profile>.md), ``"strict"`` (and fail on a disagreement)
+            or ``"off"``.
     """
     if profile not in PROFILES:
         raise ValueError(f"--profile: unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+    if verify_mode not in ("report", "strict", "off"):
+        raise ValueError(f"--verify: expected report, strict or off, got {verify_mode!r}")
     term = term or sys.stdout
     live = _Live(term, progress, live_interval_s)
     nb_dir, build = Path(nb_dir), Path(build)
@@ -444,8 +581,12 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
     models = list(models or registry.names())
     for m in models:
         registry.get(m)  # fail fast on an unknown name
+    retrain_set = set(models if retrain is True else retrain or ())
+    for m in retrain_set:
+        registry.get(m)
+    train_extra = bool(ablation or retrain is True)
     nbs = _notebooks(nb_dir, only)
-    plan = make_plan(profile, present, models, nbs, missing)
+    plan = make_plan(profile, present, models, nbs, missing, retrain=retrain_set, train_extra=train_extra)
     live.print(format_plan(plan))
     if dry_run:
         return {"profile": profile, "scenes": present, "models": models, "plan": plan, "steps": [], "ok": True,
@@ -454,25 +595,39 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
     grace = idle_grace_s if idle_grace_s is not None else RUNNER[profile]["idle_grace_s"]
     (build / "logs").mkdir(parents=True, exist_ok=True)
     summary = {"profile": profile, "scenes": present, "skipped": missing, "models": models, "plan": plan,
-               "cell_timeout_s": timeout, "steps": []}
+               "cell_timeout_s": timeout, "steps": [], "interrupted": False}
     failed = None
     t_all = time.perf_counter()
-    for nb, out, params in _steps(nbs, build, present, models, profile):
-        params = {**params, **(extra_params or {})}
-        declared = pm.inspect_notebook(str(nb))  # pass only what the parameters cell declares
-        params = {k: v for k, v in params.items() if k in declared}
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tag = nb.stem + (f"[{params['scene']}]" if "scene" in params else "")
-        log = build / "logs" / (tag.replace("[", "_").replace("]", "") + ".log")
-        live.print(f"[run ] {tag} -> {out}")
-        rec = _run_one(nb, out, params, log, tag, live, timeout, grace)
-        summary["steps"].append(rec)
-        live.print(f"[{'ok' if rec['ok'] else 'FAIL'}  ] {tag} {rec['wall_s']:.1f} s")
-        if not rec["ok"]:
-            failed = rec
-            break
+    with _Interrupt(live) as interrupt:
+        _prepare_runs(plan, profile, models, nbs, retrain_set, live)
+        verify.snapshot(profile, build=build)
+        for nb, out, params in _steps(nbs, build, present, models, profile, train_extra):
+            if interrupt.flag:
+                break
+            params = {**params, **(extra_params or {})}
+            declared = pm.inspect_notebook(str(nb))  # pass only what the parameters cell declares
+            params = {k: v for k, v in params.items() if k in declared}
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tag = nb.stem + (f"[{params['scene']}]" if "scene" in params else "")
+            log = build / "logs" / (tag.replace("[", "_").replace("]", "") + ".log")
+            live.print(f"[run ] {tag} -> {out}")
+            rec = _run_one(nb, out, params, log, tag, live, timeout, grace, interrupt)
+            summary["steps"].append(rec)
+            live.print(f"[{'ok' if rec['ok'] else 'STOP' if rec.get('interrupted') else 'FAIL'}  ] {tag} "
+                       f"{rec['wall_s']:.1f} s")
+            if not rec["ok"]:
+                failed = rec
+                break
+        summary["interrupted"] = interrupt.flag
     summary["total_wall_s"] = round(time.perf_counter() - t_all, 1)
-    summary["ok"] = failed is None
+    summary["ok"] = failed is None and not summary["interrupted"]
+    if summary["ok"] and verify_mode != "off" and ({"06", "07"} & {nb.name[:2] for nb in nbs}):
+        path, n_bad = _verify(profile, build, live)
+        summary["verify"] = {"report": str(path) if path else None, "disagreements": n_bad}
+        if verify_mode == "strict" and n_bad:
+            summary["ok"] = False
+            failed = {"error": f"{n_bad} value(s) disagree with the committed results beyond tolerance (see "
+                               f"{path})", "output": str(path), "log": str(path)}
     atomic_write_text(build / "run_summary.json", json.dumps(summary, indent=2))
     _print_summary(live, summary, failed)
     return summary
@@ -481,10 +636,15 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
 def _print_summary(live: _Live, summary: dict, failed: dict | None) -> None:
     live.print("\n== summary ==")
     for r in summary["steps"]:
-        live.print(f"{'ok  ' if r['ok'] else 'FAIL'} {r['wall_s']:8.1f} s  {r['output']}")
+        state = "ok  " if r["ok"] else ("STOP" if r.get("interrupted") else "FAIL")
+        live.print(f"{state} {r['wall_s']:8.1f} s  {r['output']}")
     live.print(f"total {summary['total_wall_s']:.1f} s, profile {summary['profile']}, "
                f"scenes {', '.join(summary['scenes'])}")
-    if failed:
+    if summary.get("interrupted"):
+        where = failed["error"] if failed else "between notebooks"
+        print(f"\nINTERRUPTED: {where}\n  re-run to continue: finished trainings, samples and results are kept, "
+              f"an interrupted training resumes from its last checkpoint", file=sys.stderr, flush=True)
+    elif failed:
         print(f"\nFAILED: {failed['error']}\n  executed notebook: {failed['output']}\n  log: {failed['log']}",
               file=sys.stderr, flush=True)
 
@@ -493,7 +653,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="run_all.sh", description="Regenerate every figure and table of the paper.")
     p.add_argument("--profile", default=os.environ.get("HUD_PROFILE", "quick"))
     p.add_argument("--scenes", nargs="*", default=None)
-    p.add_argument("--models", nargs="*", default=None)
+    p.add_argument("--models", nargs="*", default=None, help="generators to run (default: every registered one)")
+    p.add_argument("--retrain", nargs="*", default=None, metavar="MODEL",
+                   help="ignore the shipped checkpoints and train from scratch: every generator (no names) or the "
+                        "named ones; an interrupted training resumes")
+    p.add_argument("--ablation", action="store_true", help="also train the ablation's extra runs (07)")
+    p.add_argument("--verify", choices=("report", "strict", "off"), default="report",
+                   help="compare with the committed results: write results/verify_<profile>.md (report), also "
+                        "fail on a disagreement (strict), or not at all")
     p.add_argument("--only", nargs="*", default=None, help="notebook number prefixes to run, e.g. 00 05")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--cell-timeout", type=float, default=None,
@@ -501,8 +668,12 @@ def main(argv=None) -> int:
     p.add_argument("--notebooks", default="notebooks", help="folder of the numbered notebooks")
     p.add_argument("--build", default="build", help="folder for executed notebooks, logs and run_summary.json")
     a = p.parse_args(argv)
+    retrain = None if a.retrain is None else (True if not a.retrain else a.retrain)
     summary = run_notebooks(a.profile, a.scenes, a.models, nb_dir=a.notebooks, build=a.build, only=a.only,
-                            cell_timeout_s=a.cell_timeout, dry_run=a.dry_run)
+                            cell_timeout_s=a.cell_timeout, dry_run=a.dry_run, retrain=retrain,
+                            ablation=a.ablation, verify_mode=a.verify)
+    if summary.get("interrupted"):
+        return INTERRUPTED
     return 0 if summary["ok"] else 1
 
 

@@ -206,7 +206,7 @@ def paper_exact_tables(scene: str, scene_results: dict[str, dict], profile: str)
         out.append("\n".join(lines))
     acc = any_rec.get("authors_classifier", {})
     note = (f"*{scene}, profile `{profile}`, machine {any_rec.get('machine')}. Paper: the printed Tables I–III "
-            f"(its setting, 8 patches per model). Authors' log: their stored run (hudlib/paper_audit.json, with "
+            f"(its setting: 8 generated patches per model for the baselines, 64 for HUD's IS/FID on three scenes; docs/authors_code.md §A). Authors' log: their stored run (hudlib/paper_audit.json, with "
             f"sources; ⚑ = the log and the paper differ or the cell is flagged, see the audit below). Paper-exact: "
             f"their definitions in their [−1, 1] space against the centre square crop, whole-patch D_b with 4 "
             f"rotations, IS = exp(mean KL / C) with C = classes + background, FID of 64-d per-pixel features; the "

@@ -40,7 +40,7 @@ from .unet import UNet
 from .utils import atomic_torch_save, atomic_write_text, barrier, dist_info, resolve_device
 
 __all__ = ["TrainPlan", "StepContext", "train_loop", "load_losses", "windows_per_epoch", "build_unet",
-           "build_diffusion", "train_diffusion"]
+           "build_diffusion", "diffusion_plan", "train_diffusion", "check_corners"]
 
 
 @dataclasses.dataclass
@@ -69,8 +69,8 @@ class StepContext:
 
     def __init__(self, plan: TrainPlan, wrapped: dict[str, nn.Module], data: np.ndarray, patch_size: int,
                  batch_size: int, data_rng: np.random.Generator, gen: torch.Generator, device: torch.device,
-                 grad_clip: float | None):
-        self.plan, self._wrapped, self._data = plan, wrapped, data
+                 grad_clip: float | None, corners: np.ndarray | None = None):
+        self.plan, self._wrapped, self._data, self._corners = plan, wrapped, data, corners
         self.patch_size, self.batch_size = patch_size, batch_size
         self._data_rng, self._gen, self.device, self._clip = data_rng, gen, device, grad_clip
         self.step = 0  # the number of completed iterations before this one
@@ -82,9 +82,14 @@ class StepContext:
         return self._wrapped[name]
 
     def batch(self, n: int | None = None) -> torch.Tensor:
-        """``(n, C, p, p)`` random crops of the model's data (``n`` defaults to the config's batch size)."""
+        """``(n, C, p, p)`` random crops of the model's data (``n`` defaults to the config's batch size): top-left
+        corners uniform over the whole scene, or uniform among the loop's allowed ``corners`` where it has them
+        (both drawn with the loop's ``data_rng``, so resume is exact)."""
         n = self.batch_size if n is None else int(n)
-        corners = patch_corners(self._data.shape, self.patch_size, n, self._data_rng)
+        if self._corners is None:
+            corners = patch_corners(self._data.shape, self.patch_size, n, self._data_rng)
+        else:
+            corners = self._corners[self._data_rng.integers(0, len(self._corners), n)]
         return torch.from_numpy(crop(self._data, corners, self.patch_size)).to(self.device, non_blocking=True)
 
     def randn(self, *shape) -> torch.Tensor:
@@ -119,7 +124,8 @@ def windows_per_epoch(shape, patch_size: int) -> int:
 
 def train_loop(cfg: RunConfig, build: Callable[[torch.device], TrainPlan], data: np.ndarray | torch.Tensor,
                run_dir: Path, device: str | None = "auto", resume: bool = False, progress: bool = True,
-               on_step: Callable[[int, float], None] | None = None) -> tuple[dict, TrainPlan, dict]:
+               on_step: Callable[[int, float], None] | None = None,
+               corners: np.ndarray | None = None) -> tuple[dict, TrainPlan, dict]:
     """Run ``cfg.train.steps`` iterations of the plan ``build(device)`` makes, on random crops of ``data``
     ``(C, rows, cols)``.
 
@@ -129,15 +135,20 @@ def train_loop(cfg: RunConfig, build: Callable[[torch.device], TrainPlan], data:
 
     Args:
         on_step: called after every iteration with ``(step, first loss)``; a test uses it to interrupt training.
+        corners: None (crops anywhere in ``data``, as always), or the allowed top-left corners ``(m, 2)`` of the
+            crops (rows, cols); :meth:`StepContext.batch` then draws uniformly among them (HUD-cond keeps its crops
+            off a held-out region). Checked by :func:`check_corners`.
     Returns:
         ``(info, plan, emas)``: info (steps, final losses = mean of the last 50, wall time, device, world size),
         the plan with its trained networks, and the EMA copies by network name (rank 0 saves what it needs).
     """
     run_dir = Path(run_dir)
+    tc = cfg.train
+    if corners is not None:
+        corners = check_corners(corners, np.shape(data), tc.patch_size)
     run_dir.mkdir(parents=True, exist_ok=True)
     rank, world = dist_info()
     dev = _init_distributed(resolve_device(device), world)
-    tc = cfg.train
     random.seed(tc.seed)
     np.random.seed(tc.seed)
     torch.manual_seed(tc.seed)  # same initial weights on every rank
@@ -152,7 +163,7 @@ def train_loop(cfg: RunConfig, build: Callable[[torch.device], TrainPlan], data:
     wrapped = {k: nn.parallel.DistributedDataParallel(m) if world > 1 else m for k, m in plan.nets.items()}
     data = data.numpy() if isinstance(data, torch.Tensor) else data
     data = np.ascontiguousarray(data, dtype=np.float32)
-    ctx = StepContext(plan, wrapped, data, tc.patch_size, tc.batch_size, data_rng, gen, dev, tc.grad_clip)
+    ctx = StepContext(plan, wrapped, data, tc.patch_size, tc.batch_size, data_rng, gen, dev, tc.grad_clip, corners)
     bar = tqdm(total=tc.steps, initial=step, desc=f"train {cfg.model}/{cfg.scene}/{cfg.profile}",
                disable=not progress or rank != 0, dynamic_ncols=True)
     t0 = time.perf_counter()
@@ -194,6 +205,21 @@ def train_loop(cfg: RunConfig, build: Callable[[torch.device], TrainPlan], data:
     return info, plan, emas
 
 
+def check_corners(corners, shape, patch_size: int) -> np.ndarray:
+    """``corners`` as an int64 ``(m, 2)`` array of top-left crop corners (rows, cols) of a ``(C, rows, cols)``
+    array, each crop of side ``patch_size`` inside it; a one-line ``ValueError`` otherwise."""
+    a = np.asarray(corners)
+    if a.ndim != 2 or a.shape[1] != 2 or len(a) == 0 or a.dtype.kind not in "iu":
+        raise ValueError(f"corners: expected a non-empty integer array (m, 2) of crop corners, got "
+                         f"{a.dtype} {a.shape}")
+    rows, cols = int(shape[-2]) - int(patch_size), int(shape[-1]) - int(patch_size)
+    if a.min() < 0 or a[:, 0].max() > rows or a[:, 1].max() > cols:
+        raise ValueError(f"corners: expected rows in [0, {rows}] and cols in [0, {cols}] (crops of "
+                         f"{patch_size} inside {tuple(shape[-2:])}), got rows [{a[:, 0].min()}, {a[:, 0].max()}] "
+                         f"cols [{a[:, 1].min()}, {a[:, 1].max()}]")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
 def load_losses(run_dir) -> dict[str, np.ndarray]:
     """``{loss name: (steps,)}`` from a finished run's ``losses.json`` (a bare list, as runs before the shared loop
     wrote it, is HUD's ``"loss"``)."""
@@ -202,9 +228,11 @@ def load_losses(run_dir) -> dict[str, np.ndarray]:
 
 
 # --------------------------------------------------------------------------------------------------- diffusion
-def build_unet(cfg: RunConfig, d: int) -> UNet:
-    """The U-Net of a run for ``d`` channels (d in = d out)."""
-    return UNet(in_channels=d, image_size=cfg.train.patch_size, **dataclasses.asdict(cfg.unet))
+def build_unet(cfg: RunConfig, d: int, cond_channels: int = 0) -> UNet:
+    """The U-Net of a run for ``d`` channels (d in = d out), with ``cond_channels`` more input channels
+    concatenated to the d (a condition, e.g. HUD-cond's one-hot label map): ``d + cond_channels`` in, d out."""
+    return UNet(in_channels=d + int(cond_channels), out_channels=d, image_size=cfg.train.patch_size,
+                **dataclasses.asdict(cfg.unet))
 
 
 def build_diffusion(cfg: RunConfig) -> GaussianDiffusion:
@@ -212,19 +240,29 @@ def build_diffusion(cfg: RunConfig) -> GaussianDiffusion:
     return GaussianDiffusion(beta_schedule(c.schedule, c.T, c.beta_start, c.beta_end), prediction=c.prediction)
 
 
-def diffusion_plan(cfg: RunConfig, d: int, device: torch.device) -> TrainPlan:
-    """Algorithm 1: a U-Net on ``d`` channels, AdamW, EMA, loss eq. 15 (ε or v, ``cfg.diffusion.prediction``)."""
+def diffusion_plan(cfg: RunConfig, d: int, device: torch.device,
+                   make_net: Callable[[], nn.Module] | None = None,
+                   condition: Callable[[StepContext, torch.Tensor], tuple[torch.Tensor, dict]] | None = None
+                   ) -> TrainPlan:
+    """Algorithm 1: a U-Net on ``d`` channels, AdamW, EMA, loss eq. 15 (ε or v, ``cfg.diffusion.prediction``).
+
+    A conditioned denoiser (HUD-cond) brings ``make_net() -> module`` (called here, after the loop's seeding;
+    default :func:`build_unet`) and ``condition(ctx, batch) -> (z0, model_kwargs)``, which splits each batch of
+    crops into the diffused channels and the network's extra arguments (its random draws from ``ctx``); with both
+    None the plan is the unconditional one, draw for draw."""
     tc, dc = cfg.train, cfg.diffusion
     diffusion = build_diffusion(cfg)
-    model = build_unet(cfg, d).to(device)
+    model = (build_unet(cfg, d) if make_net is None else make_net()).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
 
     def step(ctx: StepContext) -> dict[str, float]:
-        z0 = ctx.batch()
+        z0, kwargs = ctx.batch(), None
+        if condition is not None:
+            z0, kwargs = condition(ctx, z0)
         t = ctx.randint(diffusion.T, z0.shape[0])
         noise = ctx.randn(*z0.shape)
         with ctx.autocast():
-            loss = diffusion.training_loss(ctx.net("unet"), z0, t=t, noise=noise,  # eq. 15
+            loss = diffusion.training_loss(ctx.net("unet"), z0, t=t, noise=noise, model_kwargs=kwargs,  # eq. 15
                                            weighting=dc.loss_weighting, min_snr_gamma=dc.min_snr_gamma)
         ctx.update("unet", loss)
         return {"loss": float(loss.detach())}
@@ -234,12 +272,20 @@ def diffusion_plan(cfg: RunConfig, d: int, device: torch.device) -> TrainPlan:
 
 def train_diffusion(cfg: RunConfig, Z_scene: torch.Tensor, run_dir: Path, device: str | None = "auto",
                     resume: bool = False, progress: bool = True,
-                    on_step: Callable[[int, float], None] | None = None) -> dict:
+                    on_step: Callable[[int, float], None] | None = None, corners: np.ndarray | None = None,
+                    make_net: Callable[[], nn.Module] | None = None,
+                    condition: Callable[[StepContext, torch.Tensor], tuple[torch.Tensor, dict]] | None = None
+                    ) -> dict:
     """Train the U-Net on random crops of ``Z_scene`` ``(d, rows, cols)`` (HUD's relaxed abundances) with
-    :func:`train_loop`; rank 0 writes the EMA weights used for sampling to ``run_dir/ema.pt``. Returns the info."""
+    :func:`train_loop`; rank 0 writes the EMA weights used for sampling to ``run_dir/ema.pt``. Returns the info.
+
+    ``corners``: the crops' allowed top-left corners (:func:`train_loop`); ``make_net``, ``condition``: a
+    conditioned denoiser (:func:`diffusion_plan`; ``Z_scene`` then stacks the latent and the condition, and
+    ``make_net()`` must have a JSON-able ``config``). All None: HUD's training, unchanged."""
     d = Z_scene.shape[0]
-    info, plan, emas = train_loop(cfg, lambda dev: diffusion_plan(cfg, d, dev), Z_scene, run_dir, device=device,
-                                  resume=resume, progress=progress, on_step=on_step)
+    info, plan, emas = train_loop(cfg, lambda dev: diffusion_plan(cfg, d, dev, make_net, condition), Z_scene,
+                                  run_dir, device=device, resume=resume, progress=progress, on_step=on_step,
+                                  corners=corners)
     if dist_info()[0] == 0:
         atomic_torch_save({"ema": emas["unet"].state_dict(), "unet_config": plan.nets["unet"].config,
                            "step": info["steps"]}, Path(run_dir) / "ema.pt")

@@ -135,7 +135,34 @@ def test_cli_train_and_sample(tmp_path, monkeypatch, capsys):
                      "--out", "s.npz", "--quiet"]) == 0
     z = np.load(tmp_path / "s.npz")
     assert z["Y"].shape == (2, 200, 32, 32) and z["X"].shape == (2, 16, 32, 32)
-    assert json.loads(str(z["meta"]))["sampler"] == "ddim"
+    meta = json.loads(str(z["meta"]))
+    assert meta["sampler"] == {"sampler": "ddim", "steps": 3, "eta": 0.0, "clip_z0": False}  # what was run
+    # the options reach the sampler: the ancestral sampler gives other samples, and says so
+    assert cli_main(["sample", "--run", str(run), "--n", "2", "--sampler", "ddpm", "--seed", "0", "--out", "p.npz",
+                     "--quiet"]) == 0
+    p = np.load(tmp_path / "p.npz")
+    assert json.loads(str(p["meta"]))["sampler"]["sampler"] == "ddpm" and not np.array_equal(p["Y"], z["Y"])
+    # an option a generator has not is refused in one line, nothing written
+    vae = models.create("VAE").fit(load_scene("IndianPines"), "smoke", tmp_path / "runs", progress=False)
+    assert cli_main(["sample", "--run", str(vae.run_dir_), "--n", "2", "--sampler", "ddpm", "--out", "v.npz",
+                     "--quiet"]) == 2
+    assert "VAE: unknown sampler option(s) sampler; it accepts none" in capsys.readouterr().err
+    assert not (tmp_path / "v.npz").exists()
+    assert cli_main(["sample", "--run", str(run), "--n", "2", "--sampler", "ddpm", "--eta", "0.5", "--out", "e.npz",
+                     "--quiet"]) == 2  # the ancestral sampler has no eta
+    assert "eta: only the DDIM sampler has an eta" in capsys.readouterr().err
+
+
+def test_cli_lists_exactly_its_subcommands(capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["--help"])
+    out = capsys.readouterr().out
+    listed = set(out.split("{", 1)[1].split("}", 1)[0].split(","))
+    assert listed == {"download", "train", "sample", "synthesize", "evaluate", "tables", "figures", "checkpoints"}
+    for cmd in listed:
+        with pytest.raises(SystemExit) as e:
+            cli_main([cmd, "--help"])
+        assert e.value.code == 0
 
 
 DDP_SCRIPT = r"""

@@ -139,6 +139,8 @@ register("HUD", "hudlib.models.hud:HUD", reference=True, paper_name="HUD",
 register("HUD-asrun", "hudlib.models.hud_asrun:HUDAsRun",
          description="HUD as the authors' code ran it: unconstrained linear encoder, standardised abundances x 10, "
                      "no ln/softmax")
+register("HUD-cond", "hudlib.models.hud_cond:HUDCond",
+         description="HUD conditioned on a label layout (one-hot map, classifier-free guidance), off a held-out region")
 register("RealCopy", "hudlib.models.controls:RealCopy", control=True, anchor=True,
          description="random real crops of the scene (perfect fidelity, pure memorisation)")
 register("UAECopy", "hudlib.models.controls:UAECopy", control=True,

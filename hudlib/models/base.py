@@ -86,9 +86,10 @@ class Generator:
             raise ValueError(f"profile: config is for {cfg.model}/{cfg.scene}, not {self.name}/{scene.name}")
         return cfg
 
-    def fit(self, scene, profile="quick", out_dir="runs", resume: bool = False, overrides=None,
+    def fit(self, scene, profile="quick", out_dir="runs", resume: bool = True, overrides=None,
             device: str = "auto", progress: bool = True):
-        """Train on ``scene`` (or reuse the finished run with the same config). Returns self."""
+        """Train on ``scene`` (or reuse the finished run with the same config; an interrupted one resumes from its
+        last checkpoint unless ``resume=False``). Returns self."""
         cfg = self._resolve_config(scene, profile, overrides)
         run_dir = run_dir_for(cfg, out_dir)
         self.config_, self.run_dir_ = cfg, run_dir
@@ -124,20 +125,21 @@ class Generator:
         return (Y, X) if return_abundances else Y
 
     synthesizes = True  # False: no whole-scene synthesis (a generator conditioned on real crops)
+    tilings: tuple[str, ...] = ("naive",)  # the tilings synthesize() offers
 
     def synthesize(self, height: int, width: int, random_state=0, *, stride: int | None = None,
                    tiling: str = "naive", device: str = "auto", progress: bool = False, **options):
         """A scene ``(Ŷ (bands, H, W), X̂ (d, H, W) or None)`` of any size. Here naive tiling only: independent
         patches side by side (the canvas rounded up to whole patches, then cropped), the control that shows seams;
         :class:`DiffusionGenerator` overrides it with overlapped tiling in the latent."""
-        size = self._check_canvas(height, width, stride, tiling, ("naive",))
+        size = self.check_canvas(height, width, stride, tiling)
         rows, cols = -(-int(height) // size), -(-int(width) // size)
         Y, X = self.sample(rows * cols, random_state, device=device, progress=progress, return_abundances=True,
                            **options)
         return tuple(None if a is None else _mosaic(a, rows, cols)[:, :height, :width] for a in (Y, X))
 
-    def _check_canvas(self, height, width, stride, tiling, tilings) -> int:
-        """The window (the training patch side) after checking a canvas request; one-line errors."""
+    def check_canvas(self, height, width, stride=None, tiling: str = "naive") -> int:
+        """The window (the training patch side) after checking a :meth:`synthesize` request; one-line errors."""
         from ..diffusion import TILINGS
 
         if not self.synthesizes:
@@ -145,9 +147,9 @@ class Generator:
         size = self.config_.train.patch_size
         if tiling not in TILINGS:
             raise ValueError(f"tiling: expected one of {', '.join(TILINGS)}, got {tiling!r}")
-        if tiling not in tilings:
-            raise ValueError(f"tiling: {self.name} has no iterative sampler, so only {', '.join(tilings)} tiling; "
-                             f"got {tiling!r}")
+        if tiling not in self.tilings:
+            raise ValueError(f"tiling: {self.name} has no iterative sampler, so only {', '.join(self.tilings)} "
+                             f"tiling; got {tiling!r}")
         for name, v in (("height", height), ("width", width)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < size:
                 raise ValueError(f"{name}: expected an integer of at least the window {size}, got {v!r}")
@@ -327,6 +329,7 @@ class DiffusionGenerator(Generator):
     sections = {"unet": UNetConfig, "diffusion": DiffusionConfig}
     profiles = _DIFFUSION_PROFILES
     sampler_options = ("sampler", "steps", "eta", "clip_z0")
+    tilings = ("multidiffusion", "naive")
     decode_options: tuple[str, ...] = ()  # options of decode_latent (UD/UBF: the decoding)
     ddpm_sigma = "beta"  # the ancestral sampler's variance: β_t (DDPM's Algorithm 2) or "posterior" (β̃_t)
     sample_batch = 64
@@ -428,7 +431,7 @@ class DiffusionGenerator(Generator):
         ``tiling="naive"``: independent windows side by side (the control that shows seams). A canvas of exactly
         one window is ``sample(1, random_state)``, bit for bit. ``batch_size``: windows per network call (memory
         grows with it, not with the scene)."""
-        size = self._check_canvas(height, width, stride, tiling, ("multidiffusion", "naive"))
+        size = self.check_canvas(height, width, stride, tiling)
         sampler_opts, dec, extra = self._split_options(options)
         st = self.sampler_settings(**sampler_opts)
         dev = resolve_device(device)

@@ -1,5 +1,5 @@
 """MPRNet (Zamir et al., CVPR 2021) as the HUD authors ran it as a baseline (experiments/models/MPRNet.py,
-authors_code.md section D): a 3 → B input convolution lifts the pseudo-RGB of a real 32 × 32 crop to B bands, then
+docs/authors_code.md §D): a 3 → B input convolution lifts the pseudo-RGB of a real 32 × 32 crop to B bands, then
 the three-stage multi-patch network restores all B bands.
 
 Architecture (written from the paper's description and the public swz30/MPRNet code's structure):

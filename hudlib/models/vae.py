@@ -1,4 +1,4 @@
-"""The paper's VAE baseline as the authors built it (experiments/models/VAE.py, authors_code.md section D).
+"""The paper's VAE baseline as the authors built it (experiments/models/VAE.py, docs/authors_code.md §D).
 
 Encoder: three stride-2 4×4 convolutions B → w₀ → w₁ → w₂ (128 → 64 → 32), each followed by a residual block,
 flattened (w₂·(p/8)², 512 at p = 32), fc → ``fc`` (256) → (μ, log σ²) of size ``latent`` (20). Decoder: fc latent →

@@ -1,5 +1,5 @@
 """WGAN-GP (Gulrajani et al. 2017) with the authors' DCGAN-style networks (experiments/models/WGANGP.py,
-authors_code.md section D): the paper's "GAN" baseline.
+docs/authors_code.md §D): the paper's "GAN" baseline.
 
 Generator: z (100) → transposed conv to 4 × 4 × g → one stride-2 transposed conv per doubling, halving the channels
 (g → g/2 → g/4 at 8, 16 px), batch norm + ReLU → a last stride-2 transposed conv to B bands at p × p. Critic: stride-2

@@ -1,0 +1,99 @@
+"""Whole-scene synthesis: seconds and memory (README "Full scenes").
+
+Measures, in one run on this machine, with a trained run or the shipped checkpoint of ``--model`` (default the
+quick HUD):
+
+- the wall time of one scene of the real scene's size (Indian Pines: 145 x 145) with the run's sampler
+  (quick: DDIM-50) at the default stride (half the window), and of the same scene with naive tiling;
+- seconds per megapixel against the stride (8, 16, 24, 32 px);
+- the peak resident memory of a 1024 x 1024 scene, in a child process (``/proc/self/status`` VmHWM, reset first),
+  against the memory of the process before it synthesized anything.
+
+    python benchmarks/synthesis.py --profile quick            # ~ several minutes on a 2-core CPU
+    python benchmarks/synthesis.py --big 0                    # skip the 1024 x 1024 scene
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+from hudlib.config import DEFAULT_MODEL, DEFAULT_SCENE
+from hudlib.data import load_scene
+from hudlib.synthesis import load_trained
+
+
+def _vm_hwm_mib() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_hwm() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def big(args) -> dict:
+    """Child process: synthesize one ``--big`` x ``--big`` scene, report peak RSS above the loaded state."""
+    scene = load_scene(args.scene)
+    gen = load_trained(scene, args.model, args.profile)
+    _reset_hwm()
+    base = _vm_hwm_mib()
+    t0 = time.perf_counter()
+    Y, X = gen.synthesize(args.big, args.big, random_state=0)
+    return {"size": args.big, "seconds": time.perf_counter() - t0, "base_mib": base, "peak_mib": _vm_hwm_mib(),
+            "cube_mib": Y.nbytes / 2 ** 20}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scene", default=DEFAULT_SCENE)
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--profile", default="quick")
+    p.add_argument("--strides", type=int, nargs="*", default=[8, 16, 24, 32])
+    p.add_argument("--big", type=int, default=1024, help="side of the memory test's scene (0: skip)")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.child:
+        print(json.dumps(big(a)))
+        return 0
+    scene = load_scene(a.scene)
+    gen = load_trained(scene, a.model, a.profile)
+    H, W = scene.cube.shape[1:]
+    print(f"{a.model} [{a.profile}] on {a.scene}, weights {gen.weights_hash()}, sampler {gen.sampler_settings()}")
+    t0 = time.perf_counter()
+    gen.synthesize(H, W, random_state=0)
+    t_scene = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    gen.synthesize(H, W, random_state=0, tiling="naive")
+    t_naive = time.perf_counter() - t0
+    print(f"\n| {H} x {W} scene | seconds |\n|---|---|\n| overlapped, stride {gen.config_.train.patch_size // 2} | "
+          f"{t_scene:.1f} |\n| naive | {t_naive:.1f} |\n")
+    print("| stride | windows | seconds | s / megapixel |\n|---|---|---|---|")
+    from hudlib.diffusion import tile_origins
+
+    for s in a.strides:
+        t0 = time.perf_counter()
+        gen.synthesize(H, W, random_state=0, stride=s)
+        dt = time.perf_counter() - t0
+        n = len(tile_origins(H, W, gen.config_.train.patch_size, s))
+        print(f"| {s} | {n} | {dt:.1f} | {dt / (H * W / 1e6):.0f} |")
+    if a.big:
+        r = subprocess.run([sys.executable, __file__, "--child", "--scene", a.scene, "--model", a.model,
+                            "--profile", a.profile, "--big", str(a.big)], capture_output=True, text=True, check=True)
+        m = json.loads(r.stdout.strip().splitlines()[-1])
+        print(f"\n{m['size']} x {m['size']} scene: {m['seconds']:.0f} s, peak resident memory {m['peak_mib']:.0f} MiB "
+              f"({m['peak_mib'] - m['base_mib']:+.0f} MiB above the loaded generator; the cube itself "
+              f"{m['cube_mib']:.0f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

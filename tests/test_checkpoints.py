@@ -1,0 +1,93 @@
+"""The shipped weights: export from runs/ and install into runs/ (hudlib.checkpoints), and the committed checkpoints
+behind the committed results."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hudlib import checkpoints, models
+from hudlib.config import RunConfig
+from hudlib.data import load_scene
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return load_scene("IndianPines")
+
+
+@pytest.fixture(scope="module")
+def trained(scene, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    return runs, {m: models.create(m).fit(scene, "smoke", runs, progress=False) for m in ("HUD", "VAE", "RealCopy")}
+
+
+def test_export_holds_only_what_sampling_reads_and_loads(trained, scene, tmp_path):
+    runs, gens = trained
+    root = tmp_path / "checkpoints"
+    checkpoints.export([g.run_dir_ for g in gens.values()], root, machine="test machine")
+    man = json.loads((root / "MANIFEST.json").read_text())
+    for m, g in gens.items():
+        rel = f"IndianPines/{m}/{g.run_dir_.name}"
+        entry = man["runs"][rel]
+        assert entry["weights_hash"] == g.weights_hash() and entry["training_hash"] == g.config_.training_hash()
+        names = set(entry["files"])
+        assert {f.name for f in type(g).artefact_files(g.run_dir_)} <= names and "config.json" in names
+        assert "checkpoint.pt" not in names and not any(n.startswith("samples_") for n in names)
+        for n, meta in entry["files"].items():
+            assert (root / rel / n).stat().st_size == meta["bytes"]
+        back = models.load(root / rel, scene)  # a checkpoint loads like a run directory
+        assert back.weights_hash() == g.weights_hash()
+        np.testing.assert_array_equal(back.sample(2, random_state=4), g.sample(2, random_state=4))
+    assert man["total_bytes"] == sum(e["bytes"] for r in man["runs"].values() for e in r["files"].values())
+
+
+def test_install_copies_marks_and_never_replaces_a_local_run(trained, scene, tmp_path):
+    runs, gens = trained
+    root = tmp_path / "checkpoints"
+    checkpoints.export([g.run_dir_ for g in gens.values()], root)
+    fresh = tmp_path / "fresh_runs"
+    cfgs = [g.config_ for g in gens.values()]
+    done = checkpoints.install(cfgs, fresh, root)
+    assert len(done) == 3 and all((d / checkpoints.SHIPPED).is_file() and (d / "DONE").is_file() for d in done)
+    for g in gens.values():
+        d = models.run_dir_for(g.config_, fresh)
+        assert models.get(g.name).weights_hash_at(d) == g.weights_hash()
+        again = models.create(g.name).fit(scene, "smoke", fresh, progress=False)  # reused, not trained
+        assert not (d / "checkpoint.pt").exists() and again.weights_hash() == g.weights_hash()
+    assert checkpoints.install(cfgs, fresh, root) == []  # finished runs stay
+    assert checkpoints.install(cfgs, runs, root) == []  # the runs trained there are never replaced
+    removed = checkpoints.remove_shipped(cfgs, fresh)
+    assert len(removed) == 3 and not any(d.exists() for d in removed)
+    assert checkpoints.remove_shipped(cfgs, runs) == []  # trained here: kept
+
+
+def test_a_damaged_checkpoint_is_refused(trained, tmp_path):
+    runs, gens = trained
+    root = tmp_path / "checkpoints"
+    checkpoints.export([gens["HUD"].run_dir_], root)
+    ema = next(root.rglob("ema.pt"))
+    ema.write_bytes(ema.read_bytes()[:-8] + b"00000000")
+    with pytest.raises(ValueError, match="does not match MANIFEST.json"):
+        checkpoints.install([gens["HUD"].config_], tmp_path / "r", root)
+    assert not (tmp_path / "r" / "IndianPines" / "HUD").exists()
+
+
+def test_every_committed_quick_result_names_shipped_weights():
+    """The committed results come from the committed checkpoints: every record's weights hash (and both
+    classifiers' hashes) is one the shipped checkpoints hold, and the shipped total stays within 100 MB."""
+    man = checkpoints.manifest(ROOT / "checkpoints")
+    shipped = {e["weights_hash"] for e in man["runs"].values()}
+    records = sorted((ROOT / "results").glob("*/*/quick*.json"))
+    assert records, "no committed quick results"
+    classifiers = {e["weights_sha256"][:16] for e in man["classifiers"].values()}
+    for f in records:
+        rec = json.loads(f.read_text())
+        assert rec["weights_hash"] in shipped, f"{f}: weights {rec['weights_hash']} are not shipped"
+        assert {rec["classifier_hash"], rec["authors_classifier_hash"]} <= classifiers, f"{f}: classifier not shipped"
+    assert man["total_bytes"] <= 100 * 2 ** 20
+    for rel, e in man["runs"].items():  # each checkpoint sits under the hash its config gives
+        cfg = RunConfig.from_dict(json.loads((ROOT / "checkpoints" / rel / "config.json").read_text()))
+        assert cfg.training_hash() == e["training_hash"] == rel.rsplit("-", 1)[1], rel
