@@ -207,7 +207,7 @@ def make_figures(scenes, model_names, profile: str, fig_dir=None, runs=None, dev
     for s in scenes:
         for m in model_names:
             gen = models.create(m).fit(S[s], profile, paths.runs_dir(runs), device=device, progress=progress)
-            if not models.is_control(m):
+            if (gen.run_dir_ / "losses.json").is_file():  # trained generators (the controls have no losses)
                 trained[f"{s}/{m}" if len(scenes) > 1 else m] = gen.run_dir_
             samples[s][m] = generate(gen, gen.config_.eval.n_samples, gen.config_.eval.seed, device, progress)
             hashes[f"{s}/{m}"] = gen.weights_hash()

@@ -174,6 +174,22 @@ def test_low_rank_point_fidelity_and_block_diversity_match_brute_force():
     np.testing.assert_allclose(a, b, atol=1e-6)
 
 
+def test_point_fidelity_scores_each_distinct_pixel_once(monkeypatch):
+    """Repeated pixels (crops of a small real scene) are scored once each: the same per-pixel values as the direct
+    computation and the float64 transcription."""
+    import hudlib.metrics.paper as P
+
+    rng = np.random.default_rng(5)
+    R = rng.random((12, 20, 17)).astype(np.float32)
+    G = np.stack([R[:, r:r + 8, c:c + 8] for r, c in rng.integers(0, 9, (30, 2))])  # 1920 pixels, <= 340 distinct
+    assert P._repeated_rows(G.transpose(0, 2, 3, 1).reshape(-1, 12)) is not None
+    _, once = M.point_fidelity(G, R, return_per_pixel=True)
+    monkeypatch.setattr(P, "_repeated_rows", lambda pix, share=0.5: None)
+    _, direct = M.point_fidelity(G, R, return_per_pixel=True)
+    np.testing.assert_array_equal(once, direct)
+    np.testing.assert_allclose(once, ref_point_fidelity(G, R), atol=1e-6)
+
+
 # --------------------------------------------------------------------------------------------- D_b, eq. 17
 @pytest.mark.parametrize("mode", ["block", "pixel"])
 def test_block_diversity_matches_brute_force_with_chunking(mode):
