@@ -6,7 +6,7 @@ import math
 import pytest
 
 from hudlib import audit
-from hudlib.data import SCENES
+from hudlib.data import SCENES as SCENE_INFO
 from hudlib.metrics.paper_exact import inception_score_cap
 from hudlib.tables import paper_results
 
@@ -45,7 +45,7 @@ def test_is_cap_and_standard_is():
     for c in audit.load_audit()["cells"]:
         if c["metric"] != "IS":
             continue
-        C = SCENES[c["scene"]].n_classes + 1  # their classifier: the classes and the background
+        C = SCENE_INFO[c["scene"]].n_classes + 1  # their classifier: the classes and the background
         assert c["C"] == C
         assert abs(c["is_cap"] - math.exp(math.log(C) / C)) < 1e-12
         assert abs(inception_score_cap(C) - c["is_cap"]) < 1e-12

@@ -34,7 +34,7 @@ def test_smoke_run_with_models_produces_every_figure_and_table_and_nothing_else(
     summary = json.loads((tmp_path / "build" / "run_summary.json").read_text())
     assert summary["ok"], [s.get("error") for s in summary["steps"]]
     assert [Path(s["notebook"]).name[:2] for s in summary["steps"]] == ["00", "01", "02", "03", "04", "05", "06",
-                                                                         "07"]
+                                                                         "07", "08", "09"]
     for stem in FIGURES:
         for ext in ("png", "pdf"):
             assert (tmp_path / "figures" / f"{stem}.{ext}").stat().st_size > 1000
@@ -183,7 +183,7 @@ def test_plan_and_dry_run_at_smoke(tmp_path, monkeypatch, capsys):
     text = term.getvalue()
     assert s["ok"] and s["dry_run"] and not (tmp_path / "build").exists()
     assert "profile smoke" in text and "IndianPines" in text and "06_tables.ipynb" in text
-    rows = {ln.split()[1]: ln for ln in text.splitlines() if ln.startswith("IndianPines ")}
+    rows = {ln.split()[1]: ln for ln in text.splitlines() if ln.startswith("IndianPines ") and "(ablation)" not in ln}
     assert f"trained here ({run.name})" in rows["HUD"] and rows["HUD"].rstrip().endswith("to evaluate")
     assert "control: no training" in rows["RealCopy"] and rows["RealCopy"].rstrip().endswith("cached")
     assert rows["Noise"].rstrip().endswith("to evaluate")

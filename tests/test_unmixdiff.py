@@ -157,7 +157,7 @@ def test_fit_resumes_in_the_diffusion_stage_to_the_same_weights(tmp_path, monkey
 
     monkeypatch.setattr(U, "train_loop", interrupted)
     with pytest.raises(_Stop):
-        models.create("UD").fit(s, "smoke", tmp_path / "b", overrides=ov, progress=False)
+        models.create("UD").fit(s, "smoke", tmp_path / "b", overrides=ov, progress=False, resume=False)
     resumed = models.create("UD").fit(s, "smoke", tmp_path / "b", overrides=ov, progress=False, resume=True)
     assert resumed.weights_hash() == full.weights_hash()
 
