@@ -56,10 +56,13 @@ from .utils import atomic_write_text, resolve_device
 __all__ = [
     "draw_labels", "classification_metrics", "scene_windows", "patch_windows", "centre_spectra", "augment",
     "fit_svm", "fit_net", "predict_windows", "predict", "pseudo_label_provider", "run_benchmark",
-    "write_benchmark", "benchmark_markdown", "PROFILES", "CLASSIFIERS", "DOWNSTREAM_VERSION",
+    "write_benchmark", "benchmark_markdown", "PROFILES", "CLASSIFIERS", "DOWNSTREAM_VERSION", "GENERATOR",
+    "experiment", "experiment_generators", "experiment_key", "run_or_reuse", "write_experiment", "layout_crops",
+    "layout_fidelity",
 ]
 
 DOWNSTREAM_VERSION = "downstream-v1"  # recorded in every result: bump when a run's meaning or numerics change
+GENERATOR = "HUD-cond"  # the layout-conditioned generator of experiment(): one per split seed
 CLASSIFIERS = ("svm", "net")
 # Named settings for run_benchmark (keyword arguments): "smoke" is a cheap check of the wiring (one split, one
 # draw, two budgets, short net training), "full" the reported benchmark.
@@ -1016,8 +1019,47 @@ def layout_fidelity(gen, scene, split_seed: int, guidances=(0.0, 1.0, 3.0), per_
     return out
 
 
+def experiment_generators(scene, profile: str, runs=None, device="auto", progress: bool = False) -> dict:
+    """``{split seed: fitted HUD-cond}``: one per split seed of the profile's benchmark, trained (or reused: a
+    finished run or a shipped checkpoint) on that split's training ground only."""
+    from . import models
+
+    seeds = PROFILES["smoke" if profile == "smoke" else "full"]["split_seeds"]
+    return {s: models.create(GENERATOR).fit(scene, profile, runs, overrides={"cond": {"split_seed": int(s)}},
+                                            device=device, progress=progress) for s in seeds}
+
+
+def experiment_key(gens: dict, per_class_crops: int = 8, net_steps: int | None = None) -> dict:
+    """What an :func:`experiment` result depends on besides its code (:data:`DOWNSTREAM_VERSION`): the HUD-cond
+    weights of each split and the settings."""
+    return {"version": DOWNSTREAM_VERSION, "weights": {str(s): g.weights_hash() for s, g in gens.items()},
+            "per_class_crops": per_class_crops, "net_steps": net_steps}
+
+
+def run_or_reuse(scene, profile: str, runs=None, results=None, recompute: bool = True, device="auto",
+                 progress: bool = False) -> tuple[dict, bool]:
+    """``(result, reused)``: the stored ``results/downstream_<profile>.json`` when it was computed with the same
+    HUD-cond weights and settings (:func:`experiment_key`) and ``recompute`` is False, else a fresh
+    :func:`experiment` (written with :func:`write_experiment`). The default ``./run_all.sh`` reuses the committed
+    benchmark (it takes minutes); ``--downstream`` or ``--retrain`` recompute it."""
+    from . import paths
+
+    gens = experiment_generators(scene, profile, runs, device, progress)
+    key = experiment_key(gens)
+    path = paths.results_dir(results) / f"downstream_{profile}.json"
+    if not recompute and path.is_file():
+        old = json.loads(path.read_text())
+        if old.get("key") == key:
+            write_experiment(old, path.parent, profile)  # the Markdown, rendered again from the stored runs
+            return old, True
+    result = experiment(scene, profile, runs, device, progress, gens=gens)
+    result["key"] = key
+    write_experiment(result, path.parent, profile)
+    return result, False
+
+
 def experiment(scene, profile: str = "quick", runs=None, device="auto", progress: bool = False,
-               per_class_crops: int = 8, net_steps: int | None = None) -> dict:
+               per_class_crops: int = 8, net_steps: int | None = None, gens: dict | None = None) -> dict:
     """The downstream benchmark with HUD-cond (README "Does synthetic data help?"), on ``scene``'s spatially
     disjoint splits: one HUD-cond per split seed, trained (or reused, a shipped checkpoint) on the training side
     only, and the rows
@@ -1033,17 +1075,15 @@ def experiment(scene, profile: str = "quick", runs=None, device="auto", progress
     the label maps of the whole training ground, so rows 3-5 carry more label information than the budget (the
     budget counts the labelled pixels handed to the classifier). Returns :func:`run_benchmark`'s dict with
     ``"layout_fidelity"`` and ``"generators"`` (weights hash per split) added."""
-    from . import models
     from .classifier import spatial_split as split
 
     sc, cube, gt = _scene_arrays(scene)
     settings = dict(PROFILES["smoke" if profile == "smoke" else "full"])
     if net_steps is not None:
         settings["net_steps"] = int(net_steps)
-    gens, fidelity, guidance = {}, {}, {}
+    gens = gens or experiment_generators(sc, profile, runs, device, progress)
+    fidelity, guidance = {}, {}
     for s in settings["split_seeds"]:
-        gens[s] = models.create("HUD-cond").fit(sc, profile, runs, overrides={"cond": {"split_seed": int(s)}},
-                                               device=device, progress=progress)
         if gens[s].config_.cond.split_seed != s:
             raise DataError(f"HUD-cond: expected a run with split seed {s}")
         fidelity[s] = layout_fidelity(gens[s], sc, s, per_class=per_class_crops, net_steps=settings["net_steps"],

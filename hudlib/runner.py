@@ -62,6 +62,7 @@ SCENE_NOTEBOOK_MAX = 4  # notebooks 00..04 are per scene; 05 and later take all 
 TRAINING_NOTEBOOKS = ("03", "04", "05", "06")  # notebooks that fit generators (train when no finished run exists)
 EVALUATION_NOTEBOOKS = ("06",)  # notebooks that evaluate every generator
 ABLATION_NOTEBOOKS = ("07",)  # evaluates hudlib.ablation's rows on the first scene (trains them only on request)
+DOWNSTREAM_NOTEBOOKS = ("09",)  # the downstream benchmark: one HUD-cond per split seed
 ENGINE = "hud-watched"
 INTERRUPTED = 130  # exit status after Ctrl-C (128 + SIGINT), as a shell reports it
 KILL_GRACE_S = 5.0  # after Ctrl-C, seconds the kernel gets to stop the cell before it is killed
@@ -91,7 +92,7 @@ def _notebooks(nb_dir: Path, only=None) -> list[Path]:
 
 
 def _steps(nbs: list[Path], build: Path, present: list[str], models: list[str], profile: str,
-           train_extra: bool = False) -> list[tuple]:
+           train_extra: bool = False, recompute: bool = False) -> list[tuple]:
     """``[(notebook, executed notebook path, parameters)]`` in run order (parameters before filtering: a notebook
     gets those its parameters cell declares)."""
     steps = []
@@ -103,7 +104,8 @@ def _steps(nbs: list[Path], build: Path, present: list[str], models: list[str], 
         else:
             steps.append((nb, build / "notebooks" / nb.name, dict(scenes=present, models=models, profile=profile,
                                                                   fig_dir="figures", results="results",
-                                                                  interactive=False, train_extra=train_extra)))
+                                                                  interactive=False, train_extra=train_extra,
+                                                                  recompute=recompute)))
     return steps
 
 
@@ -136,6 +138,12 @@ def run_configs(scene: str, model_names: list[str], profile: str, prefixes: set[
     if prefixes & set(ABLATION_NOTEBOOKS):
         for cfg in ablation.row_configs(scene, profile, models=model_names):
             add(f"{cfg.model} (ablation)", "ablation", cfg)
+    from . import downstream
+
+    if prefixes & set(DOWNSTREAM_NOTEBOOKS) and downstream.GENERATOR in model_names:
+        for s in downstream.PROFILES["smoke" if profile == "smoke" else "full"]["split_seeds"]:
+            add(f"{downstream.GENERATOR} (split {s})", "downstream",
+                make_config(scene, downstream.GENERATOR, profile, {"cond": {"split_seed": int(s)}}))
     return out
 
 
@@ -551,7 +559,7 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
                   only=None, progress: bool = True, extra_params: dict | None = None,
                   cell_timeout_s: float | None = None, idle_grace_s: float | None = None, dry_run: bool = False,
                   term=None, live_interval_s: float = 10.0, retrain=None, ablation: bool = False,
-                  verify_mode: str = "report") -> dict:
+                  downstream: bool = False, verify_mode: str = "report") -> dict:
     """Print the plan, then run every numbered notebook; returns the summary dict (also written to
     ``build/run_summary.json``).
 
@@ -567,6 +575,8 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
         live_interval_s: least seconds between two plain live lines when ``term`` is not a terminal.
         retrain: None (use the shipped checkpoints), True (train every generator from scratch) or generator names.
         ablation: train the ablation's extra runs (implied by ``retrain=True``).
+        downstream: recompute the downstream benchmark (09; implied by ``retrain``) instead of reusing the stored one
+            of the same weights.
         verify_mode: ``"report"`` (write results/verify_<profile>.md), ``"strict"`` (and fail on a disagreement)
             or ``"off"``.
     """
@@ -601,7 +611,8 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
     with _Interrupt(live) as interrupt:
         _prepare_runs(plan, profile, models, nbs, retrain_set, live)
         verify.snapshot(profile, build=build)
-        for nb, out, params in _steps(nbs, build, present, models, profile, train_extra):
+        for nb, out, params in _steps(nbs, build, present, models, profile, train_extra,
+                                      bool(downstream or retrain)):
             if interrupt.flag:
                 break
             params = {**params, **(extra_params or {})}
@@ -658,6 +669,8 @@ def main(argv=None) -> int:
                    help="ignore the shipped checkpoints and train from scratch: every generator (no names) or the "
                         "named ones; an interrupted training resumes")
     p.add_argument("--ablation", action="store_true", help="also train the ablation's extra runs (07)")
+    p.add_argument("--downstream", action="store_true",
+                   help="recompute the downstream benchmark (09) instead of reusing the stored one of the same weights")
     p.add_argument("--verify", choices=("report", "strict", "off"), default="report",
                    help="compare with the committed results: write results/verify_<profile>.md (report), also "
                         "fail on a disagreement (strict), or not at all")
@@ -671,7 +684,7 @@ def main(argv=None) -> int:
     retrain = None if a.retrain is None else (True if not a.retrain else a.retrain)
     summary = run_notebooks(a.profile, a.scenes, a.models, nb_dir=a.notebooks, build=a.build, only=a.only,
                             cell_timeout_s=a.cell_timeout, dry_run=a.dry_run, retrain=retrain,
-                            ablation=a.ablation, verify_mode=a.verify)
+                            ablation=a.ablation, downstream=a.downstream, verify_mode=a.verify)
     if summary.get("interrupted"):
         return INTERRUPTED
     return 0 if summary["ok"] else 1
