@@ -39,7 +39,6 @@ LOSS_WEIGHTINGS = ("uniform", "min_snr")
 PREDICTIONS = ("eps", "v")
 NORMS = ("l2", "l1")
 TILINGS = ("multidiffusion", "naive")
-DEFAULT_DDIM_STEPS = 50
 
 
 def linear_beta_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> np.ndarray:
@@ -454,7 +453,7 @@ class GaussianDiffusion:
         return np.round(np.linspace(self.T - 1, 0, int(steps))).astype(np.int64)
 
     @torch.no_grad()
-    def ddim_sample(self, model: Model, shape: Sequence[int], steps: int = DEFAULT_DDIM_STEPS,
+    def ddim_sample(self, model: Model, shape: Sequence[int], steps: int,
                     eta: float = 0.0, generator: torch.Generator | None = None, device=None,
                     progress: bool = False, model_kwargs: dict | None = None,
                     dtype: torch.dtype = torch.float32,
@@ -519,12 +518,13 @@ class GaussianDiffusion:
             if steps is not None and steps != self.T:
                 raise ValueError(f"steps must be None or T={self.T} for the ddpm sampler, got {steps!r}")
             return self.T
-        steps = DEFAULT_DDIM_STEPS if steps is None else steps
+        if steps is None:
+            raise ValueError("steps: the DDIM sampler needs its number of steps (a run's diffusion.sample_steps)")
         self.ddim_timesteps(steps)  # validates
         return int(steps)
 
     def network_evals(self, sampler: str = "ddpm", steps: int | None = None) -> int:
-        """Number of network evaluations per sample: T for ``"ddpm"``, ``steps`` (default 50) for ``"ddim"``."""
+        """Number of network evaluations per sample: T for ``"ddpm"``, ``steps`` for ``"ddim"``."""
         return self._resolve_steps(sampler, steps)
 
     def sample(self, model: Model, shape: Sequence[int], sampler: str = "ddpm", steps: int | None = None,
@@ -534,7 +534,7 @@ class GaussianDiffusion:
         """Draw Z_0 samples shaped ``shape = (n, d, h, w)`` with ``sampler`` ``"ddpm"`` or ``"ddim"``.
 
         ``steps``: for ddpm must be None or T (it always takes T steps); for ddim the number of DDIM
-        steps (default 50).
+        steps (required: a run's ``diffusion.sample_steps``).
         ``eta`` is used by ddim only, ``sigma`` by ddpm only; ``z0_range`` by both (see the samplers).
         Returns relaxed abundances Z (no softmax).
         """

@@ -52,7 +52,7 @@ from traitlets import Any as AnyTrait
 from . import checkpoints, paths, verify
 from . import models as registry
 from .config import PROFILES, RUNNER, make_config
-from .data import SCENES, DataError, _info, _locate
+from .data import SCENES, scene_available
 from .evaluate import result_status
 from .utils import atomic_write_text
 
@@ -74,15 +74,15 @@ KERNEL_EXEC_LINES = ["import tqdm.auto, tqdm.std; tqdm.auto.tqdm, tqdm.auto.tran
 
 
 def available_scenes(names=None, root=None) -> tuple[list[str], dict[str, str]]:
-    """``(present, {missing: download command})`` among ``names`` (default: every registered scene)."""
+    """``(present, {missing: download command})`` among ``names`` (default: every registered scene); an unknown
+    name is an error, not a skip."""
     present, missing = [], {}
     for n in names or list(SCENES):
-        info = _info(n)  # an unknown name is an error, not a skip
-        try:
-            _locate(info, root)
+        why = scene_available(n, root)
+        if why is None:
             present.append(n)
-        except DataError as e:
-            missing[n] = str(e)
+        else:
+            missing[n] = why
     return present, missing
 
 
@@ -382,18 +382,10 @@ class _LogTee(io.TextIOBase):
 
 
 class _WatchedClient(PapermillNotebookClient):
-    """papermill's client, telling a :class:`_Watch` which cell runs and when the kernel reports idle."""
+    """papermill's client, telling a :class:`_Watch` when the kernel reports idle (nbclient has no hook for iopub
+    status messages; the cell hooks are nbclient's own, set by :class:`_WatchedEngine`)."""
 
     watch = AnyTrait(None)
-
-    def execute_cell(self, cell, cell_index, *args, **kwargs):
-        if cell.cell_type == "code" and self.watch is not None:
-            self.watch.cell_started(self, cell, cell_index)
-        try:
-            return super().execute_cell(cell, cell_index, *args, **kwargs)
-        finally:
-            if self.watch is not None:
-                self.watch.cell_finished()
 
     def process_message(self, msg, cell, cell_index):
         if (self.watch is not None and msg.get("msg_type") == "status"
@@ -418,6 +410,10 @@ class _WatchedEngine(NBClientEngine):
         client = _WatchedClient(nb_man, watch=watch, timeout=execution_timeout, startup_timeout=start_timeout,
                                 kernel_name=kernel_name, log=log, log_output=log_output,
                                 stdout_file=stdout_file, stderr_file=stderr_file, extra_arguments=extra, **kwargs)
+        if watch is not None:  # nbclient's cell hooks
+            client.on_cell_start = lambda cell, cell_index: cell.cell_type == "code" and watch.cell_started(
+                client, cell, cell_index)
+            client.on_cell_complete = lambda cell, cell_index: watch.cell_finished()
         return client.execute(**(dict(stdout=kernel_log, stderr=kernel_log) if kernel_log else {}))
 
 

@@ -207,6 +207,7 @@ shutdown_distributed()
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BASELINES)
 def test_ddp_two_processes_hold_identical_weights(name, tmp_path, torchrun):
     """Under torchrun (2 CPU processes, gloo) every network of every baseline stays identical across ranks, the

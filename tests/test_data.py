@@ -146,8 +146,11 @@ def test_package_keeps_every_name_of_the_old_module():
     """hudlib.data is a package now; the names importers use still come from hudlib.data itself."""
     import hudlib.data.scenes
 
-    for name in data.__all__ + ["_info", "_locate"]:
+    for name in data.__all__:
         assert hasattr(data, name), name
+    assert data.scene_available("IndianPines") is None  # tensorly's copy
+    with pytest.raises(data.DataError, match="unknown scene 'Nowhere'"):
+        data.scene_available("Nowhere")
     assert not hasattr(data, "PatchDataset")
     assert data.SCENES is hudlib.data.scenes.SCENES  # one registry: monkeypatching data.SCENES reaches the loaders
 

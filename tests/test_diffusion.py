@@ -249,7 +249,9 @@ def test_timesteps_and_network_evals():
     assert ts[0] == 99 and ts[-1] == 0 and len(ts) == 7 and np.all(np.diff(ts) < 0)
     np.testing.assert_array_equal(diff.ddim_timesteps(100), np.arange(99, -1, -1))
     assert diff.ddim_timesteps(1).tolist() == [99]
-    assert diff.network_evals("ddpm") == 100 and diff.network_evals("ddim") == 50
+    assert diff.network_evals("ddpm") == 100 and diff.network_evals("ddim", 50) == 50
+    with pytest.raises(ValueError, match="steps: the DDIM sampler needs its number of steps"):
+        diff.network_evals("ddim")
     calls = []
 
     def model(x, t, scale=1.0):
@@ -257,7 +259,7 @@ def test_timesteps_and_network_evals():
         assert scale == 2.0  # model_kwargs are passed through
         return torch.zeros_like(x)
 
-    for sampler, steps in (("ddpm", None), ("ddim", 13), ("ddim", None)):
+    for sampler, steps in (("ddpm", None), ("ddim", 13), ("ddim", 50)):
         calls.clear()
         diff.sample(model, (1, 2, 4, 4), sampler=sampler, steps=steps, model_kwargs={"scale": 2.0})
         assert len(calls) == diff.network_evals(sampler, steps)
@@ -269,7 +271,7 @@ def test_timesteps_and_network_evals():
     with pytest.raises(ValueError, match="steps"):
         diff.ddim_timesteps(101)
     with pytest.raises(ValueError, match="eta"):
-        diff.ddim_sample(model, (1, 2, 4, 4), eta=-0.5)
+        diff.ddim_sample(model, (1, 2, 4, 4), steps=2, eta=-0.5)
     with pytest.raises(ValueError, match="sigma"):
         diff.ddpm_sample(model, (1, 2, 4, 4), sigma="learned")
     with pytest.raises(ValueError, match="model must return"):

@@ -29,6 +29,7 @@ def records(scene, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_record_contents_and_reuse(records, scene):
     rec = records["RealCopy"]
     assert set(evaluate.METRICS) <= set(rec["metrics"])
@@ -43,6 +44,7 @@ def test_record_contents_and_reuse(records, scene):
         assert rec[k] is not None, k
 
 
+@pytest.mark.slow
 def test_record_holds_the_paper_exact_metrics(records, scene):
     """The record carries the paper-exact metrics (at n and over 8-patch draws) and the authors' classifier's two
     accuracies; the paper-exact F_p is the definition recomputed here from the cached samples."""
@@ -61,6 +63,7 @@ def test_record_holds_the_paper_exact_metrics(records, scene):
     assert real["FID"]["value"] < mean["FID"]["value"]
 
 
+@pytest.mark.slow
 def test_a_record_computed_elsewhere_is_recomputed_here_once(records, scene, tmp_path):
     """Same key (weights, sampler, classifiers, n, seed) but no samples of it on this machine: a committed record
     from the shipped weights. It is recomputed (what ./run_all.sh verifies), then reused."""
@@ -89,6 +92,7 @@ def test_a_record_computed_elsewhere_is_recomputed_here_once(records, scene, tmp
     assert path.stat().st_mtime_ns == mtime
 
 
+@pytest.mark.slow
 def test_ablation_metric_set_computes_what_its_table_shows(records, scene, tmp_path):
     p = evaluate.evaluate("IndianPines", "RealCopy", "smoke", n=12, runs=records["_root"] / "runs",
                           results=tmp_path, device="cpu", progress=False, scene_obj=scene, metric_set="ablation")
@@ -102,6 +106,7 @@ def test_ablation_metric_set_computes_what_its_table_shows(records, scene, tmp_p
                           results=tmp_path, device="cpu", progress=False, scene_obj=scene, metric_set="most")
 
 
+@pytest.mark.slow
 def test_record_holds_the_physical_consistency_block(records, scene):
     """Every record has the physical block: RandomMixture decodes Dirichlet abundances of the same VCA endmembers,
     so it sits on the simplex (angle ~0, abundances >= 0 summing to 1); real crops do not lie on it."""
@@ -116,6 +121,7 @@ def test_record_holds_the_physical_consistency_block(records, scene):
     assert records["RealCopy"]["physical"]["simplex_angle_mean"] > 0.01
 
 
+@pytest.mark.slow
 def test_results_from_absent_weights_are_recomputed_and_never_shown(records, scene, tmp_path):
     """A committed results JSON whose weights are not present locally: tampered numbers never reach the table."""
     import shutil
@@ -156,6 +162,7 @@ def test_results_from_absent_weights_are_recomputed_and_never_shown(records, sce
     assert json.loads(path.read_text())["metrics"]["FID"] != 987654.0
 
 
+@pytest.mark.slow
 def test_result_status_follows_the_weights(records, tmp_path):
     root = records["_root"]
     st = evaluate.result_status("IndianPines", "RealCopy", "smoke", runs=root / "runs", results=root / "results",
@@ -167,6 +174,7 @@ def test_result_status_follows_the_weights(records, tmp_path):
     assert st == {"trained": True, "evaluated": False}
 
 
+@pytest.mark.slow
 def test_controls_rank_as_they_must(records):
     real, mean, noise = (records[m]["metrics"] for m in ("RealCopy", "MeanSpectrum", "Noise"))
     assert real["F_p"] == pytest.approx(1.0, abs=1e-5) and real["D_b"] == pytest.approx(1.0, abs=1e-5)
@@ -230,6 +238,7 @@ def test_complexity_table_rows():
     assert "| 32 | HUD |" in complexity.format_table(rows)
 
 
+@pytest.mark.slow
 def test_tables_and_figures_written(records, scene, tmp_path):
     out = tables.write_tables("smoke", records["_root"] / "results", runs=records["_root"] / "runs")
     text = out.read_text()

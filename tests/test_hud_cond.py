@@ -75,6 +75,7 @@ def fitted(tmp_path_factory):
     return g, scene, E
 
 
+@pytest.mark.slow
 def test_layout_conditions_the_samples(fitted):
     """The requested layout is reproduced: the nearer endmember agrees with it on most pixels, for a layout and
     for its swap with the same seed (a network that ignored the map would give the same samples for both, whose

@@ -62,6 +62,7 @@ def toy():
         models.unregister("Toy")
 
 
+@pytest.mark.slow
 def test_a_new_generator_is_one_class_and_one_register_line(toy, tmp_path):
     s = load_scene("IndianPines")
     cfg = make_config("IndianPines", toy, "smoke")

@@ -214,6 +214,7 @@ def test_parse_tqdm_reads_real_bars_and_plain_lines_are_throttled():
     assert plain.getvalue() == "step 0\n"  # not a terminal: at most one line per interval
 
 
+@pytest.mark.slow
 def test_live_line_mirrors_training_progress(tmp_path, monkeypatch):
     """A fresh smoke training of HUD in 03: the terminal's live line carries the tqdm bar's step and loss."""
     monkeypatch.setenv("HUD_ROOT", str(tmp_path))  # empty runs/: 03 must train

@@ -125,6 +125,7 @@ def test_registry_rejects_unknown_and_duplicates():
     assert "HUD" in models.names(controls=False) and "HUD" not in models.names(controls=True)
 
 
+@pytest.mark.slow
 def test_cli_train_and_sample(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert cli_main(["train", "--scene", "IndianPines", "--model", "HUD", "--profile", "smoke", "--out", "runs",
@@ -191,6 +192,7 @@ shutdown_distributed()
 """
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_hold_identical_weights(tmp_path, torchrun):
     torchrun(DDP_SCRIPT, tmp_path / "run")
     h0 = (tmp_path / "run" / "rank0.sha").read_text()
@@ -218,6 +220,7 @@ def test_uae_copy_is_real_crops_through_huds_autoencoder(scene, tmp_path):
     assert residual(Y) < 1e-5 < 1e-3 < residual(R)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", models.names())
 def test_same_seed_same_machine_is_bit_identical(scene, tmp_path, name):
     """Every registered generator, fitted twice at the smoke profile with the same seed, has the same weights hash

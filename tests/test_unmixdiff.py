@@ -90,6 +90,7 @@ def test_l1_diffusion_loss_against_brute_force():
         diff.training_loss(model, x0, t=t, noise=noise, norm="l3")
 
 
+@pytest.mark.slow
 def test_learned_autoencoder_recovers_planted_endmembers(tmp_path):
     s, E, _ = _planted()
     cfg = make_config(s.name, "UD", "smoke", {"unmixdiff": dict(uae_steps=1200, uae_lr=3e-3, uae_batch=8,
@@ -249,6 +250,7 @@ shutdown_distributed()
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", UDS)
 def test_fit_under_torchrun_gives_every_rank_the_same_weights(name, tmp_path, torchrun):
     """``fit`` under torchrun (2 CPU processes, gloo): both stages train data-parallel, rank 0 writes weights.pt and

@@ -18,12 +18,11 @@ from __future__ import annotations
 from .benchmark import UnmixingBenchmark, load_unmixing_benchmark
 from .download import download
 from .patches import centre_square, class_mean_spectra, crop, patch_corners, patches, pseudo_rgb, rgb_limits
-from .scenes import SCENES, DataError, Scene, SceneInfo, find_file, load_scene, scene_names
-from .scenes import _info, _locate  # noqa: F401  (private helpers that hudlib.runner imports from hudlib.data)
+from .scenes import SCENES, DataError, Scene, SceneInfo, find_file, load_scene, scene_available, scene_names
 from .user import MIN_BANDS, PATCH_SIZE, default_rgb_bands, user_scene_name
 
 __all__ = [
-    "DataError", "SceneInfo", "SCENES", "Scene", "UnmixingBenchmark", "scene_names", "find_file",
+    "DataError", "scene_available", "SceneInfo", "SCENES", "Scene", "UnmixingBenchmark", "scene_names", "find_file",
     "load_scene", "download", "load_unmixing_benchmark", "patches", "pseudo_rgb",
     "rgb_limits", "class_mean_spectra", "PATCH_SIZE", "MIN_BANDS", "user_scene_name", "default_rgb_bands",
     "centre_square", "crop", "patch_corners",

@@ -83,6 +83,18 @@ def scene_names() -> list[str]:
     return list(SCENES)
 
 
+def scene_available(name: str, root=None) -> str | None:
+    """None when the registered scene ``name`` can be loaded here (found under ``root``, ``$HUD_DATA``, ``./data``
+    or, for Indian Pines, tensorly), else why not, with the command that fetches it. An unknown name is an error."""
+    try:
+        _locate(_info(name), root)
+    except DataError as e:
+        if name not in SCENES:
+            raise
+        return str(e)
+    return None
+
+
 def _info(name: str) -> SceneInfo:
     if name not in SCENES:
         raise DataError(f"unknown scene {name!r}: expected one of {', '.join(SCENES)} or the path of an ENVI "
