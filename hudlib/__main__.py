@@ -59,6 +59,14 @@ def _add_model_args(p: argparse.ArgumentParser, runs_flag: str = "--runs") -> No
     p.add_argument("--quiet", action="store_true")
 
 
+def _add_selection_args(p: argparse.ArgumentParser) -> None:
+    """Which profile, scenes and generators a table or figure command reads, and where their runs are."""
+    p.add_argument("--profile", default=DEFAULT_PROFILE)
+    p.add_argument("--scenes", nargs="*", default=None, help=f"registered scenes (default {DEFAULT_SCENE})")
+    p.add_argument("--models", nargs="*", default=None, help="generators (default: every registered one)")
+    p.add_argument("--runs", default="runs")
+
+
 def _add_sampler_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sampler (generators with an iterative sampler; refused by the others)")
     g.add_argument("--sampler", choices=["ddpm", "ddim"], default=None)
@@ -206,19 +214,13 @@ def main(argv=None) -> int:
     e.set_defaults(fn=_cmd_evaluate)
 
     tb = sub.add_parser("tables", help="results/tables_<profile>.md from the results whose weights are in runs/")
-    tb.add_argument("--profile", default=DEFAULT_PROFILE)
-    tb.add_argument("--scenes", nargs="*", default=None)
-    tb.add_argument("--models", nargs="*", default=None)
+    _add_selection_args(tb)
     tb.add_argument("--results", default="results")
-    tb.add_argument("--runs", default="runs")
     tb.set_defaults(fn=_cmd_tables)
 
     f = sub.add_parser("figures", help="Figs. 3 and 4 and the loss curves -> figures/")
-    f.add_argument("--profile", default=DEFAULT_PROFILE)
-    f.add_argument("--scenes", nargs="*", default=None)
-    f.add_argument("--models", nargs="*", default=None)
+    _add_selection_args(f)
     f.add_argument("--out", default="figures")
-    f.add_argument("--runs", default="runs")
     f.add_argument("--data", default=None)
     f.add_argument("--device", default="auto")
     f.add_argument("--quiet", action="store_true")

@@ -6,6 +6,14 @@ import sys
 import pytest
 
 
+@pytest.fixture(scope="session")
+def scene():
+    """Indian Pines (the tensorly copy: every test machine has it), loaded once; tests must not modify it."""
+    from hudlib.data import load_scene
+
+    return load_scene("IndianPines")
+
+
 @pytest.fixture
 def torchrun(tmp_path):
     """``torchrun(script_text, *args)``: run a script under ``torch.distributed.run`` with 2 CPU processes (gloo, one

@@ -8,14 +8,8 @@ import pytest
 
 from hudlib import checkpoints, models
 from hudlib.config import RunConfig
-from hudlib.data import load_scene
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def scene():
-    return load_scene("IndianPines")
 
 
 @pytest.fixture(scope="module")

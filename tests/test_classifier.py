@@ -14,7 +14,7 @@ from hudlib.metrics.classifier_scores import (authors_pixel_outputs, classifier_
                                               frechet_distance, inception_score, spectral_diversity)
 from hudlib.utils import state_hash as weights_hash
 from hudlib.classifier_nets import AuthorsPixelClassifier, PixelNeighbourhoodNet
-from hudlib.data import DataError, Scene, load_scene, patches
+from hudlib.data import DataError, Scene, patches
 
 
 # --------------------------------------------------------------------------------------------- brute force
@@ -173,11 +173,6 @@ def test_authors_space():
 
 
 # --------------------------------------------------------------------------------------------- split
-@pytest.fixture(scope="module")
-def scene():
-    return load_scene("IndianPines")
-
-
 def test_spatial_split_is_disjoint(scene):
     size = 32
     train, held = spatial_split(scene.gt, size=size, holdout=0.2, random_state=0)

@@ -13,11 +13,6 @@ CONTROLS = ["RealCopy", "MeanSpectrum", "Noise", "RandomMixture"]
 
 
 @pytest.fixture(scope="module")
-def scene():
-    return load_scene("IndianPines")
-
-
-@pytest.fixture(scope="module")
 def records(scene, tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
     out = {}

@@ -8,13 +8,7 @@ import pytest
 
 from hudlib import models
 from hudlib.__main__ import main as cli_main
-from hudlib.data import load_scene
 from hudlib.envi_io import read_envi
-
-
-@pytest.fixture(scope="module")
-def scene():
-    return load_scene("IndianPines")
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,6 @@ TINY = {"unet": dict(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, at
         "train": dict(steps=7, batch_size=2, ckpt_every=3, patch_size=16)}
 
 
-@pytest.fixture(scope="module")
-def scene():
-    return load_scene("IndianPines")
-
-
 def _Z(seed=0, d=5, side=24):
     rng = np.random.default_rng(seed)
     X = rng.dirichlet(np.ones(d), size=(side, side)).transpose(2, 0, 1)
