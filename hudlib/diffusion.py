@@ -391,21 +391,11 @@ class GaussianDiffusion:
         Z_T ~ N(0, I); for t = T..1: Z_{t-1} = μ_θ(Z_t, t) + σ_t ε (no noise at the last step).
         (Algorithm 2 as printed drops the parentheses of eq. 14; eq. 14 is what is implemented.)
 
-        shape: ``(n, d, h, w)``; returns the sample Z_0 of that shape (relaxed abundances, unclamped;
-        apply softmax for X̂, eq. 5). ``sigma`` selects Σ_θ = σ_t² I:
-
-        * ``"beta"`` (default): σ_t² = β_t, DDPM's Algorithm 2 choice. It is the reverse variance that is
-          exact for unit-variance data and the larger of DDPM's two bounds; Z has a spread of several
-          units (values from 0 down to -8 - ln d), for which the true reverse variance exceeds β̃_t
-          and approaches β_t, so β_t is the closer choice.
-        * ``"posterior"``: σ_t² = β̃_t (exact for a single-point data set; equals DDIM with η = 1).
-
-        All noise is drawn from ``generator`` (on its device, then moved to ``device``), so a seeded
-        generator makes the result deterministic. ``device`` defaults to the model's parameters'
-        device (CPU for plain callables). Runs under ``torch.no_grad()``; the caller sets eval mode.
-
-        ``z0_range=(lo, hi)``: clip Ẑ_0 = (Z_t - sqrt(1-ᾱ_t) ε_θ)/sqrt(ᾱ_t) to [lo, hi] and take the mean
-        μ̃_t(Ẑ_0, Z_t) of eq. 12 (equal to eq. 14's mean whenever nothing is clipped).
+        shape: ``(n, d, h, w)``; returns Z_0 of that shape (unclamped; softmax gives X̂, eq. 5). ``sigma``:
+        ``"beta"`` (σ_t² = β_t, Algorithm 2; closer than β̃_t for data spread over several units, as Z is) or
+        ``"posterior"`` (σ_t² = β̃_t, = DDIM with η = 1). Noise comes from ``generator`` (seeded: deterministic);
+        ``device`` defaults to the model's. ``z0_range=(lo, hi)``: clip Ẑ_0 to it and take μ̃_t(Ẑ_0, Z_t) of
+        eq. 12 (eq. 14's mean when nothing is clipped). No gradients; the caller sets eval mode.
         """
         z0_range = self._check_range(z0_range)
         self._check_sigma(sigma)

@@ -357,19 +357,13 @@ def copy_rate(generated, real, criterion: str = "relative", quantile: float = 0.
     * ``criterion="absolute"``: g is a copy if ``d1(g) <= quantile(d1_0, quantile)``: closer to the scene than
       held-out real patches are to the rest of it.
 
-    Why relative by default: on Indian Pines the absolute rule flags smooth patches as copies: a patch repeating
-    the mean spectrum (d1 = 12.9) and 5 x 5 box-blurred real crops (d1 = 5 to 10) lie below the 5th percentile
-    of the held-out distances (16.0, range 12.8 to 24.2) because they lack the sensor noise that separates two real
-    patches; both rules give 1 for exact crops (d1 = rho = 0) and 0 for Gaussian noise. A smooth patch is about
-    equally near many windows (mean spectrum: rho = 0.91), a copy is near one: with the relative rule
-    (tau = 0.77 on Indian Pines) crops plus N(0, 0.02^2) noise (rho ~ 0.2) and blurred crops (rho 0.3 to 0.6)
-    still count as copies, vertically flipped crops 9 %, the mean spectrum, noise and spatially shuffled pixels 0.
+    Why relative by default: the absolute rule flags smooth patches (the mean spectrum, blurred crops) as copies,
+    since they lack the sensor noise that separates two real patches; a smooth patch is about equally near many
+    windows, a copy near one (README "Metrics" gives the measurements on Indian Pines).
 
     Cost: the spectra are centred by the scene mean and projected on its top ``n_components`` principal axes
-    (distances are translation invariant; the projection shrinks them alike for generated and held-out patches;
-    32 axes keep 99.3 % of Indian Pines' pixel variance, the rest is mostly sensor noise). The relative rule needs
-    two conv passes, the absolute one. ``stride > 1`` divides the cost by ``stride^2`` but a copy at an off-grid
-    position is then matched only up to a shift and may go undetected.
+    (distances are translation invariant; the projection shrinks them alike for generated and held-out patches).
+    ``stride > 1`` divides the cost by ``stride^2`` but a copy at an off-grid position may then go undetected.
 
     Args:
         generated: ``(n, bands, h, w)``.
