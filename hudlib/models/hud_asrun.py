@@ -29,7 +29,8 @@ class HUDAsRun(HUD):
     name = "HUD-asrun"
     # smoke/quick: only the latent changes (HUD's U-Net, steps, sampler and prediction, so that the ablation compares
     # like with like; no x̂₀ clipping, as run); paper: their schedule, ε, DDIM-250 with η = 1, their U-Net size and
-    # optimisation (docs/authors_code.md §A)
+    # optimisation (docs/authors_code.md §A; lr = 1e-6 x batch 32 x one GPU: their December script asks for two GPUs,
+    # i.e. 6.4e-5, which no surviving log confirms)
     profiles = merge_layers(HUD.profiles, {
         "smoke": {"unmixing": _UNMIXING, "diffusion": _DIFFUSION},
         "quick": {"unmixing": _UNMIXING, "diffusion": _DIFFUSION},
