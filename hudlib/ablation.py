@@ -92,9 +92,10 @@ def _overrides(row: AblationRow, seed: int, schedule: bool) -> dict:
     return _merge(over, SCHEDULE_OVERRIDES) if schedule else over
 
 
-def row_configs(scene: str, profile: str, seeds=None, models=None) -> list:
-    """Every training config the ablation may use on ``scene``: each row at its seeds, and each row with the
-    square-root-linear schedule (the candidates of the schedule rows), restricted to the generators ``models``."""
+def row_configs(scene: str, profile: str, seeds=None, models=None) -> list[tuple[str, object]]:
+    """``[(label, config)]`` of every training the ablation may use on ``scene``: each row at its seeds, and each row
+    with the square-root-linear schedule (the candidates of the schedule rows), restricted to the generators
+    ``models``. Labels name the row's key, seed and schedule (``"ablation linear, seed 0"``, ``"... sqrt β"``)."""
     from .config import make_config
 
     seeds = default_seeds(profile) if seeds is None else list(seeds)
@@ -103,8 +104,10 @@ def row_configs(scene: str, profile: str, seeds=None, models=None) -> list:
         if models is not None and row.model not in models:
             continue
         for seed in (seeds if row.key in MAIN_ROWS else seeds[:1]):
-            out.append(make_config(scene, row.model, profile, _overrides(row, seed, False) or None))
-        out.append(make_config(scene, row.model, profile, _overrides(row, seeds[0], True)))
+            out.append((f"ablation {row.key}, seed {seed}",
+                        make_config(scene, row.model, profile, _overrides(row, seed, False) or None)))
+        out.append((f"ablation {row.key}, seed {seeds[0]}, sqrt β",
+                    make_config(scene, row.model, profile, _overrides(row, seeds[0], True))))
     return out
 
 

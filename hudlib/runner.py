@@ -136,8 +136,8 @@ def run_configs(scene: str, model_names: list[str], profile: str, prefixes: set[
             for tag, ov in registry.get(m).variants.items():
                 add(f"{m} [{tag}]", "generator", make_config(scene, m, profile, ov))
     if prefixes & set(ABLATION_NOTEBOOKS):
-        for cfg in ablation.row_configs(scene, profile, models=model_names):
-            add(f"{cfg.model} (ablation)", "ablation", cfg)
+        for label, cfg in ablation.row_configs(scene, profile, models=model_names):
+            add(f"{cfg.model} ({label})", "ablation", cfg)
     from . import downstream
 
     if prefixes & set(DOWNSTREAM_NOTEBOOKS) and downstream.GENERATOR in model_names:
@@ -223,10 +223,11 @@ def format_plan(plan: dict) -> str:
               f"runs:       {plan['runs']}", f"results:    {plan['results']}"]
     if plan["retrain"]:
         lines.append(f"retrain:    {', '.join(plan['retrain'])} (shipped checkpoints ignored: trained from scratch)")
-    lines += ["", f"{'scene':14}{'generator':30}{'training':48}result"]
+    w = max([len("generator")] + [len(r["model"]) for r in plan["rows"]]) + 2
+    lines += ["", f"{'scene':14}{'generator':{w}}{'training':48}result"]
     for r in plan["rows"]:
         result = "" if r["cached"] is None else ("cached" if r["cached"] else "to evaluate")
-        lines.append(f"{r['scene']:14}{r['model']:30}{r['training']:48}{result}".rstrip())
+        lines.append(f"{r['scene']:14}{r['model']:{w}}{r['training']:48}{result}".rstrip())
     est = plan["estimate_s"]
     if any(v is None for v in est.values()):
         unknown = ", ".join(k for k, v in est.items() if v is None)

@@ -183,7 +183,7 @@ def test_plan_and_dry_run_at_smoke(tmp_path, monkeypatch, capsys):
     text = term.getvalue()
     assert s["ok"] and s["dry_run"] and not (tmp_path / "build").exists()
     assert "profile smoke" in text and "IndianPines" in text and "06_tables.ipynb" in text
-    rows = {ln.split()[1]: ln for ln in text.splitlines() if ln.startswith("IndianPines ") and "(ablation)" not in ln}
+    rows = {ln.split()[1]: ln for ln in text.splitlines() if ln.startswith("IndianPines ") and "(ablation " not in ln}
     assert f"trained here ({run.name})" in rows["HUD"] and rows["HUD"].rstrip().endswith("to evaluate")
     assert "control: no training" in rows["RealCopy"] and rows["RealCopy"].rstrip().endswith("cached")
     assert rows["Noise"].rstrip().endswith("to evaluate")
