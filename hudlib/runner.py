@@ -462,17 +462,22 @@ class _Interrupt:
         return None if w is None or w.proc is None or w.proc.poll() is not None else w.proc
 
     def _handler(self, signum, frame):
+        # The handler runs in the main thread between two bytecodes, possibly while that thread holds the live
+        # line's lock: it only records the signal and hands the work to a thread (no I/O or lock here).
         first, self.flag = not self.flag, True
-        proc = self._kernel()
+        threading.Thread(target=self._act, args=(first,), daemon=True).start()
+
+    def _act(self, first: bool):
         if not first:
             self._kill()
             return
-        self.live.print("\n[stop] Ctrl-C: interrupting the running cell (a second Ctrl-C kills the kernel)")
+        proc = self._kernel()
         if proc is not None and os.getpgid(proc.pid) != os.getpgrp():
             os.kill(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reached our process group, not the kernel's
         self.timer = threading.Timer(KILL_GRACE_S, self._kill)
         self.timer.daemon = True
         self.timer.start()
+        self.live.print("\n[stop] Ctrl-C: interrupting the running cell (a second Ctrl-C kills the kernel)")
 
     def _kill(self):
         proc = self._kernel()

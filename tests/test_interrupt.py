@@ -72,7 +72,8 @@ def _drain(fd, pid, timeout):
             return buf.decode(errors="replace"), os.waitstatus_to_exitcode(status), time.monotonic() - t0
         if time.monotonic() - t0 > timeout:
             os.kill(pid, signal.SIGKILL)
-            raise AssertionError(f"the run did not stop within {timeout} s after Ctrl-C")
+            raise AssertionError(f"the run did not stop within {timeout} s after Ctrl-C; its terminal showed:\n"
+                                 + buf.decode(errors="replace")[-3000:])
 
 
 @pytest.mark.slow
