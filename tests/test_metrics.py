@@ -320,6 +320,35 @@ def test_copy_rate_distances_match_brute_force(criterion):
     assert det["copy"][0] and rate == pytest.approx(np.mean(stat <= tau))
 
 
+def test_copy_rate_calibration_is_computed_once_per_scene(monkeypatch):
+    """The held-out calibration depends on the scene only: a second generator reuses it (half of the nearest-window
+    searches), a changed scene or seed recomputes it, and the results equal a fresh computation."""
+    from hudlib.metrics import _common, distribution as D
+    rng = np.random.default_rng(13)
+    R = rng.random((4, 13, 11)).astype(np.float32)
+    G1, G2 = rng.random((2, 5, 4, 4, 4)).astype(np.float32)
+    calls = []
+    real_nn = D._nn_windows
+    monkeypatch.setattr(D, "_nn_windows", lambda *a, **k: calls.append(a[5]) or real_nn(*a, **k))
+    _common._MEMO.clear()
+    r1, det1 = M.copy_rate(G1, R, n_calibration=9, n_components=None, return_details=True)
+    assert sorted(calls) == sorted(["copy: generated", "copy: generated 2nd", "copy: held-out",
+                                    "copy: held-out 2nd"])
+    calls.clear()
+    r2, det2 = M.copy_rate(G2, R, n_calibration=9, n_components=None, return_details=True)
+    assert sorted(calls) == ["copy: generated", "copy: generated 2nd"]  # calibration reused
+    _common._MEMO.clear()
+    r2_fresh, det2_fresh = M.copy_rate(G2, R, n_calibration=9, n_components=None, return_details=True)
+    assert r2 == r2_fresh and det2["tau"] == det2_fresh["tau"]
+    np.testing.assert_array_equal(det2["rho_0"], det2_fresh["rho_0"])
+    calls.clear()
+    R2 = R.copy()
+    R2[0, 0, 0] += 1.0
+    M.copy_rate(G2, R2, n_calibration=9, n_components=None)
+    M.copy_rate(G2, R, n_calibration=9, n_components=None, random_state=1)
+    assert calls.count("copy: held-out") == 2  # another scene, another seed: calibrated again
+
+
 def test_copy_rate_pca_shrinks_distances():
     rng = np.random.default_rng(11)
     R = rng.random((6, 12, 14)).astype(np.float32)

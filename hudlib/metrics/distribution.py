@@ -382,28 +382,44 @@ def copy_rate(generated, real, criterion: str = "relative", quantile: float = 0.
     """
     G, R = _check_copy_args(generated, real, criterion, quantile, n_components, stride, n_calibration, max_bytes)
     n, C, h, w = G.shape
-    _, H, W = R.shape
-    rng = np.random.default_rng(random_state)
-    corners = _random_corners(R.shape, h, w, n_calibration, rng)
-    mu, V = _pca_axes(R, n_components)
-    Rp = _project_bands(R, mu, V, 0)  # (q, H, W)
-    Gp = _project_bands(G, mu, V, 1)  # (n, q, h, w)
-    Cp = np.stack([Rp[:, r:r + h, c:c + w] for r, c in corners])  # (n_cal, q, h, w)
     dev = _device(device)
-    det: dict = {"corners": corners}
+
+    def scene_side():
+        # everything that depends on the real scene only (its axes, the held-out crops and their statistics):
+        # memoised, so that every generator of a table pays for the calibration once
+        rng = np.random.default_rng(random_state)
+        corners = _random_corners(R.shape, h, w, n_calibration, rng)
+        mu, V = _pca_axes(R, n_components)
+        Rp = _project_bands(R, mu, V, 0)  # (q, H, W)
+        Cp = np.stack([Rp[:, r:r + h, c:c + w] for r, c in corners])  # (n_cal, q, h, w)
+        cal = {"corners": corners}
+        with torch.inference_mode():
+            Rt, Ct = _tensor(Rp, dev), _tensor(Cp, dev)
+            cal["d1_0"], p1_0 = _nn_windows(Rt, Ct, stride, max_bytes, progress, "copy: held-out",
+                                            exclude=corners[:, None])
+            if criterion == "relative":
+                cal["d2_0"], _ = _nn_windows(Rt, Ct, stride, max_bytes, progress, "copy: held-out 2nd",
+                                             exclude=np.stack([corners, p1_0], 1))
+        return mu, V, Rp, cal
+
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        mu, V, Rp, cal = memo("copy_rate_scene", scene_side, R,
+                              key=(h, w, criterion, n_components, stride, n_calibration, int(random_state), max_bytes,
+                                   str(dev)))
+    else:  # a Generator or None: a draw of its own, not memoised
+        mu, V, Rp, cal = scene_side()
+    Gp = _project_bands(G, mu, V, 1)  # (n, q, h, w)
+    det: dict = {"corners": cal["corners"].copy(), "d1_0": cal["d1_0"].copy()}
     with torch.inference_mode():
-        Rt, Gt, Ct = _tensor(Rp, dev), _tensor(Gp, dev), _tensor(Cp, dev)
+        Rt, Gt = _tensor(Rp, dev), _tensor(Gp, dev)
         d1, p1 = _nn_windows(Rt, Gt, stride, max_bytes, progress, "copy: generated")
-        d1_0, p1_0 = _nn_windows(Rt, Ct, stride, max_bytes, progress, "copy: held-out", exclude=corners[:, None])
-        det.update(d1=d1, d1_0=d1_0)
+        det["d1"] = d1
         if criterion == "relative":
             d2, _ = _nn_windows(Rt, Gt, stride, max_bytes, progress, "copy: generated 2nd", exclude=p1[:, None])
-            d2_0, _ = _nn_windows(Rt, Ct, stride, max_bytes, progress, "copy: held-out 2nd",
-                                  exclude=np.stack([corners, p1_0], 1))
-            stat, stat0 = _ratio(d1, d2), _ratio(d1_0, d2_0)
-            det.update(d2=d2, rho=stat, d2_0=d2_0, rho_0=stat0)
+            stat, stat0 = _ratio(d1, d2), _ratio(cal["d1_0"], cal["d2_0"])
+            det.update(d2=d2, rho=stat, d2_0=cal["d2_0"].copy(), rho_0=stat0)
         else:
-            stat, stat0 = d1, d1_0
+            stat, stat0 = d1, cal["d1_0"]
     ok = np.isfinite(stat0)
     if not ok.any():
         raise ValueError(f"stride: {stride} leaves no admissible windows for calibration in a {H}x{W} scene")
