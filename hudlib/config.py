@@ -124,7 +124,8 @@ class EvalConfig:
 
     The sound classifier (:func:`hudlib.classifier.train_classifier`): ``classifier_steps`` AdamW steps of
     ``classifier_batch`` pixels at ``classifier_lr`` with ``classifier_weight_decay``. D_b's ``block``; ``k`` of
-    the k-NN precision/recall. Paper-exact metrics: ``paper_draws`` draws of ``paper_draw_size`` patches (the
+    the k-NN precision/recall and ``max_points``, how many points of each set it compares (spectra are
+    subsampled; smoke compares fewer). Paper-exact metrics: ``paper_draws`` draws of ``paper_draw_size`` patches (the
     paper scored 8); the authors' per-pixel classifier trains for at most ``authors_epochs`` epochs of
     ``authors_steps_per_epoch`` batches (None: every window), scoring ``authors_pixels`` pixels of each batch
     (None: all)."""
@@ -137,6 +138,7 @@ class EvalConfig:
     seed: int = 0
     block: int = 8
     k: int = 3
+    max_points: int = 5000
     paper_draws: int = 32
     paper_draw_size: int = 8
     authors_epochs: int = 50
@@ -151,7 +153,7 @@ SHARED_SECTIONS: dict[str, type] = {"train": TrainConfig, "eval": EvalConfig}
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {
         "train": dict(ema_decay=0.9),
-        "eval": dict(n_samples=16, classifier_steps=20, paper_draws=4, authors_epochs=1, authors_steps_per_epoch=2,
+        "eval": dict(n_samples=16, classifier_steps=20, max_points=1000, paper_draws=4, authors_epochs=1, authors_steps_per_epoch=2,
                      authors_pixels=1024),
     },
     "quick": {

@@ -225,6 +225,7 @@ def _metrics(Y: np.ndarray, real: np.ndarray, s, cfg, net, dev, times: dict, whi
     for space in ("spectra", "patches"):
         if f"precision_{space}" in which or f"recall_{space}" in which:
             pr = _timed(times, f"pr_{space}", lambda: metrics.precision_recall(Y, s.cube, k=e.k, space=space,
+                                                                              max_points=e.max_points,
                                                                               random_state=seed, device=dev))
             m[f"precision_{space}"], m[f"recall_{space}"] = float(pr["precision"]), float(pr["recall"])
     if "SWD" in which:
