@@ -6,7 +6,8 @@ quick HUD):
 - the wall time of one scene of the real scene's size (Indian Pines: 145 x 145) with the run's sampler
   (quick: DDIM-50) at the default stride (half the window), and of the same scene with naive tiling;
 - seconds per megapixel against the stride (8, 16, 24, 32 px);
-- the peak resident memory of a 1024 x 1024 scene, in a child process (``/proc/self/status`` VmHWM, reset first),
+- the peak resident memory of a 1024 x 1024 scene (``--big-steps`` DDIM steps, default 2: the canvas, the window
+  batches and the decoder are the same at every step, so memory does not grow with the step count), in a child process (``/proc/self/status`` VmHWM, reset first),
   against the memory of the process before it synthesized anything.
 
     python benchmarks/synthesis.py --profile quick            # ~ several minutes on a 2-core CPU
@@ -47,9 +48,9 @@ def big(args) -> dict:
     _reset_hwm()
     base = _vm_hwm_mib()
     t0 = time.perf_counter()
-    Y, X = gen.synthesize(args.big, args.big, random_state=0)
+    Y, X = gen.synthesize(args.big, args.big, random_state=0, steps=args.big_steps or None)
     return {"size": args.big, "seconds": time.perf_counter() - t0, "base_mib": base, "peak_mib": _vm_hwm_mib(),
-            "cube_mib": Y.nbytes / 2 ** 20}
+            "cube_mib": Y.nbytes / 2 ** 20, "steps": args.big_steps or "the run's own"}
 
 
 def main(argv=None) -> int:
@@ -59,6 +60,8 @@ def main(argv=None) -> int:
     p.add_argument("--profile", default="quick")
     p.add_argument("--strides", type=int, nargs="*", default=[8, 16, 24, 32])
     p.add_argument("--big", type=int, default=1024, help="side of the memory test's scene (0: skip)")
+    p.add_argument("--big-steps", type=int, default=2,
+                   help="sampler steps of the memory test's scene (memory does not grow with them; 0: the run's own)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.child:
@@ -87,9 +90,9 @@ def main(argv=None) -> int:
         print(f"| {s} | {n} | {dt:.1f} | {dt / (H * W / 1e6):.0f} |")
     if a.big:
         r = subprocess.run([sys.executable, __file__, "--child", "--scene", a.scene, "--model", a.model,
-                            "--profile", a.profile, "--big", str(a.big)], capture_output=True, text=True, check=True)
+                            "--profile", a.profile, "--big", str(a.big), "--big-steps", str(a.big_steps)], capture_output=True, text=True, check=True)
         m = json.loads(r.stdout.strip().splitlines()[-1])
-        print(f"\n{m['size']} x {m['size']} scene: {m['seconds']:.0f} s, peak resident memory {m['peak_mib']:.0f} MiB "
+        print(f"\n{m['size']} x {m['size']} scene ({m['steps']} sampler steps): {m['seconds']:.0f} s, peak resident memory {m['peak_mib']:.0f} MiB "
               f"({m['peak_mib'] - m['base_mib']:+.0f} MiB above the loaded generator; the cube itself "
               f"{m['cube_mib']:.0f} MiB)")
     return 0

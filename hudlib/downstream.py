@@ -24,6 +24,8 @@ over split seeds x label draws (:func:`run_benchmark`), written by :func:`write_
 Conventions: arrays are channel-first; a window batch is ``(N, bands, k, k)`` with the labelled pixel at the
 centre; class labels are the scene's ``1..n_classes`` everywhere in this module (0 = unlabelled never enters a
 training set).
+
+Sources of the facts used here: docs/methods.md (Spatially disjoint splits; OA, AA, κ).
 """
 from __future__ import annotations
 

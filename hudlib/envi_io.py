@@ -8,6 +8,8 @@ computing the scene.
 
 Cubes are channel-first ``(bands, rows, cols)`` as everywhere in the project; ``spectral`` works with
 ``(rows, cols, bands)`` and the transposition happens here.
+
+Sources of the facts used here: docs/methods.md (ENVI files).
 """
 from __future__ import annotations
 

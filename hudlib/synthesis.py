@@ -5,6 +5,8 @@ The scene comes from :meth:`hudlib.models.Generator.synthesize` (overlapped Mult
 the diffusion generators, naive tiling for the others) with a trained run or a shipped checkpoint; nothing is
 trained here. Every input is checked before anything is computed, and files are written under temporary names and
 renamed (:mod:`hudlib.envi_io`), so a bad request writes nothing.
+
+Sources of the facts used here: docs/methods.md (MultiDiffusion).
 """
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ exactly, or within the metric's tolerance (:data:`TOLERANCE`). Disagreements bey
 Where the tolerances come from: the same weights sampled on another CPU (another instruction set, another thread
 count) give samples that differ at float rounding, and every metric moves with them; README "Verify" gives the
 measured differences and the training-seed spread they are compared with.
+
+Sources of the facts used here: docs/methods.md (What makes a re-run agree).
 """
 from __future__ import annotations
 

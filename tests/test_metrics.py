@@ -487,3 +487,13 @@ def test_within_patch_angle_and_spatial_coherence():
     assert coherence_gap(iid, real) == gap
     real[:] = iid[:4]
     assert coherence_gap(iid[:4], real) == 0.0
+
+
+def test_copy_rate_stride_without_admissible_calibration_windows_is_a_one_line_error():
+    """A stride so coarse that every window near a held-out crop overlaps it leaves nothing to calibrate on: a clear
+    error naming the stride and the scene's size (it used to fail with a NameError while formatting the message)."""
+    rng = np.random.default_rng(0)
+    R = rng.random((5, 64, 40)).astype(np.float32)
+    G = rng.random((2, 5, 32, 32)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"stride: 32 leaves no admissible windows .* 64x40 scene"):
+        M.copy_rate(G, R, stride=32, n_calibration=4, n_components=3)

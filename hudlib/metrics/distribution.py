@@ -422,7 +422,8 @@ def copy_rate(generated, real, criterion: str = "relative", quantile: float = 0.
             stat, stat0 = d1, cal["d1_0"]
     ok = np.isfinite(stat0)
     if not ok.any():
-        raise ValueError(f"stride: {stride} leaves no admissible windows for calibration in a {H}x{W} scene")
+        raise ValueError(f"stride: {stride} leaves no admissible windows for calibration in a "
+                         f"{R.shape[1]}x{R.shape[2]} scene")
     tau = float(np.quantile(stat0[ok], quantile))
     copy = stat <= tau
     rate = float(np.mean(copy))

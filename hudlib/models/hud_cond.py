@@ -20,6 +20,8 @@ scaling, computed by HUD over the whole scene, is refused with a split), and HUD
 Run directory: HUD's (``uae.pt``, ``latent.pt``, ``checkpoint.pt``, ``ema.pt``, ...) plus ``split.json`` (seed,
 holdout, block, pixel counts and the sha256 of the held-out mask; an artefact file, so shipped with the weights).
 The split seed is in the config, hence in the training hash and ``config.json``.
+
+Sources of the facts used here: docs/methods.md (Classifier-free guidance).
 """
 from __future__ import annotations
 
