@@ -106,7 +106,11 @@ def _gen_cache(gen, n: int, seed: int, kind: str = "samples") -> Path:
 
 def generate(gen, n: int, seed: int, device="auto", progress: bool = False) -> np.ndarray:
     """``n`` samples ``(n, bands, 32, 32)`` from a fitted generator with its config's sampler, cached in its run
-    directory under a name holding its weights hash, n, seed and the sampler settings."""
+    directory under a name holding its weights hash, n, seed and the sampler settings. A generator with abundances
+    caches them too (:func:`generate_with_abundances`), so that the figures (05) and the evaluation (06) sample it
+    once, not twice."""
+    if gen.has_abundances:
+        return generate_with_abundances(gen, n, seed, device, progress)[0]
     cache = _gen_cache(gen, n, seed)
     if cache.is_file():
         return np.load(cache)

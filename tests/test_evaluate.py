@@ -276,3 +276,36 @@ def test_figure_titles_stay_inside_the_figure(n_models):
             bb = t.get_window_extent(r)
             assert bb.x0 >= canvas.x0 - 1 and bb.x1 <= canvas.x1 + 1 and bb.y1 <= canvas.y1 + 1, t.get_text()
         plt.close(fig)
+
+
+class _CountingGenerator:
+    """A stand-in with abundances that counts its sampling calls (what the sample caches must save)."""
+
+    has_abundances = True
+
+    def __init__(self, run_dir):
+        self.run_dir_, self.calls = run_dir, 0
+
+    def weights_hash(self):
+        return "0123456789abcdef"
+
+    def sampling_key(self):
+        return "stand-in"
+
+    def sample(self, n, random_state=0, device="auto", progress=False, return_abundances=False):
+        self.calls += 1
+        rng = np.random.default_rng(random_state)
+        Y, X = rng.random((n, 3, 4, 4), dtype=np.float32), rng.dirichlet(np.ones(2), (n, 4, 4)).transpose(0, 3, 1, 2)
+        return (Y, X) if return_abundances else Y
+
+
+def test_figures_then_evaluation_sample_a_generator_with_abundances_once(tmp_path):
+    """05 asks for the samples (generate), 06 for samples and abundances (generate_with_abundances): one draw, both
+    cached (the evaluation used to draw every diffusion generator a second time), and the same arrays."""
+    gen = _CountingGenerator(tmp_path)
+    Y0 = evaluate.generate(gen, 5, 0)
+    Y1, X1 = evaluate.generate_with_abundances(gen, 5, 0)
+    assert gen.calls == 1 and np.array_equal(Y0, Y1) and X1.shape == (5, 2, 4, 4)
+    evaluate.generate(gen, 5, 0)
+    evaluate.generate(gen, 5, 1)  # another seed: a new draw
+    assert gen.calls == 2
