@@ -7,8 +7,8 @@ quick HUD):
   (quick: DDIM-50) at the default stride (half the window), and of the same scene with naive tiling;
 - seconds per megapixel against the stride (8, 16, 24, 32 px);
 - the peak resident memory of a 1024 x 1024 scene (``--big-steps`` DDIM steps, default 2: the canvas, the window
-  batches and the decoder are the same at every step, so memory does not grow with the step count), in a child process (``/proc/self/status`` VmHWM, reset first),
-  against the memory of the process before it synthesized anything.
+  batches and the decoder are the same at every step, so memory does not grow with the step count), in a child
+  process (``/proc/self/status`` VmHWM, reset first), against the memory of the process before it synthesized anything.
 
     python benchmarks/synthesis.py --profile quick            # ~ several minutes on a 2-core CPU
     python benchmarks/synthesis.py --big 0                    # skip the 1024 x 1024 scene
@@ -90,9 +90,11 @@ def main(argv=None) -> int:
         print(f"| {s} | {n} | {dt:.1f} | {dt / (H * W / 1e6):.0f} |")
     if a.big:
         r = subprocess.run([sys.executable, __file__, "--child", "--scene", a.scene, "--model", a.model,
-                            "--profile", a.profile, "--big", str(a.big), "--big-steps", str(a.big_steps)], capture_output=True, text=True, check=True)
+                            "--profile", a.profile, "--big", str(a.big), "--big-steps", str(a.big_steps)],
+                           capture_output=True, text=True, check=True)
         m = json.loads(r.stdout.strip().splitlines()[-1])
-        print(f"\n{m['size']} x {m['size']} scene ({m['steps']} sampler steps): {m['seconds']:.0f} s, peak resident memory {m['peak_mib']:.0f} MiB "
+        print(f"\n{m['size']} x {m['size']} scene ({m['steps']} sampler steps): {m['seconds']:.0f} s, "
+              f"peak resident memory {m['peak_mib']:.0f} MiB "
               f"({m['peak_mib'] - m['base_mib']:+.0f} MiB above the loaded generator; the cube itself "
               f"{m['cube_mib']:.0f} MiB)")
     return 0

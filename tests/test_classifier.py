@@ -411,3 +411,19 @@ def test_spectral_only_classifier_trains(synthetic):
     net, info = train_classifier(synthetic, size=8, steps=60, batch_size=64, progress=False, device="cpu",
                                  model_kwargs=dict(n_spatial=0))
     assert net.config["n_spatial"] == 0 and info["holdout_accuracy"] >= 0.9
+
+
+def test_inception_score_and_sd_stay_finite_with_subnormal_probabilities():
+    """A saturated softmax yields entries ~1e-320; their column mean over many rows underflows to 0 and rel_entr
+    gave inf (the committed UBF [authors-decoding] row showed IS = SD = inf). The scores equal those with the
+    subnormals replaced by exact zeros."""
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(4), 50_000)
+    p[:, 3] = 0.0
+    p[:, :3] /= p[:, :3].sum(axis=1, keepdims=True)
+    p[0, 3] = 1e-320  # one subnormal entry: its column mean 2e-325 underflows to 0
+    assert p[:, 3].mean() == 0.0
+    clean = p.copy()
+    clean[0, 3] = 0.0
+    assert np.isfinite(inception_score(p)) and inception_score(p) == inception_score(clean)
+    assert np.isfinite(spectral_diversity(p)) and spectral_diversity(p) == spectral_diversity(clean)

@@ -119,8 +119,16 @@ def inception_score(probs) -> float:
     return float(np.exp(kl_to_marginal(_check_probs(probs)).mean()))
 
 
+def _flush_subnormal(p: np.ndarray) -> np.ndarray:
+    """``p`` with subnormal entries set to 0. A saturated softmax gives entries ~1e-320 whose column mean over N rows
+    underflows to 0, and rel_entr(p, 0) = inf although p log(p / p̄) <= p log N is ~1e-318; dropping them changes
+    nothing representable."""
+    return np.where(p < np.finfo(np.float64).tiny, 0.0, p)
+
+
 def kl_to_marginal(p: np.ndarray) -> np.ndarray:
     """KL(p_i || p̄) per row ``(N,)`` of probabilities ``p`` ``(N, C)``, p̄ their mean row; 0 log 0 = 0."""
+    p = _flush_subnormal(np.asarray(p, dtype=np.float64))
     return scipy.special.rel_entr(p, p.mean(axis=0, keepdims=True)).sum(axis=1)
 
 
@@ -183,7 +191,7 @@ def spectral_diversity(probs) -> float:
     occur as predictions (an empty group has no marginal; counting it as ``exp(0) = 1`` or 0 would make SD
     depend on classes nobody predicts). Range ``[1, C]``; 1 when every group is constant. ``0 log 0 = 0``.
     """
-    p = _check_probs(probs)
+    p = _flush_subnormal(_check_probs(probs))
     pred = p.argmax(axis=1)
     terms = []
     for i in np.unique(pred):
