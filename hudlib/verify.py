@@ -8,7 +8,8 @@ exactly, or within the metric's tolerance (:data:`TOLERANCE`). Disagreements bey
 
 Where the tolerances come from: the same weights sampled on another CPU (another instruction set, another thread
 count) give samples that differ at float rounding, and every metric moves with them; README "Verify" gives the
-measured differences and the training-seed spread they are compared with.
+training-seed spread that bounds them and the same-machine agreement measured so far (the cross-CPU differences
+of benchmarks/verify_tolerance.py are not measured yet).
 
 Sources of the facts used here: docs/methods.md (What makes a re-run agree).
 """
