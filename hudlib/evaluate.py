@@ -16,7 +16,8 @@ Metrics (hudlib.metrics, hudlib.classifier):
 Caches are keyed by artefacts, not by configs alone. A result is reused only when its file names the exact weights
 it was computed from (:meth:`~hudlib.models.Generator.weights_hash`, a content hash of what sampling reads), the
 sampler settings, both classifiers' weights, n, the seed and :data:`METRIC_VERSION`, and when it was computed on
-this machine (its samples are cached in the run directory under the weights hash). A fresh training therefore always
+this machine (the evaluation leaves a marker in the run directory, :func:`evaluation_marker`; cached samples do not
+count, since 05 caches them before 06 evaluates). A fresh training therefore always
 means a fresh evaluation, and a committed result (computed elsewhere, from the shipped weights) is recomputed once
 here, which is what the verify report compares (``force`` recomputes anyway). Real-side statistics shared by every
 generator of a table (classifier outputs of the real patches, their simplex angle, k-NN radii) are memoised by
@@ -24,6 +25,7 @@ content within a process.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import subprocess
@@ -42,7 +44,7 @@ from .utils import atomic_save_npy, atomic_write_text, resolve_device, state_has
 
 __all__ = ["evaluate", "METRIC_VERSION", "METRICS", "METRIC_SETS", "machine_description", "git_commit", "generate",
            "result_path", "cache_key", "result_status", "generate_with_abundances", "scene_endmembers",
-           "sample_cache", "classifier_hash"]
+           "sample_cache", "classifier_hash", "evaluation_marker"]
 
 # Bump when a metric's code changes what a stored result would be (part of every result's key). 5: the paper-exact
 # and physical blocks are part of every record; F_p/D_b score low-rank generated sets in their subspace.
@@ -171,30 +173,46 @@ def cache_key(weights_hash: str, sampling_key: str, classifier_hash: str | None,
             "metric_version": METRIC_VERSION, "metric_set": metric_set}
 
 
-def _computed_here(rec: dict) -> bool:
-    """Were ``rec``'s samples drawn on this machine (its sample cache is in its run directory)? A committed record
-    computed elsewhere is recomputed here once, so that ``./run_all.sh`` verifies it (results/verify_*.md)."""
-    try:
-        return sample_cache(rec["run_dir"], rec["weights_hash"], rec["sampling_key"], rec["n"], rec["seed"]).is_file()
-    except KeyError:
+_KEY_FIELDS = tuple(cache_key("", "", None, 0, 0))
+
+
+def evaluation_marker(run_dir, result) -> Path:
+    """Where :func:`evaluate` notes, in the run directory, that it computed the record at ``result`` on this machine.
+    Run directories are never shipped (:mod:`hudlib.checkpoints` exports only the artefacts sampling reads), so a
+    committed record has no marker in a fresh clone, even once 05 has cached its samples there."""
+    h = hashlib.sha256(str(Path(result).resolve()).encode()).hexdigest()[:16]
+    return Path(run_dir) / "evaluated" / f"{h}.json"
+
+
+def _computed_here(rec: dict, run_dir, result) -> bool:
+    """Was ``rec`` (stored at ``result``) computed on this machine from ``run_dir``? Only if the evaluation's own
+    marker names the same key. A committed record computed elsewhere is recomputed here once, so that
+    ``./run_all.sh`` verifies it (results/verify_*.md)."""
+    f = evaluation_marker(run_dir, result)
+    if not f.is_file():
         return False
+    try:
+        mark = json.loads(f.read_text())
+    except json.JSONDecodeError:
+        return False
+    return mark == {k: rec.get(k) for k in _KEY_FIELDS}
 
 
 def _reusable(path: Path, key: dict, run_dir: Path) -> dict | None:
-    """The stored record at ``path`` if it matches ``key`` and was computed here (in ``run_dir``), else None."""
+    """The stored record at ``path`` if it matches ``key`` and was computed here (from ``run_dir``), else None."""
     if not path.is_file():
         return None
     old = json.loads(path.read_text())
     if not all(old.get(k) == v for k, v in key.items()):
         return None
-    return old if _computed_here({**old, "run_dir": str(run_dir)}) else None
+    return old if _computed_here(old, run_dir, path) else None
 
 
 def result_status(scene: str, model: str, profile: str, runs=None, results=None, n: int | None = None,
                   overrides=None, tag: str = "") -> dict:
     """What :func:`evaluate` would do, without training or sampling anything: ``{"trained": bool, "evaluated":
     bool}``. ``evaluated`` means a result exists for the weights now on disk (same weights hash, n, seed and metric
-    version) and was computed on this machine (its samples are cached here); the classifiers' hashes are checked
+    version) and was computed on this machine (:func:`evaluation_marker`); the classifiers' hashes are checked
     when evaluating."""
     cfg = make_config(scene, model, profile, overrides)
     run_dir = models.run_dir_for(cfg, paths.runs_dir(runs))
@@ -205,7 +223,7 @@ def result_status(scene: str, model: str, profile: str, runs=None, results=None,
     old = json.loads(path.read_text())
     same = all(old.get(k) == v for k, v in (("weights_hash", wh), ("n", n or cfg.eval.n_samples),
                                             ("seed", cfg.eval.seed), ("metric_version", METRIC_VERSION)))
-    return {"trained": True, "evaluated": same and _computed_here({**old, "run_dir": str(run_dir)})}
+    return {"trained": True, "evaluated": same and _computed_here(old, run_dir, path)}
 
 
 def _timed(times: dict, name: str, fn):
@@ -339,4 +357,7 @@ def evaluate(scene: str, model: str, profile: str, n: int | None = None, runs=No
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(record, indent=2))
+    mark = evaluation_marker(gen.run_dir_, out)
+    mark.parent.mkdir(exist_ok=True)
+    atomic_write_text(mark, json.dumps(key))
     return out

@@ -60,16 +60,19 @@ def test_record_holds_the_paper_exact_metrics(records, scene):
 
 @pytest.mark.slow
 def test_a_record_computed_elsewhere_is_recomputed_here_once(records, scene, tmp_path):
-    """Same key (weights, sampler, classifiers, n, seed) but no samples of it on this machine: a committed record
-    from the shipped weights. It is recomputed (what ./run_all.sh verifies), then reused."""
+    """Same key (weights, sampler, classifiers, n, seed) and even its samples cached here (05 samples before 06
+    evaluates), but no evaluation of it on this machine: a committed record from the shipped weights. It is
+    recomputed (what ./run_all.sh verifies), then reused."""
     import shutil
 
     src = records["_root"]
     res, runs = tmp_path / "results", tmp_path / "runs"
     shutil.copytree(src / "results", res)
     shutil.copytree(src / "runs", runs)
-    for f in (runs / "IndianPines" / "MeanSpectrum").glob("*/samples_*.npy"):
-        f.unlink()  # as a fresh clone: weights and classifiers, no samples
+    markers = list((runs / "IndianPines" / "MeanSpectrum").glob("*/evaluated/*.json"))
+    assert markers and list((runs / "IndianPines" / "MeanSpectrum").glob("*/samples_*.npy"))
+    for f in markers:
+        f.unlink()  # as a fresh clone after 05: weights, classifiers and cached samples, no evaluation
     path = res / "IndianPines" / "MeanSpectrum" / "smoke.json"
     rec = json.loads(path.read_text())
     rec["metrics"]["SWD"] = 123.0  # a value this machine would not compute

@@ -175,8 +175,10 @@ def test_plan_and_dry_run_at_smoke(tmp_path, monkeypatch, capsys):
     for m, k in (("RealCopy", key), ("Noise", {**key, "weights_hash": "0" * 16})):  # Noise: other weights
         (tmp_path / "results" / "IndianPines" / m).mkdir(parents=True)
         (tmp_path / "results" / "IndianPines" / m / "smoke.json").write_text(json.dumps(k))
-    # RealCopy's result was computed here: its samples are cached in its run directory
-    evaluate.sample_cache(ctrl, key["weights_hash"], "direct", key["n"], key["seed"]).write_bytes(b"planted")
+    # RealCopy's result was computed here: the evaluation's marker is in its run directory
+    mark = evaluate.evaluation_marker(ctrl, tmp_path / "results" / "IndianPines" / "RealCopy" / "smoke.json")
+    mark.parent.mkdir()
+    mark.write_text(json.dumps(key))
     term = io.StringIO()
     s = runner.run_notebooks("smoke", scenes=["IndianPines"], models=["HUD", "RealCopy", "Noise"],
                              nb_dir=ROOT / "notebooks", build=tmp_path / "build", dry_run=True, term=term)
