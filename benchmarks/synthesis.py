@@ -5,7 +5,9 @@ quick HUD):
 
 - the wall time of one scene of the real scene's size (Indian Pines: 145 x 145) with the run's sampler
   (quick: DDIM-50) at the default stride (half the window), and of the same scene with naive tiling;
-- seconds per megapixel against the stride (8, 16, 24, 32 px);
+- seconds per megapixel and the seam score (:func:`hudlib.metrics.seam_score`, seed 0) against the stride (8, 16,
+  24, 32 px), at the naive grid's borders (where 08 measures it) and at the stride's own window borders, each beside
+  the real scene's value at the same positions;
 - the peak resident memory of a 1024 x 1024 scene (``--big-steps`` DDIM steps, default 2: the canvas, the window
   batches and the decoder are the same at every step, so memory does not grow with the step count), in a child
   process (``/proc/self/status`` VmHWM, reset first), against the memory of the process before it synthesized anything.
@@ -79,15 +81,21 @@ def main(argv=None) -> int:
     t_naive = time.perf_counter() - t0
     print(f"\n| {H} x {W} scene | seconds |\n|---|---|\n| overlapped, stride {gen.config_.train.patch_size // 2} | "
           f"{t_scene:.1f} |\n| naive | {t_naive:.1f} |\n")
-    print("| stride | windows | seconds | s / megapixel |\n|---|---|---|---|")
     from hudlib.diffusion import tile_origins
+    from hudlib.metrics import seam_score
 
+    window = gen.config_.train.patch_size
+    print("| stride | windows | seconds | s / megapixel | seam score at the naive grid (real scene there) | "
+          "at the stride's own window borders (real scene there) |\n|---|---|---|---|---|---|")
+    naive_real = seam_score(scene.cube, window)["score"]
     for s in a.strides:
         t0 = time.perf_counter()
-        gen.synthesize(H, W, random_state=0, stride=s)
+        Y, _ = gen.synthesize(H, W, random_state=0, stride=s)
         dt = time.perf_counter() - t0
-        n = len(tile_origins(H, W, gen.config_.train.patch_size, s))
-        print(f"| {s} | {n} | {dt:.1f} | {dt / (H * W / 1e6):.0f} |")
+        n = len(tile_origins(H, W, window, s))
+        own, own_real = (seam_score(c, window, stride=s)["score"] for c in (Y, scene.cube))
+        print(f"| {s} | {n} | {dt:.1f} | {dt / (H * W / 1e6):.0f} | {seam_score(Y, window)['score']:.2f} "
+              f"({naive_real:.2f}) | {own:.2f} ({own_real:.2f}) |", flush=True)
     if a.big:
         r = subprocess.run([sys.executable, __file__, "--child", "--scene", a.scene, "--model", a.model,
                             "--profile", a.profile, "--big", str(a.big), "--big-steps", str(a.big_steps)],
