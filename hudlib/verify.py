@@ -8,8 +8,8 @@ exactly, or within the metric's tolerance (:data:`TOLERANCE`). Disagreements bey
 
 Where the tolerances come from: the same weights sampled on another CPU (another instruction set, another thread
 count) give samples that differ at float rounding, and every metric moves with them; README "Verify" gives the
-training-seed spread that bounds them and the same-machine agreement measured so far (the cross-CPU differences
-of benchmarks/verify_tolerance.py are not measured yet).
+training-seed spread that bounds them from above, and benchmarks/verify_tolerance.py measures them from below by
+emulating another CPU (numbers at :data:`TOLERANCE`).
 
 Sources of the facts used here: docs/methods.md (What makes a re-run agree).
 """
@@ -28,12 +28,14 @@ __all__ = ["TOLERANCE", "collect", "compare", "snapshot", "write_report", "commi
 # (absolute, relative) tolerance per value; a value agrees when |now - committed| <= abs + rel * |committed|.
 # "_default" for values not listed. Bounded from above by the training-seed spread (README "Reproducibility": two
 # quick HUD seeds differ by 0.2 % in FID, 0.3 % in SD, 0.8 % in SWD, >= 0.8 % in the k-NN scores, 1.5 % in IS), so
-# 0.1 % cannot hide a retrained model; F_p and D_b move by only ~1e-5 (absolute) between seeds, so they get an
-# absolute 1e-6. On one machine a re-run agrees exactly (measured, README "Verify"); the cross-CPU differences
-# (benchmarks/verify_tolerance.py) have not been measured yet, so a report from another CPU may flag float noise.
+# 0.1 % cannot hide a retrained model; F_p and D_b move by only ~1e-5 (absolute) between seeds, so they get
+# absolute tolerances. From below by another CPU (benchmarks/verify_tolerance.py, HUD and RealCopy quick, oneDNN/MKL
+# limited to AVX2 on one thread vs AVX-512 on two): largest differences D_b 1.9e-6 and D_b/F_p 1.9e-6 (RealCopy),
+# F_p 3e-11, FID 9e-7 absolute (4e-8 relative), every other value <= 4.2e-7 relative or <= 1e-9 absolute; hence
+# D_b and D_b/F_p 4e-6 (2x the measured, 0.4x the seed spread), F_p 1e-6, the rest 1e-6 + 0.1 %.
 TOLERANCE: dict[str, tuple[float, float]] = {
     "_default": (1e-6, 1e-3),
-    "F_p": (1e-6, 0.0), "D_b": (1e-6, 0.0), "D_b/F_p": (2e-6, 0.0),
+    "F_p": (1e-6, 0.0), "D_b": (4e-6, 0.0), "D_b/F_p": (4e-6, 0.0),
     "paper_exact.F_p": (1e-6, 0.0), "paper_exact.D_b": (1e-6, 0.0),
 }
 
