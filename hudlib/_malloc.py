@@ -3,9 +3,9 @@
 Why: with glibc's defaults a freed block of more than the (dynamic) mmap threshold goes back to the kernel, and so
 does free memory above the trim threshold at the top of the heap (twice the last mmap threshold), so the next
 tensor or array of that size is mapped again and every page of it faults. PyTorch and numpy allocate and free such
-blocks (MiBs) at every network call and metric chunk; in the sandboxed VMs this project is measured on a page fault
-is expensive, and the default run spent 14 of its 42 minutes in the kernel (``time``: 13 min 51 s sys). Serving
-blocks up to 32 MiB from the heap and keeping freed heap memory (``M_MMAP_THRESHOLD``, ``M_TRIM_THRESHOLD``,
+blocks (MiBs to hundreds of MiBs) at every network call and metric; in the sandboxed VMs this project is measured
+on a page fault is expensive, and the default run spent 14 of its 42 minutes in the kernel (``time``: 13 min 51 s
+sys). Serving blocks up to 2 GiB from the heap and keeping freed heap memory (``M_MMAP_THRESHOLD``, ``M_TRIM_THRESHOLD``,
 glibc's ``mallopt``: docs/methods.md) removes most of that; the arithmetic is the same, only where blocks live
 changes. Measured in benchmarks/allocator.py.
 
@@ -20,8 +20,12 @@ import platform
 __all__ = ["tune_malloc", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # <malloc.h>
-MMAP_THRESHOLD = 32 * 1024 * 1024  # the largest glibc accepts on 64-bit (HEAP_MAX_SIZE / 2)
-TRIM_THRESHOLD = 2 ** 31 - 1  # mallopt takes an int: keep up to 2 GiB of freed memory at the top of the heap
+# mallopt takes an int: blocks up to 2 GiB come from the heap, and up to 2 GiB of freed memory stays at its top.
+# (man 3 mallopt gives 32 MiB as the largest mmap threshold on 64-bit; glibc 2.36 accepts 2 GiB, and where it is
+# refused the largest documented value is used instead.)
+MMAP_THRESHOLD = 2 ** 31 - 1
+MMAP_THRESHOLD_FALLBACK = 32 * 1024 * 1024
+TRIM_THRESHOLD = 2 ** 31 - 1
 _OFF = ("0", "off", "no", "false")
 _applied: bool | None = None
 
@@ -43,5 +47,6 @@ def tune_malloc() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    _applied = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    mmap_ok = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) or mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_FALLBACK)
+    _applied = bool(mmap_ok) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return _applied
