@@ -46,6 +46,13 @@ def network_flops(net: torch.nn.Module, inputs) -> int:
 def training_memory_bytes(net: torch.nn.Module, inputs: Callable, batch: int, px: int,
                           device: str = "cpu") -> tuple[int, str]:
     """Peak memory of one training step of ``net`` on ``inputs(batch, px, device)``: ``(bytes, method)``."""
+    return _memory_and_flops(net, inputs, batch, px, device)[:2]
+
+
+def _memory_and_flops(net: torch.nn.Module, inputs: Callable, batch: int, px: int,
+                      device: str = "cpu") -> tuple[int, str, int | None]:
+    """:func:`training_memory_bytes` and, on CPU, the FLOPs of that same forward pass at ``batch`` (counted in
+    the one meta pass; every counted op is linear in the batch, so ``flops / batch`` = :func:`network_flops`)."""
     if device.startswith("cuda") and torch.cuda.is_available():
         net = net.to(device)
         opt = torch.optim.AdamW(net.parameters())
@@ -53,7 +60,7 @@ def training_memory_bytes(net: torch.nn.Module, inputs: Callable, batch: int, px
         _out_loss(net(*inputs(batch, px, device))).backward()
         opt.step()
         torch.cuda.synchronize()
-        return int(torch.cuda.max_memory_allocated()), "CUDA max_memory_allocated over one AdamW step"
+        return int(torch.cuda.max_memory_allocated()), "CUDA max_memory_allocated over one AdamW step", None
     net = net.to("meta")
     n_param_bytes = sum(p.numel() * p.element_size() for p in net.parameters())
     saved = 0
@@ -64,17 +71,23 @@ def training_memory_bytes(net: torch.nn.Module, inputs: Callable, batch: int, px
         return tensor
 
     args = inputs(batch, px, "meta")
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t_: t_):
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t_: t_), FlopCounterMode(display=False) as fc:
         net(*args)
     in_bytes = sum(a.numel() * a.element_size() for a in args if isinstance(a, torch.Tensor))
     total = 4 * n_param_bytes + saved + in_bytes
-    return int(total), "CPU estimate: 4x parameter bytes (weights, grads, AdamW moments) + autograd-saved tensors"
+    return (int(total), "CPU estimate: 4x parameter bytes (weights, grads, AdamW moments) + autograd-saved tensors",
+            int(fc.get_total_flops()))
 
 
 def _row(name, spec: ComplexitySpec, px, steps, device="cpu"):
-    per_eval = network_flops(spec.net, spec.inputs(1, px, "meta"))
     train_net = spec.train_net or spec.net
-    mem, how = training_memory_bytes(train_net, spec.train_inputs or spec.inputs, 4, px, device)
+    mem, how, flops = _memory_and_flops(train_net, spec.train_inputs or spec.inputs, 4, px, device)
+    if flops is not None and spec.train_net is None and spec.train_inputs is None:
+        if flops % 4:
+            raise RuntimeError(f"{name}: {flops} FLOPs at batch 4 are not 4x those of batch 1")
+        per_eval = flops // 4  # the same network and inputs: one meta pass serves both columns
+    else:
+        per_eval = network_flops(spec.net, spec.inputs(1, px, "meta"))
     n_params = sum(p.numel() for p in train_net.parameters()) + spec.extra_params
     return {"model": name, "px": px, "params": n_params, "params_MB": n_params * 4 / 2**20,
             "train_memory_GB": mem / 2**30, "memory_method": how, "flops_per_eval": per_eval,
@@ -99,7 +112,8 @@ def complexity_table(scene: str = "IndianPines", profile: str = "paper", sizes=(
     for px in sizes:
         for name in models.names():
             cfg = make_config(scene, name, profile, {"train": {"patch_size": px}})
-            spec = models.get(name).complexity_spec(cfg, bands, d)
+            with torch.device("meta"):  # shapes only: no weight initialisation (seconds for the paper networks)
+                spec = models.get(name).complexity_spec(cfg, bands, d)
             if spec is None:
                 rows.append({"model": name, "px": px, "params": 0, "params_MB": 0.0, "train_memory_GB": 0.0,
                              "memory_method": "no network", "flops_per_eval": 0, "sampling_steps": 0,
@@ -110,7 +124,8 @@ def complexity_table(scene: str = "IndianPines", profile: str = "paper", sizes=(
             rows.append(_row(name, spec, px, steps, device=device))
         ref = models.reference_name()
         cfg = make_config(scene, ref, profile, {"train": {"patch_size": px}})
-        pixel = models.get(ref).complexity_spec(cfg, bands, bands)  # the reference's U-Net on every band, no decoder
+        with torch.device("meta"):
+            pixel = models.get(ref).complexity_spec(cfg, bands, bands)  # the reference's U-Net on every band, no decoder
         pixel = dataclasses.replace(pixel, extra_flops_per_px=0, extra_params=0)
         rows.append(_row("DDPM (pixel space)", pixel, px, sampler_steps or cfg.diffusion.T, device=device))
     return rows

@@ -58,7 +58,7 @@ from .utils import atomic_write_text, resolve_device
 __all__ = [
     "draw_labels", "classification_metrics", "scene_windows", "patch_windows", "centre_spectra", "augment",
     "fit_svm", "fit_net", "predict_windows", "predict", "pseudo_label_provider", "run_benchmark",
-    "write_benchmark", "benchmark_markdown", "PROFILES", "CLASSIFIERS", "DOWNSTREAM_VERSION", "GENERATOR",
+    "write_benchmark", "benchmark_markdown", "PROFILES", "LAYOUT_CROPS", "CLASSIFIERS", "DOWNSTREAM_VERSION", "GENERATOR",
     "experiment", "experiment_generators", "experiment_key", "run_or_reuse", "write_experiment", "layout_crops",
     "layout_fidelity",
 ]
@@ -72,6 +72,9 @@ PROFILES: dict[str, dict] = {
     "smoke": dict(budgets=(5, 25), split_seeds=(0,), draws=(0,), net_steps=50),
     "full": dict(budgets=(5, 10, 25, "all"), split_seeds=(0, 1, 2), draws=(0, 1, 2), net_steps=300),
 }
+# experiment(): layouts cropped per class for each HUD-cond pool and guidance weight (the smoke check samples 2 x 16
+# crops of 32 x 32 instead of 8 x 16: its numbers only show the wiring)
+LAYOUT_CROPS: dict[str, int] = {"smoke": 2, "full": 8}
 
 
 # --------------------------------------------------------------------------------------------- validation helpers
@@ -273,11 +276,11 @@ def patch_windows(Y, L, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
         raise DataError("Y: expected finite values, got NaN/Inf")
     s = k // 2
     mode = "reflect" if min(Y.shape[2:]) > s else "edge"
-    padded = np.pad(Y, ((0, 0), (0, 0), (s, s), (s, s)), mode=mode)
+    # bands last while gathering, so each window is read from a few contiguous rows (not band by band)
+    padded = np.pad(Y.transpose(0, 2, 3, 1), ((0, 0), (s, s), (s, s), (0, 0)), mode=mode)  # (n, h+2s, w+2s, bands)
     i, r, c = np.nonzero(L > 0)
-    d = np.arange(k)
-    w = padded[i[:, None, None], :, r[:, None, None] + d[None, :, None], c[:, None, None] + d[None, None, :]]
-    return np.ascontiguousarray(w.transpose(0, 3, 1, 2)), L[i, r, c].astype(np.int64)
+    win = np.lib.stride_tricks.sliding_window_view(padded, (k, k), axis=(1, 2))  # (n, h, w, bands, k, k) view
+    return np.ascontiguousarray(win[i, r, c]), L[i, r, c].astype(np.int64)
 
 
 def centre_spectra(X) -> np.ndarray:
@@ -1047,7 +1050,7 @@ def run_or_reuse(scene, profile: str, runs=None, results=None, recompute: bool =
     from . import paths
 
     gens = experiment_generators(scene, profile, runs, device, progress)
-    key = experiment_key(gens)
+    key = experiment_key(gens, per_class_crops=LAYOUT_CROPS["smoke" if profile == "smoke" else "full"])
     path = paths.results_dir(results) / f"downstream_{profile}.json"
     if not recompute and path.is_file():
         old = json.loads(path.read_text())
@@ -1061,7 +1064,7 @@ def run_or_reuse(scene, profile: str, runs=None, results=None, recompute: bool =
 
 
 def experiment(scene, profile: str = "quick", runs=None, device="auto", progress: bool = False,
-               per_class_crops: int = 8, net_steps: int | None = None, gens: dict | None = None) -> dict:
+               per_class_crops: int | None = None, net_steps: int | None = None, gens: dict | None = None) -> dict:
     """The downstream benchmark with HUD-cond (README "Does synthetic data help?"), on ``scene``'s spatially
     disjoint splits: one HUD-cond per split seed, trained (or reused, a shipped checkpoint) on the training side
     only, and the rows
@@ -1075,12 +1078,15 @@ def experiment(scene, profile: str = "quick", runs=None, device="auto", progress
     The guidance weight of rows 3 is chosen per split by :func:`layout_fidelity` (the training-side agreement; ties
     to the smaller w). Synthetic pixels follow the class proportions of the row's real labels. Note: HUD-cond saw
     the label maps of the whole training ground, so rows 3-5 carry more label information than the budget (the
-    budget counts the labelled pixels handed to the classifier). Returns :func:`run_benchmark`'s dict with
+    budget counts the labelled pixels handed to the classifier). ``per_class_crops``: layouts per class in each
+    pool (None: :data:`LAYOUT_CROPS` of the profile). Returns :func:`run_benchmark`'s dict with
     ``"layout_fidelity"`` and ``"generators"`` (weights hash per split) added."""
     from .classifier import spatial_split as split
 
     sc, cube, gt = _scene_arrays(scene)
     settings = dict(PROFILES["smoke" if profile == "smoke" else "full"])
+    if per_class_crops is None:
+        per_class_crops = LAYOUT_CROPS["smoke" if profile == "smoke" else "full"]
     if net_steps is not None:
         settings["net_steps"] = int(net_steps)
     gens = gens or experiment_generators(sc, profile, runs, device, progress)

@@ -234,6 +234,12 @@ def test_complexity_table_rows():
     assert by["HUD"]["flops_per_sample"] == by["HUD"]["flops_per_eval"] * 1000 + 2 * 16 * 200 * 32 * 32
     assert by["RealCopy"]["params"] == 0
     assert "| 32 | HUD |" in complexity.format_table(rows)
+    # the table reads FLOPs off its batch-4 memory pass; a separate batch-1 count of the same network agrees
+    from hudlib import models
+    from hudlib.config import make_config
+    cfg = make_config("IndianPines", "HUD", "smoke", {"train": {"patch_size": 32}})
+    spec = models.get("HUD").complexity_spec(cfg, 200, 16)
+    assert by["HUD"]["flops_per_eval"] == complexity.network_flops(spec.net, spec.inputs(1, 32, "meta")) > 0
 
 
 @pytest.mark.slow
