@@ -124,8 +124,8 @@ def complexity_table(scene: str = "IndianPines", profile: str = "paper", sizes=(
             rows.append(_row(name, spec, px, steps, device=device))
         ref = models.reference_name()
         cfg = make_config(scene, ref, profile, {"train": {"patch_size": px}})
-        with torch.device("meta"):
-            pixel = models.get(ref).complexity_spec(cfg, bands, bands)  # the reference's U-Net on every band, no decoder
+        with torch.device("meta"):  # the reference's U-Net on every band, no decoder
+            pixel = models.get(ref).complexity_spec(cfg, bands, bands)
         pixel = dataclasses.replace(pixel, extra_flops_per_px=0, extra_params=0)
         rows.append(_row("DDPM (pixel space)", pixel, px, sampler_steps or cfg.diffusion.T, device=device))
     return rows

@@ -58,7 +58,8 @@ from .utils import atomic_write_text, resolve_device
 __all__ = [
     "draw_labels", "classification_metrics", "scene_windows", "patch_windows", "centre_spectra", "augment",
     "fit_svm", "fit_net", "predict_windows", "predict", "pseudo_label_provider", "run_benchmark",
-    "write_benchmark", "benchmark_markdown", "PROFILES", "LAYOUT_CROPS", "CLASSIFIERS", "DOWNSTREAM_VERSION", "GENERATOR",
+    "write_benchmark", "benchmark_markdown", "PROFILES", "LAYOUT_CROPS", "settings_name", "CLASSIFIERS",
+    "DOWNSTREAM_VERSION", "GENERATOR",
     "experiment", "experiment_generators", "experiment_key", "run_or_reuse", "write_experiment", "layout_crops",
     "layout_fidelity",
 ]
@@ -75,6 +76,11 @@ PROFILES: dict[str, dict] = {
 # experiment(): layouts cropped per class for each HUD-cond pool and guidance weight (the smoke check samples 2 x 16
 # crops of 32 x 32 instead of 8 x 16: its numbers only show the wiring)
 LAYOUT_CROPS: dict[str, int] = {"smoke": 2, "full": 8}
+
+
+def settings_name(profile: str) -> str:
+    """The key of :data:`PROFILES` and :data:`LAYOUT_CROPS` for a run profile: "smoke" for smoke, else "full"."""
+    return "smoke" if profile == "smoke" else "full"
 
 
 # --------------------------------------------------------------------------------------------- validation helpers
@@ -1029,7 +1035,7 @@ def experiment_generators(scene, profile: str, runs=None, device="auto", progres
     finished run or a shipped checkpoint) on that split's training ground only."""
     from . import models
 
-    seeds = PROFILES["smoke" if profile == "smoke" else "full"]["split_seeds"]
+    seeds = PROFILES[settings_name(profile)]["split_seeds"]
     return {s: models.create(GENERATOR).fit(scene, profile, runs, overrides={"cond": {"split_seed": int(s)}},
                                             device=device, progress=progress) for s in seeds}
 
@@ -1050,14 +1056,15 @@ def run_or_reuse(scene, profile: str, runs=None, results=None, recompute: bool =
     from . import paths
 
     gens = experiment_generators(scene, profile, runs, device, progress)
-    key = experiment_key(gens, per_class_crops=LAYOUT_CROPS["smoke" if profile == "smoke" else "full"])
+    crops = LAYOUT_CROPS[settings_name(profile)]
+    key = experiment_key(gens, per_class_crops=crops)
     path = paths.results_dir(results) / f"downstream_{profile}.json"
     if not recompute and path.is_file():
         old = json.loads(path.read_text())
         if old.get("key") == key:
             write_experiment(old, path.parent, profile)  # the Markdown, rendered again from the stored runs
             return old, True
-    result = experiment(scene, profile, runs, device, progress, gens=gens)
+    result = experiment(scene, profile, runs, device, progress, per_class_crops=crops, gens=gens)
     result["key"] = key
     write_experiment(result, path.parent, profile)
     return result, False
@@ -1084,9 +1091,9 @@ def experiment(scene, profile: str = "quick", runs=None, device="auto", progress
     from .classifier import spatial_split as split
 
     sc, cube, gt = _scene_arrays(scene)
-    settings = dict(PROFILES["smoke" if profile == "smoke" else "full"])
+    settings = dict(PROFILES[settings_name(profile)])
     if per_class_crops is None:
-        per_class_crops = LAYOUT_CROPS["smoke" if profile == "smoke" else "full"]
+        per_class_crops = LAYOUT_CROPS[settings_name(profile)]
     if net_steps is not None:
         settings["net_steps"] = int(net_steps)
     gens = gens or experiment_generators(sc, profile, runs, device, progress)

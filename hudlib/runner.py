@@ -141,7 +141,7 @@ def run_configs(scene: str, model_names: list[str], profile: str, prefixes: set[
     from . import downstream
 
     if prefixes & set(DOWNSTREAM_NOTEBOOKS) and downstream.GENERATOR in model_names:
-        for s in downstream.PROFILES["smoke" if profile == "smoke" else "full"]["split_seeds"]:
+        for s in downstream.PROFILES[downstream.settings_name(profile)]["split_seeds"]:
             add(f"{downstream.GENERATOR} (split {s})", "downstream",
                 make_config(scene, downstream.GENERATOR, profile, {"cond": {"split_seed": int(s)}}))
     return out

@@ -144,9 +144,9 @@ def precision_recall(generated, real, k: int = 3, space: str = "spectra", max_po
 
 # --------------------------------------------------------------------------------------------- sliced Wasserstein
 def _sorted_rows(x: torch.Tensor) -> torch.Tensor:
-    """Each row of ``x`` sorted ascending, in its own dtype (on CPU numpy's vectorised sort, several times faster
-    than torch's; the sorted values are the same)."""
-    if x.device.type == "cpu":
+    """Each row of ``x`` sorted ascending, in its own dtype (on CPU, without autograd, numpy's vectorised sort:
+    several times faster than torch's; the sorted values are the same)."""
+    if x.device.type == "cpu" and not x.requires_grad:
         return torch.from_numpy(np.sort(x.numpy(), axis=1))
     return torch.sort(x, dim=1)[0]
 
