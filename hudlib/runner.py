@@ -62,7 +62,7 @@ SCENE_NOTEBOOK_MAX = 4  # notebooks 00..04 are per scene; 05 and later take all 
 TRAINING_NOTEBOOKS = ("03", "04", "05", "06")  # notebooks that fit generators (train when no finished run exists)
 EVALUATION_NOTEBOOKS = ("06",)  # notebooks that evaluate every generator
 ABLATION_NOTEBOOKS = ("07",)  # evaluates hudlib.ablation's rows on the first scene (trains them only on request)
-DOWNSTREAM_NOTEBOOKS = ("09",)  # the downstream benchmark: one HUD-cond per split seed
+DOWNSTREAM_NOTEBOOKS = ("09",)  # the downstream benchmark: one HUD-cond per fold
 ENGINE = "hud-watched"
 INTERRUPTED = 130  # exit status after Ctrl-C (128 + SIGINT), as a shell reports it
 KILL_GRACE_S = 5.0  # after Ctrl-C, seconds the kernel gets to stop the cell before it is killed
@@ -141,9 +141,8 @@ def run_configs(scene: str, model_names: list[str], profile: str, prefixes: set[
     from . import downstream
 
     if prefixes & set(DOWNSTREAM_NOTEBOOKS) and downstream.GENERATOR in model_names:
-        for s in downstream.PROFILES[downstream.settings_name(profile)]["split_seeds"]:
-            add(f"{downstream.GENERATOR} (split {s})", "downstream",
-                make_config(scene, downstream.GENERATOR, profile, {"cond": {"split_seed": int(s)}}))
+        for f, cfg in downstream.fold_configs(scene, profile).items():
+            add(f"{downstream.GENERATOR} (fold {f + 1})", "downstream", cfg)
     return out
 
 

@@ -18,13 +18,17 @@ from hudlib import models
 from hudlib.config import RunConfig, make_config
 from hudlib.data import DataError, Scene
 from hudlib.models import hud_cond
-from hudlib.models.hud_cond import CondUNet, GuidedDenoiser, allowed_corners, cond_split, one_hot
+from hudlib.models.hud_cond import CondUNet, GuidedDenoiser, allowed_corners, cond_fold, one_hot
+from hudlib.splits import KFOLD, SpatialKFold, mask_sha256
 
 TINY_UNET = dict(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(), num_heads=1)
 # the conditioning run: v-prediction with x0-hat clipping (as the quick profile), 160 steps of 8 crops
 COND = {"unet": TINY_UNET, "train": dict(steps=160, batch_size=8, lr=2e-3, ckpt_every=160, ema_decay=0.99),
-        "cond": dict(split_seed=None), "diffusion": dict(prediction="v", clip_z0=True)}
-SPLIT = {"unet": TINY_UNET, "train": dict(steps=7, batch_size=2, ckpt_every=3)}
+        "cond": dict(fold=None), "diffusion": dict(prediction="v", clip_z0=True)}
+# a fold of a small k-fold on the 80 x 72 split scene (the project's 16-px cells and buffer leave it no 32-px crop)
+SMALL_KFOLD = SpatialKFold(n_folds=5, block=8, buffer=4, n_candidates=8)
+SPLIT = {"unet": TINY_UNET, "train": dict(steps=7, batch_size=2, ckpt_every=3),
+         "cond": dict(fold=1, split=SMALL_KFOLD.spec)}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -186,50 +190,64 @@ def test_sampling_keys_name_the_condition(fitted):
     assert g.sampler_settings()["layout"] is None
 
 
-def test_no_leakage_from_the_held_out_region(tmp_path, monkeypatch):
-    """With a split: VCA reads exactly the pixels outside the held-out region (its unlabelled pixels excluded too),
-    every crop the loop draws holds no pixel of it (brute force), the allowed corners are exactly those crops, and
-    split.json records it."""
-    scene = _split_scene()
-    seen, drawn = [], []
-    vca = unmixing_mod.vca
-    monkeypatch.setattr(unmixing_mod, "vca", lambda Y, *a, **k: (seen.append(np.array(Y)), vca(Y, *a, **k))[1])
+MARK = 7.0  # a value no pixel of a [0, 1] cube holds
+
+
+def test_nothing_a_fold_generator_reads_holds_buffer_or_held_out_pixels(scene, tmp_path, monkeypatch):
+    """Indian Pines with a marker planted in the spectra of every buffer and held-out pixel of fold 2 of the
+    project's k-fold: VCA, the UAE's encoder and every training crop read neither the marker nor any pixel off the
+    fold's training ground (a NaN would show it); the crops are among the fold's corners and their label channels
+    are the real map there; latent.pt is finite exactly on the training ground; split.json records the fold.
+    (The labels are not marked: the folds are a function of the label map, so marking it would move them.)"""
+    fold = KFOLD.split(scene.gt)[2]
+    cube = scene.cube.copy()
+    cube[:, ~fold.train] = MARK
+    marked = Scene(scene.name, cube, scene.raw_range, scene.gt, scene.n_classes, scene.rgb_bands)
+    seen_vca, seen_fcls, crops, corners_drawn = [], [], [], []
+    vca, fcls = unmixing_mod.vca, unmixing_mod.fcls
+    monkeypatch.setattr(unmixing_mod, "vca", lambda Y, *a, **k: (seen_vca.append(np.array(Y)), vca(Y, *a, **k))[1])
+    monkeypatch.setattr(unmixing_mod, "fcls", lambda Y, *a, **k: (seen_fcls.append(np.array(Y)),
+                                                                   fcls(Y, *a, **k))[1])
     crop = train_mod.crop
-    monkeypatch.setattr(train_mod, "crop", lambda data, corners, size: (drawn.append(corners.copy()),
-                                                                        crop(data, corners, size))[1])
-    g = models.create("HUD-cond").fit(scene, "smoke", tmp_path, overrides=SPLIT, progress=False, device="cpu")
-    cfg = g.config_
-    train, labelled_held, held = cond_split(scene, cfg)  # held: the whole region
-    assert labelled_held.sum() > 0 and train.sum() > 0 and not (labelled_held & (scene.gt == 0)).any()
-    assert (labelled_held <= held).all()  # the region: its labelled pixels and the unlabelled ones among them
-    # VCA saw the pixels outside the region, each once, as a (bands, N, 1) cube, and nothing else
-    assert len(seen) == 1 and seen[0].shape == (8, int((~held).sum()), 1)
-    np.testing.assert_array_equal(seen[0][:, :, 0], scene.cube[:, ~held])
-    # the allowed corners are exactly the crops without a held-out pixel
-    p = cfg.train.patch_size
-    brute = {(r, c) for r in range(80 - p + 1) for c in range(72 - p + 1) if not held[r:r + p, c:c + p].any()}
-    corners = allowed_corners(held, p)
-    assert {tuple(x) for x in corners} == brute and 0 < len(brute) < (80 - p + 1) * (72 - p + 1)
-    # every crop the loop drew: one batch per step, none touching the held-out region
-    assert len(drawn) == cfg.train.steps and all(len(c) == cfg.train.batch_size for c in drawn)
-    for r, c in np.concatenate(drawn):
-        assert not held[r:r + p, c:c + p].any(), (r, c)
-    assert g.run_dir_ / "split.json" in type(g).artefact_files(g.run_dir_)  # shipped with the weights
+
+    def spy(data, corners, size):
+        out = crop(data, corners, size)
+        corners_drawn.append(np.array(corners))
+        crops.append(np.array(out))
+        return out
+
+    monkeypatch.setattr(train_mod, "crop", spy)
+    ov = {"unet": TINY_UNET, "train": dict(steps=4, batch_size=3, ckpt_every=4), "cond": dict(fold=2)}
+    g = models.create("HUD-cond").fit(marked, "smoke", tmp_path, overrides=ov, progress=False, device="cpu")
+    assert len(seen_vca) == 1 and seen_vca[0].shape == (scene.bands, int(fold.train.sum()), 1)
+    for Y in seen_vca + seen_fcls:
+        assert np.isfinite(Y).all() and not (Y == MARK).any()
+        assert Y.size > 0
+    assert sum(Y[0].size for Y in seen_fcls) == fold.train.sum()  # the UAE encoded the training ground once
+    allowed = {tuple(c) for c in fold.corners(32)}
+    assert len(crops) == 4 and all(len(c) == 3 for c in corners_drawn)
+    for cs, batch in zip(corners_drawn, crops):
+        assert all(tuple(c) in allowed for c in cs)
+        assert np.isfinite(batch).all() and not (batch == MARK).any()
+        r, c = cs[0]
+        labels = batch[0, -(scene.n_classes + 1):].argmax(0)  # the crop's one-hot map = the real map there
+        np.testing.assert_array_equal(labels, scene.gt[r:r + 32, c:c + 32])
+    Z = torch.load(g.run_dir_ / "latent.pt", weights_only=True)["Z"].numpy()
+    np.testing.assert_array_equal(np.isfinite(Z).all(0), fold.train)
     rec = json.loads((g.run_dir_ / "split.json").read_text())
-    assert (rec["seed"], rec["holdout"], rec["block"], rec["patch_size"]) == (0, 0.2, 8, 32)
-    assert rec["held_pixels"] == labelled_held.sum() and rec["train_pixels"] == train.sum()
-    assert rec["region_pixels"] == held.sum()
-    assert rec["unmixing_pixels"] == (~held).sum() and rec["crop_corners"] == len(brute)
-    m = labelled_held.astype(np.uint8)
-    assert rec["held_sha256"] == hashlib.sha256(repr(m.shape).encode() + m.tobytes()).hexdigest()
-    assert json.loads((g.run_dir_ / "config.json").read_text())["cond"]["split_seed"] == 0
-    np.testing.assert_array_equal(g.split_masks(scene)[1], labelled_held)
-    # without a split: the whole scene, corners unrestricted, split.json says so
-    g2 = models.create("HUD-cond").fit(scene, "smoke", tmp_path, overrides={**SPLIT, "cond": {"split_seed": None}},
+    assert rec["fold"] == 2 and rec["spec"] == KFOLD.spec and rec["held_sha256"] == mask_sha256(fold.held)
+    assert rec["train_sha256"] == mask_sha256(fold.train) and rec["crop_corners"] == len(allowed)
+    assert rec["unmixing_pixels"] == fold.train.sum() and rec["held_pixels"] == fold.held.sum()
+    assert g.run_dir_ / "split.json" in type(g).artefact_files(g.run_dir_)  # shipped with the weights
+    assert json.loads((g.run_dir_ / "config.json").read_text())["cond"]["fold"] == 2
+    assert np.array_equal(g.fold_of(scene).held, fold.held)
+    # another fold: another run; without a fold: the whole scene, corners unrestricted, split.json says so
+    small = _split_scene()
+    g2 = models.create("HUD-cond").fit(small, "smoke", tmp_path, overrides={**SPLIT, "cond": {"fold": None}},
                                        progress=False, device="cpu")
     rec2 = json.loads((g2.run_dir_ / "split.json").read_text())
-    assert rec2["seed"] is None and rec2["held_pixels"] == 0 and g2.run_dir_ != g.run_dir_
-    assert seen[-1].shape == scene.cube.shape and g2.split_masks(scene) is None
+    assert rec2["fold"] is None and rec2["held_pixels"] == 0 and g2.fold_of(small) is None
+    assert seen_vca[-1].shape == small.cube.shape
 
 
 def test_allowed_corners_brute_force():
@@ -288,7 +306,7 @@ def test_config_profiles_and_training_hash():
         assert (c.unet, c.diffusion, c.train) == (hp.unet, hp.diffusion, hp.train)
     assert q.cond == hud_cond.CondConfig() and RunConfig.from_dict(json.loads(q.to_json())) == q
     base = q.training_hash()
-    for kv in ({"split_seed": 1}, {"split_seed": None}, {"p_uncond": 0.1}, {"holdout": 0.1}):
+    for kv in ({"fold": 1}, {"fold": None}, {"p_uncond": 0.1}, {"split": SMALL_KFOLD.spec}):
         assert make_config("IndianPines", "HUD-cond", "quick", {"cond": kv}).training_hash() != base, kv
     assert make_config("IndianPines", "HUD-cond", "quick", {"cond": {"guidance": 3.0}}).training_hash() == base
     assert h.training_hash() == "194cc941", "HUD's run hash must not move"
@@ -298,14 +316,16 @@ def test_config_profiles_and_training_hash():
 def test_config_and_scene_errors(tmp_path):
     scene, _ = _two_class_scene()
     cases = [({"cond": {"p_uncond": 1.5}}, r"cond\.p_uncond: expected a probability in \[0, 1\], got 1\.5"),
-             ({"cond": {"split_seed": None, "holdout": 0.3}}, r"cond\.holdout: has no effect without a split"),
-             ({"diffusion": {"z_scale": "standardize"}}, r"diffusion\.z_scale: .* with a split only 'none'")]
+             ({"cond": {"fold": None, "split": SMALL_KFOLD.spec}}, r"cond\.split: has no effect without a fold"),
+             ({"cond": {"fold": 5}}, r"cond\.fold: expected None or a fold index in 0\.\.4, got 5"),
+             ({"cond": {"split": "kfold"}}, r"cond\.split: expected a SpatialKFold spec"),
+             ({"diffusion": {"z_scale": "standardize"}}, r"diffusion\.z_scale: .* with a fold only 'none'")]
     for ov, msg in cases:
         with pytest.raises(ValueError, match=msg):
             models.create("HUD-cond").fit(scene, "smoke", tmp_path, overrides={**SPLIT, **ov}, progress=False)
     bad = Scene("Bad", scene.cube, (0.0, 1.0), scene.gt + 1, 2, (0, 1, 2))
     with pytest.raises(DataError, match=r"scene\.gt: expected labels in 0\.\.2 \(0 = unlabelled\), got \[2, 3\]"):
-        models.create("HUD-cond").fit(bad, "smoke", tmp_path, overrides={**SPLIT, "cond": {"split_seed": None}},
+        models.create("HUD-cond").fit(bad, "smoke", tmp_path, overrides={**SPLIT, "cond": {"fold": None}},
                                       progress=False)
     with pytest.raises(ValueError, match=r"cond: expected \(2, 3, 8, 8\) one-hot maps"):
         CondUNet(train_mod.build_unet(make_config("TwoClass", "HUD-cond", "smoke", SPLIT), 2, 3), 3)(

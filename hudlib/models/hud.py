@@ -71,12 +71,12 @@ class HUD(DiffusionGenerator):
             if zpath.exists():
                 return torch.load(zpath, map_location="cpu", weights_only=True)["Z"]
             Y, _, _ = self._uae_input(scene, u.space)
-            return self._latent(self.uae_.encode(Y))
+            return self._latent(self._encode_scene(Y))
         Y, Y_stats, self.to_ours_ = self._uae_input(scene, u.space)
         d = u.d or scene.n_classes
         self.uae_ = uae_mod.UnmixingAutoEncoder.from_cube(Y_stats, d, random_state=u.random_state,
                                                          encoder=u.encoder, simplex=u.simplex)
-        X = self.uae_.encode(Y)  # (d, rows, cols)
+        X = self._encode_scene(Y)  # (d, rows, cols)
         Z = uae_mod.relax(X) if u.projection == "softmax" else X  # eq. 4
         Zs = centre_square(Z) if u.space == "authors" else Z
         if dc.z_scale == "standardize":
@@ -99,6 +99,10 @@ class HUD(DiffusionGenerator):
         Zt = self._latent(X)
         atomic_torch_save({"Z": Zt}, zpath)
         return Zt if latent else None
+
+    def _encode_scene(self, Y: np.ndarray) -> np.ndarray:
+        """The abundances X ``(d, rows, cols)`` of the cube the UAE reads (every pixel)."""
+        return self.uae_.encode(Y)
 
     def _latent(self, X: np.ndarray) -> torch.Tensor:
         """Network-unit latent ``(d, rows, cols)`` float32 of abundances X: (relax(X) − shift) / scale (eq. 4)."""

@@ -8,18 +8,21 @@ channels concatenated to Z_t, ``UNet(in_channels=d + K + 1, out_channels=d)`` (:
 (Ho & Salimans 2022): f̃ = (1 + w) f(z, t, L) − w f(z, t, ∅) (:class:`GuidedDenoiser`); the combination is affine
 with weights summing to one, so it is the same for an ε- or a v-network (ε = √(1 − ᾱ_t) Z_t + √ᾱ_t v).
 
-No leakage: with ``cond.split_seed`` (not None), :func:`hudlib.classifier.spatial_split` (seed, ``holdout``,
-``block``, crops of ``train.patch_size``) gives a held-out region of labelled pixels. VCA sees only the pixels
-outside it (arranged as a ``(bands, N, 1)`` cube), and every training crop is drawn among the top-left corners
-whose crop holds no held-out pixel (:func:`allowed_corners`, :func:`hudlib.train.train_loop`'s ``corners``); the
-held-out pixels of the training array are NaN besides, so a crop that touched one would turn the loss into NaN
-instead of learning from it. The latent's statistics are the identity (``diffusion.z_scale="none"``; another
-scaling, computed by HUD over the whole scene, is refused with a split), and HUD-cond unmixes in our units only
-(``unmixing.space="ours"``) with a split.
+No leakage: with ``cond.fold`` (not None) the generator trains on fold ``cond.fold`` of the spatial k-fold
+``cond.split`` (:class:`hudlib.splits.SpatialKFold`, the same object that decides what the downstream benchmark's
+classifiers may see and are scored on) and reads the scene only through :meth:`hudlib.splits.Fold.view`: the
+spectra of the buffer and held-out pixels are NaN and their labels 0 there. VCA sees the training ground's pixels
+(arranged as a ``(bands, N, 1)`` cube), the UAE encodes only them, and every training crop is drawn among the
+top-left corners whose crop lies wholly on the training ground (:meth:`hudlib.splits.Fold.corners`,
+:func:`hudlib.train.train_loop`'s ``corners``); any other pixel of the training array is NaN, so a crop that
+touched one would turn the loss into NaN instead of learning from it. The latent's statistics are the identity
+(``diffusion.z_scale="none"``; another scaling, computed by HUD over the whole scene, is refused with a fold), and
+HUD-cond unmixes in our units only (``unmixing.space="ours"``) with a fold. The scene's normalisation (raw / the
+file's maximum, :func:`hudlib.data.load_scene`) is the file's, shared by every pixel a classifier reads too.
 
-Run directory: HUD's (``uae.pt``, ``latent.pt``, ``checkpoint.pt``, ``ema.pt``, ...) plus ``split.json`` (seed,
-holdout, block, pixel counts and the sha256 of the held-out mask; an artefact file, so shipped with the weights).
-The split seed is in the config, hence in the training hash and ``config.json``.
+Run directory: HUD's (``uae.pt``, ``latent.pt``, ``checkpoint.pt``, ``ema.pt``, ...) plus ``split.json`` (the
+fold's record: split spec, pixel counts and the sha256 of its held-out and training-ground masks; an artefact
+file, so shipped with the weights). The fold and the split spec are in the config, hence in the training hash.
 
 Sources of the facts used here: docs/methods.md (Classifier-free guidance).
 """
@@ -40,29 +43,29 @@ from torch import nn
 
 from ..config import merge_layers, sampling
 from ..data import SCENES, DataError
+from ..splits import KFOLD, SpatialKFold, crop_corners_inside, mask_sha256, pack_mask
 from ..train import build_diffusion, build_unet, train_diffusion
 from ..utils import atomic_write_text, dist_info
 from .hud import HUD
 
-__all__ = ["HUDCond", "CondConfig", "CondUNet", "GuidedDenoiser", "one_hot", "allowed_corners", "cond_split",
+__all__ = ["HUDCond", "CondConfig", "CondUNet", "GuidedDenoiser", "one_hot", "allowed_corners", "cond_fold",
            "layout_digest"]
 
 
 @dataclass
 class CondConfig:
-    """Layout conditioning and the held-out region of HUD-cond.
+    """Layout conditioning and the fold HUD-cond trains on.
 
     ``p_uncond``: probability that a training crop's label map is replaced by the null map (classifier-free
-    guidance, Ho & Salimans 2022). ``split_seed``: the seed of :func:`hudlib.classifier.spatial_split`, whose
-    held-out region (``holdout`` of the labelled pixels, made of ``block`` × ``block`` blocks) the generator never
-    sees; None: no hold-out, the whole scene. ``guidance``: the default guidance weight w ≥ 0 of conditional
-    sampling (sampling only; 0 = the plain conditional model).
+    guidance, Ho & Salimans 2022). ``fold``: the index of the fold of ``split`` (a
+    :attr:`hudlib.splits.SpatialKFold.spec`, by default the project's :data:`hudlib.splits.KFOLD`) whose training
+    ground is all the generator sees; None: the whole scene. ``guidance``: the default guidance weight w ≥ 0 of
+    conditional sampling (sampling only; 0 = the plain conditional model).
     """
 
     p_uncond: float = 0.15
-    split_seed: int | None = 0
-    holdout: float = 0.2
-    block: int = 8
+    fold: int | None = 0
+    split: str = KFOLD.spec
     guidance: float = sampling(0.0)
 
 
@@ -74,43 +77,25 @@ def one_hot(labels, n_classes: int) -> torch.Tensor:
     return F.one_hot(L, int(n_classes) + 1).movedim(-1, -3).to(torch.float32).contiguous()
 
 
-def allowed_corners(held: np.ndarray, size: int) -> np.ndarray:
+def allowed_corners(excluded: np.ndarray, size: int) -> np.ndarray:
     """The top-left corners ``(m, 2)`` int64 (rows, cols; row-major) of the ``size`` × ``size`` crops of a
-    ``(rows, cols)`` scene that contain no pixel of the bool mask ``held`` (counted with an integral image)."""
-    held = np.asarray(held, dtype=bool)
-    if held.ndim != 2 or min(held.shape) < int(size):
-        raise ValueError(f"held: expected a (rows, cols) mask of at least {size} x {size}, got shape {held.shape}")
-    s = int(size)
-    S = np.zeros((held.shape[0] + 1, held.shape[1] + 1), np.int64)
-    S[1:, 1:] = held.cumsum(0).cumsum(1)
-    count = S[s:, s:] - S[:-s, s:] - S[s:, :-s] + S[:-s, :-s]  # held pixels of the crop at each corner
-    return np.argwhere(count == 0).astype(np.int64)
+    ``(rows, cols)`` scene that contain no pixel of the bool mask ``excluded``."""
+    return crop_corners_inside(~np.asarray(excluded, dtype=bool), size)
 
 
-def cond_split(scene, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """``(train, held, region)`` bool masks ``(rows, cols)`` of ``cfg.cond``'s split of ``scene`` (held: the
-    held-out labelled pixels; region: every pixel of the held-out blocks, what the generator never sees)
-    (:func:`hudlib.classifier.spatial_split` on ``scene.gt`` with crops of ``cfg.train.patch_size``); None without
-    a split (``cond.split_seed=None``). The downstream benchmark evaluates on ``held``."""
-    from ..classifier import spatial_split  # heavy imports (the classifiers), only where a split is made
-
+def cond_fold(scene, cfg):
+    """The :class:`hudlib.splits.Fold` ``cfg.cond.fold`` of ``cfg.cond.split`` on ``scene.gt``; None without a fold
+    (``cond.fold=None``: the whole scene)."""
     c = cfg.cond
-    if c.split_seed is None:
+    if c.fold is None:
         return None
-    return spatial_split(scene.gt, size=cfg.train.patch_size, holdout=c.holdout, block=c.block,
-                         random_state=c.split_seed, return_region=True)
+    return SpatialKFold.from_spec(c.split).split(scene.gt)[c.fold]
 
 
 def layout_digest(layout: np.ndarray) -> str:
     """10-hex content hash of an int layout (its shape and ids): sample caches of other layouts never mix."""
     L = np.ascontiguousarray(layout, dtype=np.int64)
     return hashlib.sha256(repr(L.shape).encode() + L.tobytes()).hexdigest()[:10]
-
-
-def _mask_sha256(mask: np.ndarray) -> str:
-    """sha256 of a bool mask's shape and C-order bytes (``split.json``'s ``held_sha256``)."""
-    m = np.ascontiguousarray(mask, dtype=np.uint8)
-    return hashlib.sha256(repr(m.shape).encode() + m.tobytes()).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------- networks
@@ -171,7 +156,7 @@ class HUDCond(HUD):
         "quick": {"unet": dict(model_channels=24), "train": dict(steps=2000)},
     })
     sampler_options = HUD.sampler_options + ("layout", "guidance")
-    _held: np.ndarray | None = None  # the held-out mask while _fit prepares the UAE (what VCA must not see)
+    _ground: np.ndarray | None = None  # the fold's training ground while _fit prepares the UAE (all VCA may see)
 
     # ---------------------------------------------------------------- config and data checks
     @staticmethod
@@ -180,21 +165,23 @@ class HUDCond(HUD):
         c = cfg.cond
         if isinstance(c.p_uncond, bool) or not isinstance(c.p_uncond, numbers.Real) or not 0 <= c.p_uncond <= 1:
             raise ValueError(f"cond.p_uncond: expected a probability in [0, 1], got {c.p_uncond!r}")
-        if c.split_seed is not None and (isinstance(c.split_seed, bool) or not isinstance(c.split_seed, int)):
-            raise ValueError(f"cond.split_seed: expected None or an int seed, got {c.split_seed!r}")
-        if c.split_seed is None:
-            defaults = CondConfig()
-            for k in ("holdout", "block"):
-                if getattr(c, k) != getattr(defaults, k):
-                    raise ValueError(f"cond.{k}: has no effect without a split (cond.split_seed=None); leave it at "
-                                     f"{getattr(defaults, k)!r}")
+        if c.fold is None:
+            if c.split != CondConfig.split:
+                raise ValueError(f"cond.split: has no effect without a fold (cond.fold=None); leave it at "
+                                 f"{CondConfig.split!r}")
             return
+        try:
+            n = SpatialKFold.from_spec(c.split).n_folds
+        except DataError as e:
+            raise ValueError(f"cond.{e}") from None
+        if isinstance(c.fold, bool) or not isinstance(c.fold, int) or not 0 <= c.fold < n:
+            raise ValueError(f"cond.fold: expected None or a fold index in 0..{n - 1}, got {c.fold!r}")
         if cfg.unmixing.space != "ours":
-            raise ValueError(f"unmixing.space: HUD-cond with a split unmixes in our units only ('ours'), got "
+            raise ValueError(f"unmixing.space: HUD-cond with a fold unmixes in our units only ('ours'), got "
                              f"{cfg.unmixing.space!r}")
         if cfg.diffusion.z_scale != "none":
             raise ValueError(f"diffusion.z_scale: HUD's latent statistics span the whole scene, held-out region "
-                             f"included; with a split only 'none', got {cfg.diffusion.z_scale!r}")
+                             f"included; with a fold only 'none', got {cfg.diffusion.z_scale!r}")
 
     @staticmethod
     def _check_labels(scene) -> int:
@@ -238,35 +225,44 @@ class HUDCond(HUD):
 
     # ---------------------------------------------------------------- fitting
     def _uae_input(self, scene, space):
-        """HUD's, with VCA (and everything HUD computes from its second entry) restricted to the pixels outside
-        the held-out region, as a ``(bands, N, 1)`` cube."""
+        """HUD's, with VCA (and everything HUD computes from its second entry) restricted to the fold's training
+        ground, as a ``(bands, N, 1)`` cube."""
         Y, Y_stats, to_ours = super()._uae_input(scene, space)
-        held = self._held
-        if held is None:
+        ground = self._ground
+        if ground is None:
             return Y, Y_stats, to_ours
-        return Y, np.ascontiguousarray(Y[:, ~held][:, :, None]), to_ours
+        return Y, np.ascontiguousarray(Y[:, ground][:, :, None]), to_ours
+
+    def _encode_scene(self, Y: np.ndarray) -> np.ndarray:
+        """HUD's, encoding only the training ground's pixels with a fold (NaN elsewhere)."""
+        ground = self._ground
+        if ground is None:
+            return super()._encode_scene(Y)
+        X = np.full((self.uae_.d,) + ground.shape, np.nan)
+        X[:, ground] = self.uae_.encode(np.ascontiguousarray(Y[:, ground][:, :, None]))[:, :, 0]
+        return X
 
     def _fit(self, scene, cfg, run_dir, resume, device, progress):
         self._check_config(cfg)
         K = self._check_labels(scene)
-        split = cond_split(scene, cfg)
-        held = None if split is None else split[2]  # the whole held-out region, unlabelled pixels included
-        self._held = held
+        fold = cond_fold(scene, cfg)
+        view = scene if fold is None else fold.view(scene)  # buffer and held-out pixels do not exist in it
+        self._ground = None if fold is None else fold.train
         try:
-            Z = self._prepare(scene, cfg, run_dir)  # VCA outside the held-out region
+            Z = self._prepare(view, cfg, run_dir)  # VCA and the UAE on the training ground only
         finally:
-            self._held = None
+            self._ground = None
         d, size = int(Z.shape[0]), cfg.train.patch_size
-        corners = None if held is None else allowed_corners(held, size)
+        corners = None if fold is None else fold.corners(size)
         if corners is not None and len(corners) == 0:
-            raise ValueError(f"cond.split_seed: the held-out region leaves no {size} x {size} training crop free "
-                             f"of held-out pixels; lower cond.holdout or use another seed")
-        data = torch.cat([Z, one_hot(scene.gt, K)])  # (d + K + 1, rows, cols): random crops stay aligned
-        if held is not None:
-            data[:, torch.from_numpy(held)] = float("nan")  # never read (corners); NaN losses if it were
+            raise ValueError(f"cond.fold: the training ground of {fold.name} holds no {size} x {size} crop; use "
+                             f"another split (cond.split) or cond.fold=None")
+        data = torch.cat([Z, one_hot(view.gt, K)])  # (d + K + 1, rows, cols): random crops stay aligned
+        if fold is not None:
+            data[:, torch.from_numpy(~fold.train)] = float("nan")  # never read (corners); NaN losses if it were
         if dist_info()[0] == 0:
             atomic_write_text(Path(run_dir) / "split.json", json.dumps(
-                self._split_record(scene, cfg, split, corners), indent=2))
+                self._split_record(scene, cfg, fold, corners), indent=2))
         p_uncond = float(cfg.cond.p_uncond)
 
         def condition(ctx, batch):
@@ -284,31 +280,31 @@ class HUDCond(HUD):
         return CondUNet(build_unet(cfg, d, K + 1), K + 1)
 
     @staticmethod
-    def _split_record(scene, cfg, split, corners) -> dict:
-        """``split.json``: the split's settings, its pixel counts and the held-out mask's sha256."""
-        c, (rows, cols) = cfg.cond, scene.gt.shape
-        size = cfg.train.patch_size
-        if split is None:
-            return {"seed": None, "holdout": None, "block": None, "patch_size": size, "shape": [rows, cols],
-                    "train_pixels": int((scene.gt > 0).sum()), "held_pixels": 0, "unmixing_pixels": rows * cols,
-                    "crop_corners": (rows - size + 1) * (cols - size + 1), "held_sha256": None}
-        train, held, region = split
-        return {"seed": c.split_seed, "holdout": c.holdout, "block": c.block, "patch_size": size,
-                "shape": [rows, cols], "train_pixels": int(train.sum()), "held_pixels": int(held.sum()),
-                "region_pixels": int(region.sum()), "unmixing_pixels": int((~region).sum()),
-                "crop_corners": len(corners), "held_sha256": _mask_sha256(held),
-                "region_sha256": _mask_sha256(region)}
+    def _split_record(scene, cfg, fold, corners) -> dict:
+        """``split.json``: the fold's record (:meth:`hudlib.splits.Fold.record`: spec, pixel counts, class coverage,
+        the sha256 of its held-out and training-ground masks), the pixels VCA/the UAE read, the crop corners and the
+        training-ground mask itself (:func:`hudlib.splits.pack_mask`: what every read of the training was limited
+        to, for audits)."""
+        (rows, cols), size = scene.gt.shape, cfg.train.patch_size
+        if fold is None:
+            return {"fold": None, "spec": None, "patch_size": size, "shape": [rows, cols],
+                    "train_labelled_pixels": int((scene.gt > 0).sum()), "held_pixels": 0,
+                    "unmixing_pixels": rows * cols, "crop_corners": (rows - size + 1) * (cols - size + 1),
+                    "held_sha256": None, "train_sha256": None}
+        return {"fold": fold.index, **fold.record(scene.gt), "patch_size": size, "shape": [rows, cols],
+                "unmixing_pixels": int(fold.train.sum()), "crop_corners": len(corners),
+                "train_mask": pack_mask(fold.train)}
 
-    def split_masks(self, scene) -> tuple[np.ndarray, np.ndarray] | None:
-        """The fitted run's ``(train, held)`` masks of ``scene`` (None without a split), checked against the
-        held-out mask recorded in ``split.json`` where the run has one."""
-        split = cond_split(scene, self.config_)
+    def fold_of(self, scene):
+        """The fitted run's :class:`hudlib.splits.Fold` of ``scene`` (None without a fold), checked against the
+        masks recorded in ``split.json`` where the run has one."""
+        fold = cond_fold(scene, self.config_)
         path = Path(self.run_dir_) / "split.json"
-        if split is not None and path.is_file():
+        if fold is not None and path.is_file():
             rec = json.loads(path.read_text())
-            if rec["held_sha256"] != _mask_sha256(split[1]):
-                raise DataError(f"scene: {scene.name!r} gives another held-out region than the run recorded in {path}")
-        return None if split is None else split[:2]
+            if (rec.get("held_sha256"), rec.get("train_sha256")) != (mask_sha256(fold.held), mask_sha256(fold.train)):
+                raise DataError(f"scene: {scene.name!r} gives another fold than the run recorded in {path}")
+        return fold
 
     @classmethod
     def artefact_files(cls, run_dir):
