@@ -3,7 +3,7 @@
 For each ``--models`` generator (quick profile, Indian Pines, the weights in checkpoints/ installed into runs/ as
 ``./run_all.sh`` does): sampling of ``--n`` patches (read from the run's sample cache when an earlier call made them), our F_p (eq. 16) and D_b (eq. 17, 8 x 8 blocks), the
 authors' F_p and whole-patch D_b (hudlib.metrics.paper_exact, their [-1, 1] space), the authors' classifier's
-per-pixel outputs, and the whole paper-exact block as evaluate() runs it. This is the profile behind the README's
+per-pixel outputs, and the whole paper-exact block as evaluate() runs it. This is the profile behind docs/running.md's
 "where the time goes" and the #20 analysis of the default run's cost (full-rank generators pay the dense
 max-cosine searches; generators decoding abundances through endmembers get the low-rank path).
 

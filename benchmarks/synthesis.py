@@ -1,4 +1,4 @@
-"""Whole-scene synthesis: seconds and memory (README "Full scenes").
+"""Whole-scene synthesis: seconds and memory (docs/full_scenes.md).
 
 Measures, in one run on this machine, with a trained run or the shipped checkpoint of ``--model`` (default the
 quick HUD):

@@ -1,10 +1,10 @@
-"""How far the same weights, evaluated on "another CPU", move every number of a record (README "Verify").
+"""How far the same weights, evaluated on "another CPU", move every number of a record (docs/running.md "Verify").
 
 Another CPU is emulated on this one: the generators' finished runs are copied (weights only, no samples) and
 evaluated from scratch in a child process whose oneDNN kernels are limited to another instruction set
 (``ONEDNN_MAX_CPU_ISA`` and ``MKL_ENABLE_INSTRUCTIONS``, default AVX2 where this machine has AVX-512) and whose torch uses another thread count;
 then every value of the two records (metrics, paper-exact and physical blocks) is compared. The largest difference
-per value family is what ``hudlib.verify.TOLERANCE`` must allow; the training-seed spread (README
+per value family is what ``hudlib.verify.TOLERANCE`` must allow; the training-seed spread (docs/running.md
 "Reproducibility") is what it must stay far below.
 
     python benchmarks/verify_tolerance.py --models HUD VAE UD RealCopy --profile quick

@@ -10,7 +10,7 @@ args in its checkpoint).
 Profiles:
 
 - ``smoke``: seconds on a CPU; used by the tests and CI. Numbers from it mean nothing about quality.
-- ``quick``: a 2-core CPU, every generator in minutes (sizes chosen by measurement: README, benchmarks/).
+- ``quick``: a 2-core CPU, every generator in minutes (sizes chosen by measurement: docs/, benchmarks/).
 - ``paper``: the paper's setting for a GPU.
 """
 from __future__ import annotations

@@ -7,7 +7,7 @@ exactly, or within the metric's tolerance (:data:`TOLERANCE`). Disagreements bey
 ``./run_all.sh --verify strict`` exits non-zero on any.
 
 Where the tolerances come from: the same weights sampled on another CPU (another instruction set, another thread
-count) give samples that differ at float rounding, and every metric moves with them; README "Verify" gives the
+count) give samples that differ at float rounding, and every metric moves with them; docs/running.md "Verify" gives the
 training-seed spread that bounds them from above, and benchmarks/verify_tolerance.py measures them from below by
 emulating another CPU (numbers at :data:`TOLERANCE`).
 
@@ -26,7 +26,7 @@ from .utils import atomic_write_text
 __all__ = ["TOLERANCE", "collect", "compare", "snapshot", "write_report", "committed_records"]
 
 # (absolute, relative) tolerance per value; a value agrees when |now - committed| <= abs + rel * |committed|.
-# "_default" for values not listed. Bounded from above by the training-seed spread (README "Reproducibility": two
+# "_default" for values not listed. Bounded from above by the training-seed spread (docs/running.md "Reproducibility": two
 # quick HUD seeds differ by 0.2 % in FID, 0.3 % in SD, 0.8 % in SWD, >= 0.8 % in the k-NN scores, 1.5 % in IS), so
 # 0.1 % cannot hide a retrained model; F_p and D_b move by only ~1e-5 (absolute) between seeds, so they get
 # absolute tolerances. From below by another CPU (benchmarks/verify_tolerance.py, HUD and RealCopy quick, oneDNN/MKL
@@ -168,7 +168,7 @@ def write_report(profile: str, rows: list[dict], source: str, results=None) -> P
         lines.append(f"| {rel} | {len(rs)} | {sum(r['agree'] == 'exact' for r in rs)} | "
                      f"{sum(r['agree'] == 'within tolerance' for r in rs)} | {_f(worst.get('diff'))} "
                      f"({worst['value']}) |")
-    lines.append("\n*Tolerance of a value: abs + rel · |committed| (hudlib/verify.py TOLERANCE; README \"Verify\" "
+    lines.append("\n*Tolerance of a value: abs + rel · |committed| (hudlib/verify.py TOLERANCE; docs/running.md \"Verify\" "
                  "gives the measurements behind it).*\n")
     out = paths.results_dir(results) / f"verify_{profile}.md"
     atomic_write_text(out, "\n".join(lines))

@@ -154,7 +154,8 @@ def _machine() -> dict:
 def experiment_key(gens: dict, protocol: Protocol) -> dict:
     """What a result depends on besides its code (:data:`DOWNSTREAM_VERSION`): the protocol and the HUD-cond
     weights of each fold."""
-    return {"version": DOWNSTREAM_VERSION, "protocol": protocol.to_dict(),
+    settings = {k: v for k, v in protocol.to_dict().items() if k != "n_jobs"}  # workers do not change a number
+    return {"version": DOWNSTREAM_VERSION, "protocol": settings,
             "weights": {str(f): g.weights_hash() for f, g in gens.items()}}
 
 

@@ -374,7 +374,7 @@ def copy_rate(generated, real, criterion: str = "relative", quantile: float = 0.
 
     Why relative by default: the absolute rule flags smooth patches (the mean spectrum, blurred crops) as copies,
     since they lack the sensor noise that separates two real patches; a smooth patch is about equally near many
-    windows, a copy near one (README "Metrics" gives the measurements on Indian Pines).
+    windows, a copy near one (docs/results.md gives the measurements on Indian Pines).
 
     Cost: the spectra are centred by the scene mean and projected on its top ``n_components`` principal axes
     (distances are translation invariant; the projection shrinks them alike for generated and held-out patches).

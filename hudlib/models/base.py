@@ -302,7 +302,7 @@ _DIFFUSION_PROFILES = {
     "smoke": {"unet": dict(model_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(),
                            num_heads=1),
               "diffusion": dict(sample_steps=10)},
-    # quick (README "Why the quick profile predicts v"): on a 2-core CPU an eps-network's x0-hat at t = T drifts far
+    # quick (docs/results.md "Why the quick profile predicts v"): on a 2-core CPU an eps-network's x0-hat at t = T drifts far
     # outside the latent; v-prediction keeps its scale, clipping x0-hat to the latent's support removes the rest,
     # and DDIM-50 with eta = 1 is smoother than eta = 0
     "quick": {"unet": dict(model_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1, attention_resolutions=(8,),

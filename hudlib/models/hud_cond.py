@@ -151,7 +151,7 @@ class HUDCond(HUD):
 
     name = "HUD-cond"
     sections = {**HUD.sections, "cond": CondConfig}
-    # quick: a smaller U-Net (a shipped checkpoint fits 100 MB; the downstream benchmark trains one per split seed)
+    # quick: a smaller U-Net (a shipped checkpoint fits 100 MB; the downstream benchmark trains one per fold)
     profiles = merge_layers(HUD.profiles, {
         "quick": {"unet": dict(model_channels=24), "train": dict(steps=2000)},
     })
