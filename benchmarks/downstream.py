@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     write_result(result, results, a.profile)
     times["statistics + report"] = time.perf_counter() - t
     total = time.perf_counter() - t_all
-    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     print(f"\n{scene.name}, profile {a.profile}: {len(protocol.fold_indices)} folds x {protocol.draws} draws x "
           f"budgets {protocol.budgets}, {len(protocol.rows)} rows + real + ceiling + levers, {len(out['records'])} "
           f"test records; {len(installed)} shipped runs installed; workers {a.jobs or protocol.n_jobs}")

@@ -18,8 +18,9 @@ balanced regions; a region with no free neighbour jumps to the free cell nearest
 ``n_candidates`` candidates the chosen one maximises, in this order, the smallest share over folds of held-out
 pixels whose class has at least ``min_class_pixels`` labelled pixels on the fold's training ground (to one
 decimal), minus the largest share of one class in a fold's held-out pixels (to one decimal: no fold where always
-answering one class scores well), the mean of the first share, and the mean number of labelled training pixels. A partition whose largest fold holds more than 1.5 times
-the labelled pixels of its smallest is never chosen while a balanced one exists.
+answering one class scores well), the mean of the first share, and the mean number of labelled training pixels. A
+partition whose largest fold holds more than 1.5 times the labelled pixels of its smallest is never chosen while a
+balanced one exists.
 
 The inner split of a fold (validation, :meth:`Fold.inner`) is the same procedure run on the fold's training ground
 alone: its regions, buffers and grounds never leave the outer fold's training ground.
@@ -108,8 +109,6 @@ class Fold:
         """The scene as a generator or a provider of fold *f* may see it: a :class:`hudlib.data.Scene` of the same
         name whose cube is NaN and whose class map is 0 outside the training ground (buffer and held-out pixels do
         not exist in it)."""
-        from .data import Scene
-
         gt = np.asarray(scene.gt)
         if gt.shape != self.train.shape:
             raise DataError(f"scene: {scene.name!r} is {gt.shape[0]} x {gt.shape[1]}, the split was made for "

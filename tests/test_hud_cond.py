@@ -5,7 +5,6 @@ three-class scene with unlabelled pixels (the split). Tiny U-Nets on one intra-o
 lose to thread synchronisation, and far more on a busy machine).
 """
 import functools
-import hashlib
 import json
 
 import numpy as np
@@ -18,7 +17,7 @@ from hudlib import models
 from hudlib.config import RunConfig, make_config
 from hudlib.data import DataError, Scene
 from hudlib.models import hud_cond
-from hudlib.models.hud_cond import CondUNet, GuidedDenoiser, allowed_corners, cond_fold, one_hot
+from hudlib.models.hud_cond import CondUNet, GuidedDenoiser, allowed_corners, one_hot
 from hudlib.splits import KFOLD, SpatialKFold, mask_sha256
 
 TINY_UNET = dict(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(), num_heads=1)
