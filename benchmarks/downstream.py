@@ -23,7 +23,7 @@ from pathlib import Path
 from hudlib import checkpoints, downstream
 from hudlib.data import load_scene
 from hudlib.downstream import benchmark
-from hudlib.downstream.report import summarise, write_result
+from hudlib.downstream.report import write_result
 
 
 def main(argv=None) -> int:
@@ -54,13 +54,7 @@ def main(argv=None) -> int:
     out = benchmark.run(scene, protocol, resources, progress=True, n_jobs=a.jobs)
     times["runs (validation + test, all folds and budgets)"] = time.perf_counter() - t
     t = time.perf_counter()
-    folds = protocol.splitter.split(scene.gt)
-    result = {"version": downstream.DOWNSTREAM_VERSION, "scene": scene.name, "profile": a.profile,
-              "protocol": protocol.to_dict(), "folds": [folds[f].record(scene.gt) for f in protocol.fold_indices],
-              "generators": {}, "layout_fidelity": {str(f): v for f, v in fidelity.items()},
-              "leak_audit": downstream.leak_audit(scene, gens, protocol), "records": out["records"],
-              "choices": out["choices"], "runs_wall_time_s": out["wall_time_s"]}
-    result.update(summarise(result))
+    result = downstream.assemble(scene, a.profile, protocol, gens, fidelity, out)
     result["wall_time_s"] = time.perf_counter() - t_all
     write_result(result, results, a.profile)
     times["statistics + report"] = time.perf_counter() - t

@@ -228,11 +228,15 @@ def _pixel_accuracy(net, padded, rows, cols, labels, device, batch_size: int = 4
     return float((pred == labels).mean()), float(np.mean(per_class))
 
 
-def _fit_pixel_net(net, padded, rows, cols, labels, cfg: dict, rng, device, progress: bool, desc: str) -> float:
-    """AdamW with a one-cycle learning rate on random ``k`` x ``k`` training crops with random flips/rotations;
-    returns the smoothed final loss."""
+def _fit_pixel_net(net, padded, rows, cols, labels, cfg: dict, rng, device, progress: bool, desc: str,
+                   weights: np.ndarray | None = None) -> float:
+    """AdamW with a one-cycle learning rate (warm-up 10 % of the steps, at least 2) on random ``k`` x ``k``
+    training crops with random flips/rotations; ``weights`` ``(len(rows),)``: each crop's weight in the batch's
+    cross-entropy (None: the plain mean). Returns the smoothed final loss."""
     opt = torch.optim.AdamW(net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=cfg["steps"], pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=cfg["steps"],
+                                                pct_start=max(0.1, 2.0 / cfg["steps"]))
+    w = None if weights is None else torch.as_tensor(np.asarray(weights, np.float32))
     ema = None
     net.train()
     bar = tqdm(range(cfg["steps"]), desc=desc, disable=not progress, leave=False)
@@ -240,7 +244,13 @@ def _fit_pixel_net(net, padded, rows, cols, labels, cfg: dict, rng, device, prog
         idx = rng.integers(len(rows), size=cfg["batch_size"])
         x = _dihedral(_windows(padded, rows[idx], cols[idx], net.window), int(rng.integers(8)))
         xb = torch.from_numpy(x.copy()).to(device)  # a copy: dihedral views of 1 x 1 windows keep negative strides
-        loss = F.cross_entropy(net(xb)[:, :, 0, 0], torch.from_numpy(labels[idx]).to(device))
+        target = torch.from_numpy(labels[idx]).to(device)
+        if w is None:
+            loss = F.cross_entropy(net(xb)[:, :, 0, 0], target)
+        else:
+            wb = w[idx].to(device)
+            loss = F.cross_entropy(net(xb)[:, :, 0, 0], target, reduction="none")
+            loss = (loss * wb).sum() / wb.sum().clamp_min(1e-12)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

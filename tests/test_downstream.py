@@ -9,11 +9,13 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from scipy.stats import wilcoxon
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, cohen_kappa_score
 
 from hudlib import downstream as ds
-from hudlib.classifier import _dihedral
+from hudlib.classifier import _cpu_threads, _dihedral, _fit_pixel_net
+from hudlib.classifier_nets import PixelNeighbourhoodNet
 from hudlib.data import DataError, Scene
 from hudlib.downstream import benchmark as bm
 from hudlib.downstream import providers as pv
@@ -233,6 +235,30 @@ def test_net_classifier_learns_is_seeded_and_counts_epochs_over_real_labels():
         ds.NetClassifier(n_classes=3).fit(X, y + 1)
     with pytest.raises(DataError, match="sample_weight"):
         ds.NetClassifier(n_classes=3).fit(X, y, sample_weight=-np.ones(300))
+
+
+def test_net_classifier_is_the_project_step_loop_on_windows():
+    """NetClassifier trains exactly as the project's classifier loop does on scene coordinates (same batches, flips,
+    updates: bitwise equal weights), its windows laid out as a strip."""
+    scene, _ = _fields_scene()
+    r, c = np.nonzero(scene.gt > 0)
+    pick = np.random.default_rng(0).choice(len(r), 200, replace=False)
+    r, c = r[pick], c[pick]
+    y = scene.gt[r, c]
+    net = ds.NetClassifier(n_classes=3, epochs=1, min_steps=20, max_steps=20, batch_size=32, random_state=5)
+    net.fit(ds.scene_windows(scene.cube, r, c), y)
+    rng = np.random.default_rng(5)
+    with torch.random.fork_rng(devices=[]), _cpu_threads(torch.device("cpu")):
+        torch.manual_seed(int(rng.integers(2 ** 31)))
+        ref = PixelNeighbourhoodNet(scene.bands, 3)
+        centre = np.ascontiguousarray(scene.cube[:, r, c].T)
+        ref.set_normalisation(centre.mean(axis=0), centre.std(axis=0))
+        padded = np.pad(scene.cube, ((0, 0), (1, 1), (1, 1)), mode="reflect")
+        _fit_pixel_net(ref, padded, r, c, y - 1, dict(steps=20, batch_size=32, lr=2e-3, weight_decay=0.05), rng,
+                       torch.device("cpu"), False, "")
+    assert net.n_steps_ == 20 and not net.net_.training
+    for (k, a), b in zip(net.net_.state_dict().items(), ref.state_dict().values()):
+        assert torch.equal(a, b), k
 
 
 def test_svm_reads_the_centre_spectrum_and_tunes_by_grouped_cv():
@@ -467,6 +493,14 @@ def test_experiment_at_smoke_with_its_leak_audit_report_and_reuse(scene, tmp_pat
     rows = {r["row"] for r in res["records"]}
     assert {"real", "ceiling", *ds.PROTOCOLS["smoke"].rows} <= rows and any("[" in r for r in rows)
     assert res["folds"][0]["held_pixels"] == KFOLD.split(scene.gt)[0].held.sum()
+    # a lever whose options were already run reuses that run: its scores and its pixel count
+    for r in res["records"]:
+        if r.get("same_as"):
+            src = next(q for q in res["records"] if q["row"] == r["same_as"] and q["classifier"] == r["classifier"]
+                       and q["draw"] == r["draw"] and q["budget"] == r["budget"])
+            assert (r["OA"], r["AA"], r["n_added"]) == (src["OA"], src["AA"], src["n_added"]) and r["n_added"] > 0
+        if r["option"] and r["option"]["ratio"] > 0 and r["row"] != "self-training":
+            assert r["n_added"] > 0, r["row"]
     md = (tmp_path / "res" / "downstream_smoke.md").read_text()
     for part in ("## Folds", "## Headline", "## SVM", "## PixelNeighbourhoodNet", "## OA per fold", "## Leak audit",
                  "## What validation chose", "majority-class baseline"):

@@ -234,59 +234,55 @@ def run_fold_budget(scene, protocol: Protocol, fold_index: int, budget, resource
             m_real = stage.score(model)
             records.append(record(clf, "real", d, real, m_real, 0, None, t0, params=params))
             done: dict = {}
+
+            def scored(label, row, opt, rs, quota_labels=None):
+                """(metrics, pixels added, the label of the run they come from) of ``row`` with options ``opt`` on
+                this draw; the same row and options are trained once (a lever equal to options already run reuses
+                that run)."""
+                key = (row, tuple(sorted(opt.items())))
+                if quota_labels is None and key in done:
+                    return done[key]
+                added = stage.added(row, real, model, opt, rs, quota_labels=quota_labels)
+                m = stage.score(stage.fit(real, params, added, opt["weight"], random_state=mseed))
+                if quota_labels is None:
+                    done[key] = (m, len(added[1]), label)
+                return m, len(added[1]), label
+
             for row in p.rows:
                 c = ch["rows"][row]
                 opt = {k: c[k] for k in ("ratio", "weight", "filter", "guidance")}
                 t0 = time.perf_counter()
-                if opt["ratio"] == 0:
-                    records.append(record(clf, row, d, real, m_real, 0, opt, t0, params=params))
-                    continue
-                added = stage.added(row, real, model, opt, seed("added", row, fold_index, budget, d))
-                m = stage.score(stage.fit(real, params, added, opt["weight"], random_state=mseed))
-                done[(row, tuple(sorted(opt.items())))] = m
-                records.append(record(clf, row, d, real, m, len(added[1]), opt, t0, params=params))
+                m, n, _ = (m_real, 0, row) if opt["ratio"] == 0 else scored(row, row, opt,
+                                                                            seed("added", row, fold_index, budget, d))
+                records.append(record(clf, row, d, real, m, n, opt, t0, params=params))
             if "HUD-cond" in p.rows:
+                rs = seed("added", "HUD-cond", fold_index, budget, d)
                 for label, opt in _lever_options(ch["rows"]["HUD-cond"], p, clf):
                     t0 = time.perf_counter()
-                    key = ("HUD-cond", tuple(sorted(opt.items())))
-                    rs = seed("added", "HUD-cond", fold_index, budget, d)
+                    extra = {}
                     if label.endswith("[confident classes]"):
                         agree = resources.agreement.get(float(opt["guidance"] or 0.0), {}) if resources else {}
                         ok = {int(k) for k, a in agree.items() if a is not None and a >= p.agreement_threshold}
                         keep = np.isin(real.labels, list(ok))
-                        if not keep.any():
-                            records.append(record(clf, label, d, real, m_real, 0, opt, t0, params=params,
-                                                  classes=[]))
-                            continue
-                        added = stage.added("HUD-cond", real, model, opt, rs, quota_labels=real.labels[keep])
-                        m = stage.score(stage.fit(real, params, added, opt["weight"], random_state=mseed))
-                        records.append(record(clf, label, d, real, m, len(added[1]), opt, t0, params=params,
-                                              classes=sorted(ok)))
+                        extra["classes"] = sorted(ok) if keep.any() else []
+                        m, n, _ = scored(label, "HUD-cond", opt, rs, quota_labels=real.labels[keep]) if keep.any() \
+                            else (m_real, 0, label)
                     elif label.endswith("[pretrain, fine-tune]"):
                         added = stage.added("HUD-cond", real, model, opt, rs)
                         pre = fit_classifier(clf, added[0], added[1], params=params, epoch_size=len(real),
                                              random_state=mseed, n_classes=K)
-                        m = stage.score(stage.fit(real, params, random_state=mseed, base=pre))
-                        records.append(record(clf, label, d, real, m, len(added[1]), opt, t0, params=params))
-                    elif key in done:
-                        records.append(record(clf, label, d, real, done[key], -1, opt, t0, params=params,
-                                              same_as="HUD-cond"))
+                        m, n = stage.score(stage.fit(real, params, random_state=mseed, base=pre)), len(added[1])
                     else:
-                        added = stage.added("HUD-cond", real, model, opt, rs)
-                        m = stage.score(stage.fit(real, params, added, opt["weight"], random_state=mseed))
-                        done[key] = m
-                        records.append(record(clf, label, d, real, m, len(added[1]), opt, t0, params=params))
+                        m, n, source = scored(label, "HUD-cond", opt, rs)
+                        if source != label:
+                            extra["same_as"] = source
+                    records.append(record(clf, label, d, real, m, n, opt, t0, params=params, **extra))
         if p.ceiling and budget == p.budgets[0]:
             t0 = time.perf_counter()
             real = RealSet(outer, outer.gt, outer.mask, "all", seed("draw", fold_index, 0), K, block)
             params = stage.params(real, ch["epochs"])
             m = stage.score(stage.fit(real, params, random_state=seed("model", fold_index, "all", 0)))
             records.append(record(clf, "ceiling", None, real, m, 0, None, t0, params=params))
-    for r in records:  # the added-pixel count of a lever identical to the chosen row is that row's
-        if r["n_added"] == -1:
-            twin = next(q for q in records if q["row"] == "HUD-cond" and q["draw"] == r["draw"]
-                        and q["classifier"] == r["classifier"])
-            r["n_added"] = twin["n_added"]
     return {"records": records, "choices": choices}
 
 

@@ -18,7 +18,6 @@ import warnings
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import make_scorer
 from sklearn.model_selection import GridSearchCV, GroupKFold
@@ -26,7 +25,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.svm import SVC
 
-from ..classifier import _cpu_threads, _dihedral
+from ..classifier import _cpu_threads, _fit_pixel_net
 from ..classifier_nets import PixelNeighbourhoodNet
 from ..data import DataError
 from ..utils import resolve_device
@@ -141,22 +140,11 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
             if X.shape[2] < k:
                 raise DataError(f"X: expected windows of side >= {k} (the net's), got shape {X.shape}")
             o = (X.shape[2] - k) // 2
-            X = X[:, :, o:o + k, o:o + k]
-            net.to(dev).train()
-            opt = torch.optim.AdamW(net.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay))
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(self.lr), total_steps=steps,
-                                                        pct_start=max(0.1, 2.0 / steps))  # warm-up >= 2 steps
-            Xt, yt, wt = torch.from_numpy(np.ascontiguousarray(X)), torch.from_numpy(y - 1), torch.from_numpy(w)
-            for _ in range(steps):
-                idx = rng.integers(len(X), size=int(self.batch_size))
-                xb = torch.from_numpy(_dihedral(Xt[idx].numpy(), int(rng.integers(8))).copy()).to(dev)
-                loss = F.cross_entropy(net(xb)[:, :, 0, 0], yt[idx].to(dev), reduction="none")
-                wb = wt[idx].to(dev)
-                loss = (loss * wb).sum() / wb.sum().clamp_min(1e-12)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
+            strip, rows, cols = _mosaic(X[:, :, o:o + k, o:o + k])
+            _fit_pixel_net(net.to(dev), strip, rows, cols, y - 1,
+                           dict(steps=steps, batch_size=int(self.batch_size), lr=float(self.lr),
+                                weight_decay=float(self.weight_decay)), rng, dev, False, "downstream net",
+                           weights=None if sample_weight is None else w)
             net.eval()
         self.net_, self.n_steps_ = net, steps
         self.classes_ = np.arange(1, self.n_classes + 1)
@@ -187,6 +175,15 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X) -> np.ndarray:
         """Labels ``(N,)`` in ``1..n_classes``."""
         return self._logits(X).argmax(axis=1).astype(np.int64) + 1
+
+
+def _mosaic(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows ``(N, bands, k, k)`` side by side as one strip ``(bands, k, N * k)`` and their top-left corners
+    ``(rows, cols)`` in it: the project's step loop (:func:`hudlib.classifier._fit_pixel_net`, which crops windows
+    of a padded scene at given corners) then reads window ``i`` back exactly."""
+    n, b, k, _ = X.shape
+    strip = np.ascontiguousarray(X.transpose(1, 2, 0, 3).reshape(b, k, n * k))
+    return strip, np.zeros(n, dtype=np.int64), np.arange(n, dtype=np.int64) * k
 
 
 def fit_classifier(kind: str, X, y, *, params: dict, sample_weight=None, epoch_size: int | None = None,

@@ -29,11 +29,11 @@ from ._checks import seed
 from .benchmark import run
 from .classifiers import NetClassifier
 from .protocol import DOWNSTREAM_VERSION, Protocol, protocol_for
-from .providers import FoldResources, Ground, layout_crops
+from .providers import FoldResources, Ground, layout_crops, pool_draw
 from .report import summarise, write_result
 
-__all__ = ["GENERATOR", "fold_configs", "fold_generators", "prepare_resources", "leak_audit", "experiment",
-           "experiment_key", "run_or_reuse"]
+__all__ = ["GENERATOR", "fold_configs", "fold_generators", "prepare_resources", "leak_audit", "assemble",
+           "experiment", "experiment_key", "run_or_reuse"]
 
 GENERATOR = "HUD-cond"
 
@@ -107,8 +107,6 @@ def prepare_resources(scene, gens: dict, protocol: Protocol, cache_dir=None, dev
         hr, hc = np.nonzero(folds[f].held)
         ceiling = float((net.predict(scene_windows(scene.cube, hr, hc)) == scene.gt[hr, hc]).mean())
         fid = {"heldout_accuracy": ceiling, "per_guidance": {}}
-        from .providers import pool_draw
-
         for w in protocol.guidances:
             Y, L = res.pool(outer.name, w)
             i, r, c = np.nonzero(L > 0)
@@ -159,18 +157,9 @@ def experiment_key(gens: dict, protocol: Protocol) -> dict:
             "weights": {str(f): g.weights_hash() for f, g in gens.items()}}
 
 
-def experiment(scene, profile: str = "quick", runs=None, device="auto", progress: bool = False,
-               protocol: Protocol | None = None, gens: dict | None = None, n_jobs: int | None = None) -> dict:
-    """The whole benchmark (module docstring); returns the JSON-able result (see :func:`~.report.summarise`)."""
-    t0 = time.perf_counter()
-    protocol = protocol or protocol_for(profile)
-    if protocol.uses_generator:
-        gens = gens if gens is not None else fold_generators(scene, profile, runs, device, progress, protocol)
-        resources, fidelity = prepare_resources(scene, gens, protocol, paths.runs_dir(runs) / scene.name /
-                                                "downstream-pools", device, progress)
-    else:
-        gens, resources, fidelity = {}, {}, {}
-    out = run(scene, protocol, resources, progress=progress, n_jobs=n_jobs)
+def assemble(scene, profile: str, protocol: Protocol, gens: dict, fidelity: dict, out: dict) -> dict:
+    """The JSON-able result of :func:`~.benchmark.run`'s ``out``: the protocol, the folds' records, the generators,
+    the layout fidelity, the leak audit, the records and choices, the machine, and :func:`~.report.summarise`."""
     folds = protocol.splitter.split(scene.gt)
     result = {"version": DOWNSTREAM_VERSION, "scene": scene.name, "profile": profile, "protocol": protocol.to_dict(),
               "folds": [folds[f].record(scene.gt) for f in protocol.fold_indices],
@@ -182,8 +171,24 @@ def experiment(scene, profile: str = "quick", runs=None, device="auto", progress
               "records": out["records"], "choices": out["choices"], "machine": _machine(),
               "runs_wall_time_s": out["wall_time_s"]}
     result.update(summarise(result))
-    result["wall_time_s"] = round(time.perf_counter() - t0, 1)
     result["key"] = experiment_key(gens, protocol)
+    return result
+
+
+def experiment(scene, profile: str = "quick", runs=None, device="auto", progress: bool = False,
+               protocol: Protocol | None = None, gens: dict | None = None, n_jobs: int | None = None) -> dict:
+    """The whole benchmark (module docstring); returns the JSON-able result (:func:`assemble`)."""
+    t0 = time.perf_counter()
+    protocol = protocol or protocol_for(profile)
+    if protocol.uses_generator:
+        gens = gens if gens is not None else fold_generators(scene, profile, runs, device, progress, protocol)
+        resources, fidelity = prepare_resources(scene, gens, protocol, paths.runs_dir(runs) / scene.name /
+                                                "downstream-pools", device, progress)
+    else:
+        gens, resources, fidelity = {}, {}, {}
+    result = assemble(scene, profile, protocol, gens, fidelity, run(scene, protocol, resources, progress=progress,
+                                                                   n_jobs=n_jobs))
+    result["wall_time_s"] = round(time.perf_counter() - t0, 1)
     return result
 
 

@@ -71,6 +71,11 @@ class Ground:
         return ground_windows(self.cube, rows, cols, k)
 
     @functools.cached_property
+    def labelled_windows(self) -> np.ndarray:
+        """Windows of every labelled pixel of the ground, in :meth:`labelled` order (computed once per ground)."""
+        return self.windows(*self.labelled())
+
+    @functools.cached_property
     def band_std(self) -> np.ndarray:
         """Per-band std ``(bands,)`` of the ground's labelled spectra."""
         r, c = self.labelled()
@@ -274,8 +279,7 @@ def self_training_provider(req: Request):
     per predicted class its ``class_quota`` most confident pixels."""
     if req.classify is None or req.confidence is None:
         raise DataError("self-training: expected the run's classifier (classify, confidence) in the request")
-    r, c = req.ground.labelled()
-    W = req.ground.windows(r, c)
+    W = req.ground.labelled_windows
     pred = np.asarray(req.classify(W), np.int64)
     conf = np.asarray(req.confidence(W), np.float64)
     idx = []
