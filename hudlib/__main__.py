@@ -25,7 +25,8 @@ import numpy as np
 
 from . import models
 from .config import DEFAULT_MODEL, DEFAULT_PROFILE, DEFAULT_SCENE
-from .data import DataError, download, load_scene
+from .data import download, load_scene
+from .errors import DataError
 from .evaluate import evaluate
 from .utils import shutdown_distributed
 

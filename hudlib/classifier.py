@@ -36,7 +36,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .classifier_nets import AuthorsPixelClassifier, PixelNeighbourhoodNet
-from .data import DataError, Scene, load_scene
+from .data import Scene, load_scene
+from .errors import DataError
 from .metrics.classifier_scores import authors_pixel_outputs
 from .utils import atomic_torch_save, atomic_write_text, resolve_device, state_hash
 
@@ -465,7 +466,7 @@ def train_authors_classifier(scene, split: str = "authors", max_epochs: int = 50
     validation accuracy, keeping the best weights and stopping after ``patience`` epochs without improvement.
     ``split="authors"``: the first 80 % of window positions in raster order train, the rest validate (they overlap
     the training windows). ``split="spatial"``: :func:`spatial_split`'s held-out region validates (labelled pixels)
-    and no pixel within 16 px of it enters the loss. ``V``: the clip value (default the scene's ``authors_clip``). Budget (CPU): ``steps_per_epoch`` caps an epoch's batches
+    and no pixel within 16 px of it enters the loss. ``V``: the clip value (default the scene's ``authors_V``). Budget (CPU): ``steps_per_epoch`` caps an epoch's batches
     (None = all windows), ``pixels_per_step`` scores a random subset of each batch's pixels (None = all 32768).
 
     Returns ``(net, info)`` with ``val_accuracy``/``val_balanced_accuracy`` (best epoch), ``val_majority_share``,
@@ -539,7 +540,7 @@ def _train_authors(scene, split, max_epochs, patience, steps_per_epoch, pixels_p
     info = dict(scene=scene.name, split=split, val_accuracy=best[0], val_balanced_accuracy=best[1],
                 val_majority_share=float(shares.max() / shares.sum()), history=history, epochs=len(history),
                 steps=steps, wall_time_s=round(wall, 1), seconds_per_step=round(wall / max(steps, 1), 3),
-                n_train_windows=int(len(corners)), V=V or scene.authors_clip, config=net.config,
+                n_train_windows=int(len(corners)), V=V or scene.authors_V, config=net.config,
                 train_config=dict(max_epochs=max_epochs, patience=patience, steps_per_epoch=steps_per_epoch,
                                   pixels_per_step=pixels_per_step, batch_size=batch_size, lr=lr,
                                   weight_decay=weight_decay, random_state=random_state),

@@ -22,6 +22,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .generators import all_sections
+from .generators import get as get_generator
+
 __all__ = ["UnmixingConfig", "UNetConfig", "DiffusionConfig", "TrainConfig", "EvalConfig", "RunConfig",
            "PROFILES", "SHARED_SECTIONS", "DEFAULT_SCENE", "DEFAULT_MODEL", "DEFAULT_PROFILE", "profile_names",
            "make_config", "merge_layers", "sampling", "hash_neutral", "RUNNER"]
@@ -186,12 +189,6 @@ def merge_layers(*layers: dict) -> dict:
     return out
 
 
-def _generator(model: str):
-    from .models import get  # the registry imports this module; resolved at call time
-
-    return get(model)
-
-
 def _build(cls, v: dict, where: str):
     if not isinstance(v, dict):
         raise ValueError(f"config: expected a mapping for {where}, got {type(v).__name__}")
@@ -255,12 +252,10 @@ class RunConfig:
 
         A ``config.json`` written before generators owned their sections holds every generator's sections; the
         sections of other registered generators are dropped (they never entered this run's hash)."""
-        from .models import all_sections
-
         for k in ("scene", "model", "profile"):
             if k not in d:
                 raise ValueError(f"config: missing key {k!r}")
-        own = {**SHARED_SECTIONS, **_generator(d["model"]).sections}
+        own = {**SHARED_SECTIONS, **get_generator(d["model"]).sections}
         unknown = set(d) - {"scene", "model", "profile"} - set(own) - set(all_sections())
         if unknown:
             raise ValueError(f"config: unknown keys {sorted(unknown)}")
@@ -273,7 +268,7 @@ class RunConfig:
         sampling fields and the hash-neutral fields at their defaults; so changing how a trained network is sampled
         or evaluated never retrains it."""
         d = {"scene": self.scene, "model": self.model, "profile": self.profile}
-        own = _generator(self.model).sections
+        own = get_generator(self.model).sections
         for name, sec in self._sections.items():
             if name != "train" and name not in own:
                 continue
@@ -292,7 +287,7 @@ def make_config(scene: str = DEFAULT_SCENE, model: str = DEFAULT_MODEL, profile:
     (``{"train": {"steps": 10}, ...}``)."""
     if profile not in PROFILES:
         raise ValueError(f"profile: unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
-    gen = _generator(model)
+    gen = get_generator(model)
     types = {**SHARED_SECTIONS, **gen.sections}
     d = {name: dataclasses.asdict(typ()) for name, typ in types.items()}
     for layer in (PROFILES[profile], gen.profiles.get(profile, {}), gen.scene_overrides.get(scene, {}),

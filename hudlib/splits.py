@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.ndimage as ndi
 
-from .data import DataError
+from .errors import DataError
 
 __all__ = ["SpatialKFold", "Fold", "KFOLD", "SPLIT_VERSION", "mask_sha256", "crop_corners_inside", "pack_mask",
            "unpack_mask"]

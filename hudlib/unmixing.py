@@ -33,7 +33,7 @@ import torch
 from scipy.optimize import linear_sum_assignment, nnls
 from tqdm.auto import tqdm
 
-from .data import DataError
+from .errors import DataError
 
 __all__ = ["spectral_angle", "vca", "VCA", "linear_abundances", "fcls", "fcls_reference", "match_endmembers",
            "endmember_sad"]

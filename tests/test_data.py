@@ -68,8 +68,9 @@ def test_unknown_scene_and_missing_file():
 
 def _small_info(monkeypatch, shape=(40, 36, 12)):
     """Register a tiny stand-in scene so that bad-input tests stay small."""
-    info = data.SceneInfo("Tiny", "Tiny.mat", "tiny", "Tiny_gt.mat", "tiny_gt", shape, 3, (1, 2, 3),
-                          "http://127.0.0.1:9/Tiny.mat", "http://127.0.0.1:9/Tiny_gt.mat")
+    info = data.SceneInfo(name="Tiny", cube_file="Tiny.mat", cube_key="tiny", gt_file="Tiny_gt.mat", gt_key="tiny_gt",
+                          shape=shape, n_classes=3, rgb_bands=(1, 2, 3), cube_url="http://127.0.0.1:9/Tiny.mat",
+                          gt_url="http://127.0.0.1:9/Tiny_gt.mat")
     monkeypatch.setitem(data.SCENES, "Tiny", info)
     return info
 

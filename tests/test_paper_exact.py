@@ -72,8 +72,9 @@ def test_to_authors_space_by_hand():
     assert np.allclose(P.to_authors_space(Y, scene), want, atol=1e-6)
     scene.authors_clip = 1000
     assert np.allclose(P.to_authors_space(np.float32(0.25), scene), -0.5, atol=1e-6)
-    with pytest.raises(ValueError, match="authors' clip"):
-        P.to_authors_space(Y, FakeScene("Nowhere", Y[:, None, None], (0, 1)))
+    # a scene without the paper's V clips at its own maximum: 2 * Y - 1, nothing clipped below it
+    assert np.allclose(P.to_authors_space(Y, FakeScene("Nowhere", Y[:, None, None], (0, 1))),
+                       np.clip(Y, 0, 1) * 2 - 1, atol=1e-6)
 
 
 def test_original_image_centre_crop_non_square():

@@ -113,3 +113,59 @@ def test_every_pinned_run_hash_is_unchanged():
             bad[key] = (h, got)
     assert not bad, bad
     assert PINNED["IndianPines/HUD/quick"] == "194cc941" and len(PINNED) == 420
+
+
+def _write_fields_scene(folder, rows=96, cols=96, bands=24, classes=3, seed=0):
+    """A scene with a planted linear mixture: each class a block of columns, mixed from three smooth spectra."""
+    import scipy.io
+
+    rng = np.random.default_rng(seed)
+    E = np.stack([np.linspace(0.2, 0.9, bands) ** (k + 1) for k in range(classes)], 1)  # (bands, classes)
+    gt = np.repeat(np.arange(classes)[None, :], rows, 0).repeat(-(-cols // classes), 1)[:, :cols] + 1
+    X = np.full((rows, cols, classes), 0.05)
+    X[np.arange(rows)[:, None], np.arange(cols)[None, :], gt - 1] += 1.0
+    X /= X.sum(-1, keepdims=True)
+    cube = (X @ E.T) * 1000 + rng.normal(0, 5, (rows, cols, bands))
+    folder.mkdir(parents=True, exist_ok=True)
+    scipy.io.savemat(folder / "Fields.mat", {"fields": cube.clip(0, None)})
+    scipy.io.savemat(folder / "Fields_gt.mat", {"fields_gt": gt.astype(np.uint8)})
+    return cube, gt
+
+
+@pytest.fixture
+def fields_scene(tmp_path):
+    from hudlib import data
+
+    info = data.register_scene(data.SceneInfo(
+        name="Fields", cube_file="Fields.mat", cube_key="fields", gt_file="Fields_gt.mat", gt_key="fields_gt",
+        shape=(96, 96, 24), n_classes=3, rgb_bands=(20, 12, 4), cube_url="http://127.0.0.1:9/Fields.mat",
+        gt_url="http://127.0.0.1:9/Fields_gt.mat"))
+    try:
+        yield info
+    finally:
+        data.unregister_scene("Fields")
+
+
+def test_a_new_scene_is_one_registration(fields_scene, tmp_path):
+    """A scene registered here alone is listed, found, loaded and checked against its facts, trained on and
+    evaluated by name, then gone once unregistered; a second registration of a name is refused."""
+    from hudlib import data
+
+    cube, gt = _write_fields_scene(tmp_path / "d")
+    assert "Fields" in data.scene_names() and data.scene_available("Fields") is not None  # not under ./data
+    assert data.scene_available("Fields", tmp_path / "d") is None
+    s = data.load_scene("Fields", tmp_path / "d")
+    assert s.shape == (24, 96, 96) and s.n_classes == 3 and s.rgb_bands == (20, 12, 4)
+    np.testing.assert_allclose(s.cube, (cube.clip(0, None) / cube.max()).transpose(2, 0, 1), rtol=1e-6)
+    np.testing.assert_array_equal(s.gt, gt)
+    with pytest.raises(data.DataError, match="'Fields' is registered already"):
+        data.register_scene(fields_scene)
+    with pytest.raises(data.DataError, match="rgb_bands: expected three band indices in 0..23"):
+        data.SceneInfo(name="Bad", cube_file="b.mat", cube_key="b", gt_file="b_gt.mat", gt_key="b_gt",
+                       shape=(64, 64, 24), n_classes=3, rgb_bands=(1, 2, 40), cube_url="", gt_url="")
+    out = evaluate.evaluate("Fields", "RandomMixture", "smoke", n=8, runs=tmp_path / "runs",
+                            results=tmp_path / "results", device="cpu", progress=False, data_root=tmp_path / "d")
+    rec = json.loads(out.read_text())
+    assert rec["scene"] == "Fields" and out.parent.parent.name == "Fields"
+    assert rec["physical"]["endmembers"].startswith("VCA of the scene, d = 3")
+    assert np.isfinite(rec["metrics"]["SWD"])

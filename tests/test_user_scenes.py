@@ -319,10 +319,13 @@ def test_authors_clip_values_and_conversion():
     np.testing.assert_allclose(s.to_authors_space(s.cube[None, :, :32, :32])[0], A[:, :32, :32])
 
 
-def test_user_scene_has_no_authors_clip(tmp_path):
+def test_a_scene_without_authors_clip_uses_its_maximum(tmp_path):
+    """Without the paper's V the authors' space clips at the scene's maximum, i.e. clips nothing: 2 * cube - 1."""
     s = data.load_scene(_save(tmp_path / "cube.hdr", _raw()), classes=2)
-    with pytest.raises(DataError, match=r"scene 'cube': no authors' clip value V"):
-        s.to_authors_space(s.cube)
+    assert s.authors_clip is None and s.authors_V == s.raw_range[1]
+    np.testing.assert_allclose(s.to_authors_space(s.cube), 2.0 * s.cube.astype(np.float64) - 1.0, atol=1e-6)
+    with pytest.raises(DataError, match=r"V: expected a positive clip value, got -1"):
+        s.to_authors_space(s.cube, V=-1)
 
 
 # ------------------------------------------------------------------------------------------------ CLI

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import scipy.io
 
-from .scenes import DataError
+from ..errors import DataError
 
 
 @dataclasses.dataclass

@@ -9,14 +9,15 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .scenes import DataError, SceneInfo, _check_cube, _info, _read_mat
+from .scenes import SceneInfo, _check_cube, _info, read_mat
+from ..errors import DataError
 
 
 def _validate_download(path: Path, info: SceneInfo, which: str) -> None:
     if which == "cube":
-        _check_cube(_read_mat(path, info.cube_key), info, path)
+        _check_cube(read_mat(path, info.cube_key), info, path)
     else:
-        gt = _read_mat(path, info.gt_key)
+        gt = read_mat(path, info.gt_key)
         if gt.shape != info.shape[:2]:
             raise DataError(f"{path}: expected ground truth shape {info.shape[:2]}, got {gt.shape}")
 

@@ -5,7 +5,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .scenes import DataError, Scene
+from .scenes import Scene
+from ..errors import DataError
 
 
 def centre_square(a):

@@ -1,15 +1,17 @@
-"""Registered scenes of the paper (IV-A): the registry, the loaded :class:`Scene`, finding and loading their files.
+"""Registered scenes: the registry (:class:`SceneInfo`, :func:`register_scene`), the loaded :class:`Scene`, finding,
+reading and loading a registered scene's files. The paper's five scenes (IV-A) are registered at the end of this
+module the same way a user registers one.
 
 Where files are looked for (first hit wins), like SPy's ``SPECTRAL_DATA``:
 
 1. the ``root`` argument,
 2. the folder named by the environment variable ``HUD_DATA``,
 3. ``./data`` (relative to the working directory),
-4. for Indian Pines only: the copy shipped inside the installed ``tensorly`` wheel
+4. a scene's ``fallback``: for Indian Pines, the copy shipped inside the installed ``tensorly`` wheel
    (``tensorly/datasets/data/Indian_pines_corrected.npy``; CC BY 3.0, Baumgardner et al. 2015).
 
-Files sit flat under a root with their official names (``PaviaU.mat``, ``PaviaU_gt.mat`` ...). :func:`load_scene`
-also takes the path of a user's own scene and hands it to :mod:`hudlib.data.user`.
+Files sit flat under a root with their official names (``PaviaU.mat``, ``PaviaU_gt.mat`` ...).
+:func:`hudlib.data.load_scene` takes a registered name or the path of a user's own scene (:mod:`hudlib.data.user`).
 """
 from __future__ import annotations
 
@@ -19,22 +21,25 @@ import hashlib
 import importlib.util
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable
 
 import numpy as np
 import scipy.io
 
-
-class DataError(ValueError):
-    """Bad or missing input data; the message names the file or parameter and what was expected."""
+from ..errors import DataError
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class SceneInfo:
-    """Static facts of one scene. ``shape`` is the official (rows, cols, bands) of the cube.
+    """Static facts of one registered scene (keyword arguments only).
 
-    ``authors_clip`` is the HUD authors' clip value V: their data space is ``clip(raw, 0, V) / V * 2 - 1``
-    (ldm/data/HSI.py), so generated cubes can be compared in their units too (see :meth:`Scene.to_authors_space`).
+    ``cube_file``/``gt_file``: the official file names, looked for under the search roots; ``cube_key``/``gt_key``:
+    their MATLAB variables. ``shape``: the official (rows, cols, bands) of the cube. ``n_classes``: labelled classes,
+    also the number of endmembers d (III-B). ``rgb_bands``: zero-based pseudo-colour bands (R, G, B).
+    ``cube_url``/``gt_url``: where :func:`hudlib.data.download` fetches them. ``authors_clip``: the HUD authors' clip
+    value V; their data space is ``clip(raw, 0, V) / V * 2 - 1`` (ldm/data/HSI.py), so generated cubes can be
+    compared in their units too (:meth:`Scene.to_authors_space`). ``fallback``: a function giving ``(cube, gt)``
+    ``.npy`` paths of a copy installed with a package, or None, tried when no file is found under the roots.
     """
 
     name: str
@@ -48,34 +53,43 @@ class SceneInfo:
     cube_url: str
     gt_url: str
     authors_clip: float | None = None
+    fallback: Callable[[], tuple[Path, Path] | None] | None = None
 
     @property
     def bands(self) -> int:
         return self.shape[2]
 
+    def __post_init__(self):
+        if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
+            raise DataError(f"name: expected letters, digits, '_' or '-' (it names folders), got {self.name!r}")
+        if len(self.shape) != 3 or min(self.shape) < 1:
+            raise DataError(f"shape: expected (rows, cols, bands) of positive sizes, got {self.shape!r}")
+        if self.n_classes < 1:
+            raise DataError(f"n_classes: expected a positive number of classes, got {self.n_classes!r}")
+        if len(self.rgb_bands) != 3 or not all(0 <= b < self.shape[2] for b in self.rgb_bands):
+            raise DataError(f"rgb_bands: expected three band indices in 0..{self.shape[2] - 1}, "
+                            f"got {self.rgb_bands!r}")
 
-_EHU = "https://www.ehu.eus/ccwintco/uploads"
 
-# The paper's five scenes (IV-A). n_classes is also the number of endmembers d (III-B, IV-A).
-# rgb_bands are the paper's pseudo-colour bands, used as zero-based indices into the band axis.
-# The last field is the authors' clip value V (their ldm/data/HSI.py).
-SCENES: dict[str, SceneInfo] = {
-    s.name: s
-    for s in [
-        SceneInfo("IndianPines", "Indian_pines_corrected.mat", "indian_pines_corrected",
-                  "Indian_pines_gt.mat", "indian_pines_gt", (145, 145, 200), 16, (46, 17, 11),
-                  f"{_EHU}/6/67/Indian_pines_corrected.mat", f"{_EHU}/c/c4/Indian_pines_gt.mat", 8192),
-        SceneInfo("KSC", "KSC.mat", "KSC", "KSC_gt.mat", "KSC_gt", (512, 614, 176), 13, (28, 9, 10),
-                  f"{_EHU}/2/26/KSC.mat", f"{_EHU}/a/a6/KSC_gt.mat", 512),
-        SceneInfo("Pavia", "Pavia.mat", "pavia", "Pavia_gt.mat", "pavia_gt", (1096, 715, 102), 9, (46, 27, 10),
-                  f"{_EHU}/e/e3/Pavia.mat", f"{_EHU}/5/53/Pavia_gt.mat", 4096),
-        SceneInfo("PaviaU", "PaviaU.mat", "paviaU", "PaviaU_gt.mat", "paviaU_gt", (610, 340, 103), 9, (46, 27, 10),
-                  f"{_EHU}/e/ee/PaviaU.mat", f"{_EHU}/5/50/PaviaU_gt.mat", 4096),
-        SceneInfo("Salinas", "Salinas_corrected.mat", "salinas_corrected", "Salinas_gt.mat", "salinas_gt",
-                  (512, 217, 204), 16, (36, 17, 11),
-                  f"{_EHU}/a/a3/Salinas_corrected.mat", f"{_EHU}/f/fa/Salinas_gt.mat", 4096),
-    ]
-}
+# The registry: name -> SceneInfo, in registration order (the paper's order for the built-in scenes).
+SCENES: dict[str, SceneInfo] = {}
+
+
+def register_scene(info: SceneInfo) -> SceneInfo:
+    """Add a scene to the registry: from then on :func:`hudlib.data.load_scene`, ``download``, the runner's
+    ``--scenes`` and every table take its name. A name registered already is refused."""
+    if not isinstance(info, SceneInfo):
+        raise DataError(f"register_scene: expected a SceneInfo, got {type(info).__name__}")
+    if info.name in SCENES:
+        raise DataError(f"register_scene: scene {info.name!r} is registered already")
+    SCENES[info.name] = info
+    return info
+
+
+def unregister_scene(name: str) -> None:
+    """Remove a registered scene (tests register stand-ins and remove them again)."""
+    _info(name)
+    del SCENES[name]
 
 
 def scene_names() -> list[str]:
@@ -139,14 +153,19 @@ class Scene:
         """Cube(s) in our units (raw / hi, hi = ``raw_range[1]``) -> the authors' ``clip(raw, 0, V) / V * 2 - 1``.
 
         Works for any shape (a scene cube or a batch of generated patches); returns float64 in [-1, 1]. ``V``
-        defaults to the scene's :attr:`authors_clip`.
+        defaults to :attr:`authors_V`.
         """
-        V = self.authors_clip if V is None else V
-        if V is None or not V > 0:
-            raise DataError(f"scene {self.name!r}: no authors' clip value V (only the paper's registered scenes "
-                            f"have one; pass V)")
+        V = self.authors_V if V is None else V
+        if not V > 0:
+            raise DataError(f"V: expected a positive clip value, got {V!r}")
         raw = np.asarray(Y, dtype=np.float64) * self.raw_range[1]
         return np.clip(raw, 0.0, float(V)) / float(V) * 2.0 - 1.0
+
+    @property
+    def authors_V(self) -> float:
+        """The clip value of the authors' data space: the paper's V for its scenes (:attr:`authors_clip`), else the
+        scene's maximum (their space is then ``2 * cube - 1``: nothing is clipped)."""
+        return float(self.authors_clip) if self.authors_clip else float(self.raw_range[1])
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -185,8 +204,10 @@ def _tensorly_indian_pines() -> tuple[Path, Path] | None:
     return (cube, gt) if cube.is_file() and gt.is_file() else None
 
 
-def _read_mat(path: Path, key: str) -> np.ndarray:
-    """Variable ``key`` of a MATLAB v5 file; a clear DataError for a corrupt file or a wrong key."""
+def read_mat(path, key: str) -> np.ndarray:
+    """Variable ``key`` of a MATLAB v5 file as an array; a DataError naming the file for a v7.3 (HDF5), corrupt or
+    truncated file or a missing variable."""
+    path = Path(path)
     with open(path, "rb") as f:
         head = f.read(128)
     if head[:8] == b"\x89HDF\r\n\x1a\n" or b"MATLAB 7.3" in head:
@@ -227,10 +248,10 @@ def _locate(info: SceneInfo, root) -> tuple[Path, Path, str]:
             raise DataError(f"{gt}: ground truth of {info.name} missing (expected next to {cube}); "
                             f"get it with: {_download_hint(info.name)}")
         return cube, gt, "mat"
-    if info.name == "IndianPines":
-        tl = _tensorly_indian_pines()
-        if tl is not None:
-            return tl[0], tl[1], "npy"
+    if info.fallback is not None:
+        found = info.fallback()
+        if found is not None:
+            return found[0], found[1], "npy"
     searched = ", ".join(str(r) for r in _roots(root))
     raise DataError(f"{info.cube_file}: cube of {info.name} not found under {searched} (or $HUD_DATA); "
                     f"get it with: {_download_hint(info.name)}")
@@ -256,53 +277,10 @@ def _check_labels(gt: np.ndarray, n_classes: int, path) -> np.ndarray:
     return gt
 
 
-def load_scene(scene, root=None, *, classes: int | None = None, key: str | None = None, gt=None,
-               gt_key: str | None = None, rgb_bands: Sequence[int] | None = None) -> Scene:
-    """Load a registered scene, or a user's scene from an ENVI image or a ``.mat`` file.
-
-    Args:
-        scene: one of :data:`SCENES` (``IndianPines``, ``KSC``, ``Pavia``, ``PaviaU``, ``Salinas``), or a path:
-            an ENVI header ``cube.hdr`` (its data file beside it: ``cube``, ``cube.img``, ``cube.dat`` ...; the data
-            file's own path also works when ``cube.hdr`` sits next to it), or ``cube.mat`` holding a
-            ``(rows, cols, bands)`` variable named by ``key`` or written ``cube.mat:key``, or a 2-D variable in the
-            unmixing benchmarks' layout: ``(bands, pixels)`` or ``(pixels, bands)`` with ``nRow`` and ``nCol`` (and
-            optional ``maxValue``) in the same file, pixels in MATLAB column-major order (see
-            :func:`hudlib.data.user._cube_from_pixels`).
-        root: registered scenes only: folder searched first (then ``$HUD_DATA``, ``./data``, tensorly for Indian
-            Pines).
-        classes: user scenes: number of classes = number of endmembers d (default: the class map's largest label).
-        key: user ``.mat`` cube: variable name (optional when the file holds a single variable, not counting
-            ``nRow``, ``nCol``, ``nBand`` and ``maxValue`` next to ``nRow`` and ``nCol``).
-        gt: user scenes: class map ``(rows, cols)``, 0 = unlabelled, as an ENVI ``.hdr`` (one band), ``.mat``
-            (``gt_key`` or ``path.mat:key``) or ``.npy``; without one the class map is all zeros.
-        gt_key: variable name of a ``.mat`` class map.
-        rgb_bands: user scenes: three zero-based pseudo-colour bands (R, G, B); default: the bands nearest 650, 550
-            and 450 nm when the ENVI header lists wavelengths, else three evenly spread bands.
-
-    Returns:
-        :class:`Scene` with ``cube`` float32 ``(bands, rows, cols)``.
-
-    Normalisation: the cube is divided by its global maximum after clipping negative values to 0, i.e.
-    ``cube = max(raw, 0) / max(raw)``. One scalar for the whole scene (not per band, not min-max) keeps the linear
-    mixing model Y = AX exact (a scaled Y is mixed from equally scaled endmembers) and keeps every spectral angle
-    and cosine similarity (F_p, D_b, SAD) unchanged; an offset (min-max) would break both. The raw range is kept
-    in ``raw_range``. User scenes are normalised by the same code.
-    """
-    from .user import _load_user, _split_key  # user scene I/O builds on this module; resolved at call time
-    user = dict(classes=classes, key=key, gt=gt, gt_key=gt_key, rgb_bands=rgb_bands)
-    if isinstance(scene, str) and scene in SCENES:
-        given = [k for k, v in user.items() if v is not None]
-        if given:
-            raise DataError(f"{', '.join(given)}: only for a user scene (an ENVI .hdr or .mat path); {scene} is a "
-                            f"registered scene with fixed files, classes and bands")
-        return _load_registered(SCENES[scene], root)
-    path, key = _split_key(scene, key)
-    if path is None:
-        _info(str(scene))  # raises: unknown scene
-    return _load_user(path, **{**user, "key": key})
-
-
-def _load_registered(info: SceneInfo, root) -> Scene:
+def load_registered(name: str, root=None) -> Scene:
+    """The registered scene ``name`` found under ``root`` (then ``$HUD_DATA``, ``./data``, its fallback), checked
+    against its :class:`SceneInfo` and normalised as :func:`hudlib.data.load_scene` describes."""
+    info = _info(name)
     cube_path, gt_path, kind = _locate(info, root)
     if kind == "npy":
         try:
@@ -311,8 +289,8 @@ def _load_registered(info: SceneInfo, root) -> Scene:
         except Exception as e:
             raise DataError(f"{cube_path}: unreadable .npy ({type(e).__name__}: {e})") from e
     else:
-        raw = _read_mat(cube_path, info.cube_key)
-        gt = _read_mat(gt_path, info.gt_key)
+        raw = read_mat(cube_path, info.cube_key)
+        gt = read_mat(gt_path, info.gt_key)
     _check_cube(raw, info, cube_path)
     if gt.shape != raw.shape[:2]:
         raise DataError(f"{gt_path}: ground truth shape {gt.shape} does not match the cube's {raw.shape[:2]}")
@@ -320,3 +298,31 @@ def _load_registered(info: SceneInfo, root) -> Scene:
     gt = _check_labels(gt, info.n_classes, gt_path)
     return Scene(info.name, cube, (lo, hi), gt, info.n_classes, info.rgb_bands, source=f"{cube_path}",
                  authors_clip=info.authors_clip)
+
+
+# ---------------------------------------------------------------------------------------------- built-in scenes
+_EHU = "https://www.ehu.eus/ccwintco/uploads"
+
+# The paper's five scenes (IV-A): n_classes is also the number of endmembers d (III-B, IV-A); rgb_bands are the
+# paper's pseudo-colour bands; authors_clip is the authors' clip value V (their ldm/data/HSI.py).
+register_scene(SceneInfo(
+    name="IndianPines", cube_file="Indian_pines_corrected.mat", cube_key="indian_pines_corrected",
+    gt_file="Indian_pines_gt.mat", gt_key="indian_pines_gt", shape=(145, 145, 200), n_classes=16,
+    rgb_bands=(46, 17, 11), cube_url=f"{_EHU}/6/67/Indian_pines_corrected.mat",
+    gt_url=f"{_EHU}/c/c4/Indian_pines_gt.mat", authors_clip=8192, fallback=_tensorly_indian_pines))
+register_scene(SceneInfo(
+    name="KSC", cube_file="KSC.mat", cube_key="KSC", gt_file="KSC_gt.mat", gt_key="KSC_gt", shape=(512, 614, 176),
+    n_classes=13, rgb_bands=(28, 9, 10), cube_url=f"{_EHU}/2/26/KSC.mat", gt_url=f"{_EHU}/a/a6/KSC_gt.mat",
+    authors_clip=512))
+register_scene(SceneInfo(
+    name="Pavia", cube_file="Pavia.mat", cube_key="pavia", gt_file="Pavia_gt.mat", gt_key="pavia_gt",
+    shape=(1096, 715, 102), n_classes=9, rgb_bands=(46, 27, 10), cube_url=f"{_EHU}/e/e3/Pavia.mat",
+    gt_url=f"{_EHU}/5/53/Pavia_gt.mat", authors_clip=4096))
+register_scene(SceneInfo(
+    name="PaviaU", cube_file="PaviaU.mat", cube_key="paviaU", gt_file="PaviaU_gt.mat", gt_key="paviaU_gt",
+    shape=(610, 340, 103), n_classes=9, rgb_bands=(46, 27, 10), cube_url=f"{_EHU}/e/ee/PaviaU.mat",
+    gt_url=f"{_EHU}/5/50/PaviaU_gt.mat", authors_clip=4096))
+register_scene(SceneInfo(
+    name="Salinas", cube_file="Salinas_corrected.mat", cube_key="salinas_corrected", gt_file="Salinas_gt.mat",
+    gt_key="salinas_gt", shape=(512, 217, 204), n_classes=16, rgb_bands=(36, 17, 11),
+    cube_url=f"{_EHU}/a/a3/Salinas_corrected.mat", gt_url=f"{_EHU}/f/fa/Salinas_gt.mat", authors_clip=4096))

@@ -18,7 +18,8 @@ import spectral
 import spectral.io.envi as envi
 
 from .benchmark import _col_major_image, _scaled_pixels
-from .scenes import SCENES, DataError, Scene, _check_labels, _normalise, _read_mat
+from .scenes import SCENES, Scene, _check_labels, _normalise, read_mat
+from ..errors import DataError
 
 PATCH_SIZE = 32  # the paper's patch side (IV-A); a user scene needs at least this many rows and columns
 MIN_BANDS = 3  # a pseudo-colour image needs three bands
@@ -57,7 +58,7 @@ def _envi_header(path: Path) -> Path:
     raise DataError(f"{path}: not an ENVI header (.hdr), a .mat or a .npy file, and no {path.stem}.hdr beside it")
 
 
-def _read_envi(path: Path) -> tuple[np.ndarray, dict]:
+def read_envi(path: Path) -> tuple[np.ndarray, dict]:
     """Raw ``(rows, cols, bands)`` array in the file's dtype and the header dict of an ENVI image."""
     hdr = _envi_header(path)
     if not hdr.is_file():
@@ -100,7 +101,7 @@ def _read_user_array(path: Path, key: str | None, what: str) -> tuple[np.ndarray
         if not path.is_file():
             raise DataError(f"{path}: {what} file not found")
         key = key or _only_variable(path, what)
-        arr = _read_mat(path, key)
+        arr = read_mat(path, key)
         if what == "cube" and arr.ndim == 2:
             arr = _cube_from_pixels(arr, path, key)
         return arr, {}
@@ -113,7 +114,7 @@ def _read_user_array(path: Path, key: str | None, what: str) -> tuple[np.ndarray
             raise DataError(f"{path}: unreadable .npy ({type(e).__name__}: {e})") from e
     if not path.exists() and suffix == ".hdr":
         raise DataError(f"{path}: {what} file not found")
-    return _read_envi(path)
+    return read_envi(path)
 
 
 def _only_variable(path: Path, what: str) -> str:

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..data import DataError
+from ..errors import DataError
 
 
 def is_int(v) -> bool:

@@ -31,7 +31,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..data import DataError
+from ..errors import DataError
 from ._checks import seed
 from .classifiers import confidence, fit_classifier, tune_svm
 from .labels import classification_metrics, draw_labels, scene_windows, validation_score

@@ -27,7 +27,7 @@ from sklearn.svm import SVC
 
 from ..classifier import _cpu_threads, _fit_pixel_net
 from ..classifier_nets import PixelNeighbourhoodNet
-from ..data import DataError
+from ..errors import DataError
 from ..utils import resolve_device
 from ._checks import as_labels, as_windows, check_number, check_positive_int, is_int
 from .labels import centre_spectra, validation_score

@@ -22,7 +22,7 @@ import sklearn
 import torch
 
 from .. import paths
-from ..data import DataError
+from ..errors import DataError
 from ..splits import unpack_mask
 from ..utils import atomic_save_npy
 from ._checks import seed

@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, cohen_kappa_score, recall_score
 
 from ..classifier import _windows
-from ..data import DataError
+from ..errors import DataError
 from ._checks import check_budget, check_window_size, is_int
 
 __all__ = ["draw_labels", "classification_metrics", "scene_windows", "ground_windows", "patch_windows",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..data import DataError
+from ..errors import DataError
 from ..splits import KFOLD, SpatialKFold
 from ._checks import check_budget, check_number, check_positive_int, check_tuple
 from .providers import GENERATOR_ROWS, PROVIDERS

@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import unmixing
 from ..classifier import _dihedral
-from ..data import DataError
+from ..errors import DataError
 from ..splits import crop_corners_inside
 from ._checks import as_labels, as_windows, check_number
 from .labels import ground_windows, patch_windows

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import DataError
+from ..errors import DataError
 from ..utils import atomic_write_text
 from .stats import holm, paired_test
 

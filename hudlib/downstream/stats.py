@@ -12,7 +12,7 @@ import math
 import numpy as np
 from scipy.stats import wilcoxon
 
-from ..data import DataError
+from ..errors import DataError
 
 __all__ = ["paired_test", "holm"]
 

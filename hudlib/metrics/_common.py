@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..data import DataError
+from ..errors import DataError
 
 EPS = 1e-12
 FLAT_ANGLE = 1e-6  # radians: patches whose pixels differ by less are flat

@@ -14,7 +14,7 @@ import scipy.special
 import torch
 
 from ..classifier_nets import AuthorsPixelClassifier, PixelNeighbourhoodNet
-from ..data import DataError
+from ..errors import DataError
 from ..utils import resolve_device
 
 __all__ = ["classifier_outputs", "authors_pixel_outputs", "inception_score", "kl_to_marginal", "frechet_distance",

@@ -3,8 +3,9 @@
 Facts from the authors' public code (Teemo341/latent-diffusion, experiments/metric/evaluation.py and
 ldm/data/HSI.py; docs/authors_code.md §B, §C):
 
-* data space: ``clip(raw, 0, V) / V * 2 - 1`` with a fixed V per scene (``Scene.authors_clip``), i.e. values in
-  [-1, 1]; the "original image" is the centre square crop of the scene (``min(rows, cols)`` on a side);
+* data space: ``clip(raw, 0, V) / V * 2 - 1`` with a fixed V per scene (``Scene.authors_V``: the paper's value,
+  else the scene's maximum), i.e. values in [-1, 1]; the "original image" is the centre square crop of the scene
+  (``min(rows, cols)`` on a side);
 * ``F_p``: for every generated pixel the largest cosine with any pixel of the original image, mean over pixels;
 * ``D_b``: the block is the *whole* generated patch; a window's score is the per-pixel cosine between the patch
   and a same-size stride-1 window of the original, averaged over the patch's pixels; the patch's score is the
@@ -27,7 +28,8 @@ import torch
 from scipy import linalg
 from tqdm.auto import tqdm
 
-from ..data import DataError, centre_square
+from ..data import centre_square
+from ..errors import DataError
 from . import _common, paper
 from .classifier_scores import kl_to_marginal
 

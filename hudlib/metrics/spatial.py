@@ -12,7 +12,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage
 
-from ..data import DataError
+from ..errors import DataError
 from ..diffusion import tile_origins
 from ._common import EPS, _finite_float32, _positive_int
 

@@ -46,7 +46,7 @@ class HUD(DiffusionGenerator):
             return scene.cube, scene.cube, 1.0
         if space == "authors":
             Y = scene.to_authors_space(scene.cube) + 1.0  # their x + 1 in [0, 2]
-            return Y, centre_square(Y), float(scene.authors_clip) / (2.0 * float(scene.raw_range[1]))
+            return Y, centre_square(Y), scene.authors_V / (2.0 * float(scene.raw_range[1]))
         raise ValueError(f"unmixing.space: expected 'ours' or 'authors', got {space!r}")
 
     def _prepare(self, scene, cfg, run_dir: Path, latent: bool = True) -> torch.Tensor | None:

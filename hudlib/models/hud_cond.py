@@ -42,7 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import merge_layers, sampling
-from ..data import SCENES, DataError
+from ..data import SCENES
+from ..errors import DataError
 from ..splits import KFOLD, SpatialKFold, crop_corners_inside, mask_sha256, pack_mask
 from ..train import build_diffusion, build_unet, train_diffusion
 from ..utils import atomic_write_text, dist_info
