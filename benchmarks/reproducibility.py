@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from hudlib.evaluate import METRICS, evaluate
+from hudlib.evaluate import evaluate
+from hudlib.metrics.registry import metric_names
 
 
 def main(argv=None) -> int:
@@ -35,7 +36,7 @@ def main(argv=None) -> int:
           f"training seeds {a.seeds[0]} (weights {r0['weights_hash']}, {r0['train_info'].get('wall_time_s', 0):.0f} s) "
           f"and {a.seeds[1]} (weights {r1['weights_hash']}, {r1['train_info'].get('wall_time_s', 0):.0f} s)\n")
     print(f"| metric | seed {a.seeds[0]} | seed {a.seeds[1]} | abs. difference | rel. difference |\n|---|---|---|---|---|")
-    for m in METRICS:
+    for m in metric_names():
         x, y = r0["metrics"][m], r1["metrics"][m]
         rel = abs(x - y) / max(abs(x), abs(y), 1e-12)
         print(f"| {m} | {x:.4g} | {y:.4g} | {abs(x - y):.3g} | {100 * rel:.1f} % |")

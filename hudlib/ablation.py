@@ -25,6 +25,7 @@ import numpy as np
 
 from . import evaluate as ev
 from . import paths
+from .metrics import registry
 from .models.hud_asrun import AUTHORS_SCHEDULE
 from .utils import atomic_write_text
 
@@ -52,16 +53,19 @@ ROWS = (
 MAIN_ROWS = ("hud", "asrun")
 SCHEDULE_OVERRIDES = {"diffusion": AUTHORS_SCHEDULE}  # the authors' square-root-linear β
 
-# (record block, key, label, better direction)
+# The ablation table's columns, in order: (record block, key, label). The metrics block's labels (and their better
+# direction's arrow) come from the metric registry (hudlib.metrics.registry).
+def _metric_column(name: str) -> tuple[str, str, str]:
+    return ("metrics", name, f"{name.replace('_', ' ')} {registry.get_metric(name).arrow}")
+
+
 COLUMNS = (
-    ("metrics", "FID", "FID ↓", -1), ("metrics", "IS", "IS ↑", +1), ("metrics", "SWD", "SWD ↓", -1),
-    ("metrics", "recall_patches", "recall patches ↑", +1), ("metrics", "precision_patches", "precision patches ↑", +1),
-    ("metrics", "coherence_gap", "coherence gap ↓", -1),
-    ("paper_exact", "F_p", "F_p paper-exact", +1), ("paper_exact", "D_b", "D_b paper-exact", -1),
-    ("paper_exact", "FID", "FID paper-exact ↓", -1),
-    ("physical", "negative_reflectance_share", "neg. reflectance", -1),
-    ("physical", "negative_abundance_share", "neg. abundance", -1),
-    ("physical", "sum_to_one_max_dev", "max \\|ΣX̂−1\\|", -1), ("physical", "simplex_angle_mean", "angle to simplex", -1),
+    *(_metric_column(m) for m in ("FID", "IS", "SWD", "recall_patches", "precision_patches", "coherence_gap")),
+    ("paper_exact", "F_p", "F_p paper-exact"), ("paper_exact", "D_b", "D_b paper-exact"),
+    ("paper_exact", "FID", "FID paper-exact ↓"),
+    ("physical", "negative_reflectance_share", "neg. reflectance"),
+    ("physical", "negative_abundance_share", "neg. abundance"),
+    ("physical", "sum_to_one_max_dev", "max \\|ΣX̂−1\\|"), ("physical", "simplex_angle_mean", "angle to simplex"),
 )
 
 
@@ -187,7 +191,7 @@ def ablation_table(results: list[dict]) -> str:
     lines = [head, "|" + "---|" * (len(COLUMNS) + 3)]
     for key in order:
         rs = [r for r in results if r["row"] == key]
-        cells = [_cell([_value(r["record"], b, k) for r in rs]) for b, k, _, _ in COLUMNS]
+        cells = [_cell([_value(r["record"], b, k) for r in rs]) for b, k, _ in COLUMNS]
         lines.append(f"| {rs[0]['label']} | {', '.join(str(r['seed']) for r in rs)} | "
                      f"{rs[0]['record']['sampling_key']} | " + " | ".join(cells) + " |")
     rec = results[0]["record"]

@@ -39,40 +39,17 @@ from . import classifier as clf
 from . import metrics, models, paths
 from .config import make_config
 from .data import load_scene, patches
+from .metrics import registry
 from .metrics._common import memo
 from .utils import atomic_save_npy, atomic_write_text, resolve_device, state_hash
 
-__all__ = ["evaluate", "METRIC_VERSION", "METRICS", "METRIC_SETS", "machine_description", "git_commit", "generate",
+__all__ = ["evaluate", "METRIC_VERSION", "compute_metrics", "machine_description", "git_commit", "generate",
            "result_path", "cache_key", "result_status", "generate_with_abundances", "scene_endmembers",
            "sample_cache", "classifier_hash", "evaluation_marker"]
 
-# Bump when a metric's code changes what a stored result would be (part of every result's key). 5: the paper-exact
-# and physical blocks are part of every record; F_p/D_b score low-rank generated sets in their subspace.
+# The version of the two fixed blocks of every record, the paper-exact and the physical one (part of every record's
+# key; the ``metrics`` block's metrics carry their own versions: hudlib.metrics.registry).
 METRIC_VERSION = 5
-
-# name -> (direction, family, description); direction +1: higher is better, -1: lower is better.
-METRICS = {
-    "F_p": (+1, "paper", "point fidelity, eq. 16"),
-    "D_b": (-1, "paper", "block diversity, eq. 17 (8x8 blocks; lower = less copying)"),
-    "D_b/F_p": (-1, "paper", "Table I's ratio"),
-    "IS": (+1, "paper", "inception score with the per-scene classifier"),
-    "FID": (-1, "paper", "Frechet distance of classifier features"),
-    "SD": (+1, "HyperLDM", "spectral diversity, HyperLDM eq. 28"),
-    "precision_spectra": (+1, "ours", "k-NN precision of pixel spectra"),
-    "recall_spectra": (+1, "ours", "k-NN recall of pixel spectra"),
-    "precision_patches": (+1, "ours", "k-NN precision of 32x32 patches"),
-    "recall_patches": (+1, "ours", "k-NN recall of 32x32 patches"),
-    "SWD": (-1, "ours", "sliced Wasserstein distance of pixel spectra"),
-    "copy_rate": (-1, "ours", "share of generated patches that copy a real window"),
-    "roughness_gap": (-1, "ours", "|ln| of the neighbour-angle ratio, generated vs real patches (noise or flat "
-                                  "colour both raise it)"),
-    "coherence_gap": (-1, "ours", "|ln| of the spatial-coherence ratio (neighbour angle / in-patch pair angle), "
-                                  "generated vs real patches (no structure or flat colour both raise it)"),
-}
-# Which of :data:`METRICS` a record computes ("all"), or only what the ablation's table shows ("ablation"); the
-# paper-exact and physical blocks are in every record.
-METRIC_SETS = {"all": tuple(METRICS),
-               "ablation": ("IS", "FID", "SD", "precision_patches", "recall_patches", "SWD", "coherence_gap")}
 
 
 def git_commit() -> str | None:
@@ -167,7 +144,8 @@ def result_path(scene: str, model: str, profile: str, results=None, tag: str = "
 
 def cache_key(weights_hash: str, sampling_key: str, classifier_hash: str | None, n: int, seed: int,
               authors_classifier_hash: str | None = None, metric_set: str = "all") -> dict:
-    """Everything a result depends on besides the code of the metrics (covered by :data:`METRIC_VERSION`)."""
+    """Everything a result depends on besides the code of the metrics (the blocks': :data:`METRIC_VERSION`; each
+    metric's: its registered version, stored beside its value in ``metric_versions``)."""
     return {"weights_hash": weights_hash, "sampling_key": sampling_key, "classifier_hash": classifier_hash,
             "authors_classifier_hash": authors_classifier_hash, "n": n, "seed": seed,
             "metric_version": METRIC_VERSION, "metric_set": metric_set}
@@ -223,7 +201,16 @@ def result_status(scene: str, model: str, profile: str, runs=None, results=None,
     old = json.loads(path.read_text())
     same = all(old.get(k) == v for k, v in (("weights_hash", wh), ("n", n or cfg.eval.n_samples),
                                             ("seed", cfg.eval.seed), ("metric_version", METRIC_VERSION)))
-    return {"trained": True, "evaluated": same and _computed_here(old, run_dir, path)}
+    stale = _stale_metrics(old, old.get("metric_set", "all")) if old.get("metric_set") in registry.metric_sets() \
+        else ["?"]
+    return {"trained": True, "evaluated": same and not stale and _computed_here(old, run_dir, path)}
+
+
+def _stale_metrics(rec: dict, metric_set: str) -> list[str]:
+    """The metrics of ``metric_set`` that ``rec`` lacks or holds at another version than the registered one."""
+    have = rec.get("metric_versions") or {}
+    return [n for n in registry.metric_names(metric_set) if have.get(n) != registry.get_metric(n).version
+            or n not in (rec.get("metrics") or {})]
 
 
 def _timed(times: dict, name: str, fn):
@@ -233,44 +220,11 @@ def _timed(times: dict, name: str, fn):
     return out
 
 
-def _metrics(Y: np.ndarray, real: np.ndarray, s, cfg, net, dev, times: dict, which: tuple[str, ...]) -> dict:
-    """The metrics ``which`` (names of :data:`METRICS`) of generated patches ``Y`` ``(n, bands, 32, 32)`` against
-    scene ``s`` and real patches, with their by-products (real-side values, the D_b/F_p ratio)."""
-    e, seed = cfg.eval, cfg.eval.seed
-    m: dict[str, float] = {}
-    if "F_p" in which:
-        m["F_p"] = _timed(times, "F_p", lambda: float(metrics.point_fidelity(Y, s.cube, device=dev)))
-    if "D_b" in which:
-        m["D_b"] = _timed(times, "D_b", lambda: float(metrics.block_diversity(Y, s.cube, block=e.block, device=dev)))
-    if "D_b/F_p" in which:
-        m["D_b/F_p"] = m["D_b"] / m["F_p"] if m["F_p"] else float("nan")
-    for space in ("spectra", "patches"):
-        if f"precision_{space}" in which or f"recall_{space}" in which:
-            pr = _timed(times, f"pr_{space}", lambda: metrics.precision_recall(Y, s.cube, k=e.k, space=space,
-                                                                              max_points=e.max_points,
-                                                                              random_state=seed, device=dev))
-            m[f"precision_{space}"], m[f"recall_{space}"] = float(pr["precision"]), float(pr["recall"])
-    if "SWD" in which:
-        m["SWD"] = _timed(times, "SWD", lambda: float(metrics.sliced_wasserstein(Y, s.cube, random_state=seed,
-                                                                                device=dev)))
-    if "copy_rate" in which:
-        m["copy_rate"] = _timed(times, "copy_rate", lambda: float(metrics.copy_rate(Y, s.cube, random_state=seed,
-                                                                                   device=dev)))
-    if "roughness_gap" in which:
-        m["roughness_gap"], det = _timed(times, "roughness", lambda: metrics.roughness_gap(Y, real,
-                                                                                          return_details=True))
-        m["neighbour_angle"], m["neighbour_angle_real"] = det["generated"], det["real"]
-    if "coherence_gap" in which:
-        m["coherence_gap"], det = _timed(times, "coherence", lambda: metrics.coherence_gap(Y, real,
-                                                                                          return_details=True))
-        m["spatial_coherence"], m["spatial_coherence_real"] = det["generated"], det["real"]
-    if {"IS", "FID", "SD"} & set(which):
-        real_out = memo("classifier_outputs", lambda: metrics.classifier_outputs(net, real, device=dev), real,
-                        key=(classifier_hash(net),))
-        sc = _timed(times, "IS_FID_SD", lambda: metrics.classifier_scores(net, Y, real, device=dev,
-                                                                          real_outputs=real_out))
-        m.update({k: float(sc[k]) for k in ("IS", "FID", "SD", "IS_real", "SD_real")})
-    return m
+def compute_metrics(Y: np.ndarray, real: np.ndarray, s, cfg, net, dev, which, times: dict | None = None) -> dict:
+    """The registered metrics ``which`` (:mod:`hudlib.metrics.registry`) of generated patches ``Y``
+    ``(n, bands, 32, 32)`` against scene ``s`` and ``real`` patches, with their by-products (real-side values)."""
+    ctx = registry.MetricContext(Y, real, s, cfg, net, dev, times=times if times is not None else {})
+    return registry.compute_metrics(ctx, which)[0]
 
 
 def authors_classifiers(s, cfg, dev, cache_dir, progress: bool = False) -> tuple[torch.nn.Module, dict]:
@@ -313,12 +267,13 @@ def evaluate(scene: str, model: str, profile: str, n: int | None = None, runs=No
              device: str = "auto", progress: bool = True, data_root=None, force: bool = False,
              scene_obj=None, overrides=None, tag: str = "", metric_set: str = "all") -> Path:
     """Fit (or reuse) ``model`` on ``scene`` with ``profile`` (and training ``overrides``), sample ``n`` patches,
-    compute the metrics of ``metric_set`` (:data:`METRIC_SETS`) and the paper-exact and physical blocks, unless a
-    result for exactly these weights, sampler, classifiers, n, seed and metric version was computed here already.
+    compute the registered metrics of ``metric_set`` (:func:`hudlib.metrics.registry.metric_names`) and the
+    paper-exact and physical blocks, unless a result for exactly these weights, sampler, classifiers, n, seed and
+    block version was computed here already; then only the metrics it lacks or holds at an older version are
+    computed and added to it.
     Returns the path of the JSON (:func:`result_path`; ``tag`` distinguishes e.g. a second seed).
     """
-    if metric_set not in METRIC_SETS:
-        raise ValueError(f"metric_set: expected one of {', '.join(METRIC_SETS)}, got {metric_set!r}")
+    names = registry.metric_names(metric_set)  # refuses an unknown set
     t_start = time.perf_counter()
     cfg = make_config(scene, model, profile, overrides)
     n = n or cfg.eval.n_samples
@@ -332,13 +287,25 @@ def evaluate(scene: str, model: str, profile: str, n: int | None = None, runs=No
     key = cache_key(gen.weights_hash(), gen.sampling_key(), classifier_hash(net), n, cfg.eval.seed,
                     classifier_hash(net_a), metric_set)
     out = result_path(scene, model, profile, results, tag)
-    if not force and _reusable(out, key, gen.run_dir_) is not None:
+    old = None if force else _reusable(out, key, gen.run_dir_)
+    todo = _stale_metrics(old, metric_set) if old is not None else list(names)
+    if old is not None and not todo:
         return out
     Y, X = _timed(times, "sample", lambda: generate_with_abundances(gen, n, cfg.eval.seed, device, progress))
     if Y.shape[:2] != (n, s.bands):
         raise ValueError(f"{model}: samples have shape {Y.shape}; expected ({n}, {s.bands}, h, w)")
     real = patches(s, Y.shape[-1], n, random_state=cfg.eval.seed + 1)
-    m = _metrics(Y, real, s, cfg, net, dev, times, METRIC_SETS[metric_set])
+    ctx = registry.MetricContext(Y, real, s, cfg, net, dev, times=times)
+    if old is not None:  # computed here for these weights: only the added or re-versioned metrics are computed
+        ctx.values.update({k: v for k, v in old["metrics"].items() if k not in todo})
+        m, versions = registry.compute_metrics(ctx, todo)
+        old["metrics"] = {**old["metrics"], **{k: v for k, v in m.items() if k not in old["metrics"] or k in todo
+                                                or k not in registry.metric_names()}}
+        old["metric_versions"] = {**(old.get("metric_versions") or {}), **versions}
+        old["times_s"] = {**old.get("times_s", {}), **times}
+        atomic_write_text(out, json.dumps(old, indent=2))
+        return out
+    m, versions = registry.compute_metrics(ctx, names)
     exact = _paper_exact(Y, s, cfg, net_a, dev, times)
     phys = _physical(Y, X, real, s, cfg, times)
     train_info = {}
@@ -346,7 +313,7 @@ def evaluate(scene: str, model: str, profile: str, n: int | None = None, runs=No
         train_info = json.loads((gen.run_dir_ / "train_info.json").read_text())
     record = {
         "scene": scene, "model": model, "profile": profile, "control": models.is_control(model), **key,
-        "metrics": m, "paper_exact": exact, "authors_classifier": ainfo, "physical": phys,
+        "metrics": m, "metric_versions": versions, "paper_exact": exact, "authors_classifier": ainfo, "physical": phys,
         "training_hash": cfg.training_hash(), "run_dir": str(gen.run_dir_),
         "train_overrides": overrides or {}, "train_info": train_info, "sampler": gen.sampler_settings(),
         "classifier": {k: cinfo.get(k) for k in ("holdout_accuracy", "holdout_balanced_accuracy",

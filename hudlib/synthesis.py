@@ -166,7 +166,7 @@ def scene_study(gen, scene, seeds=(0, 1, 2), size=None, stride: int | None = Non
     sets = {"crops": crops, "patches": ev.generate(gen, n_crops, cfg.eval.seed, device),
             "patches_seed1": ev.generate(gen, n_crops, cfg.eval.seed + 1, device)}
     which = ("FID", "SWD", "recall_patches", "precision_patches", "coherence_gap")
-    quality = {k: {m: v for m, v in ev._metrics(Y, real, scene, cfg, net, dev, {}, which).items() if m in which}
+    quality = {k: {m: v for m, v in ev.compute_metrics(Y, real, scene, cfg, net, dev, which).items() if m in which}
                for k, Y in sets.items()}
     # field-scale structure of the argmax abundance maps
     E = ev.scene_endmembers(scene, cfg)

@@ -14,7 +14,8 @@ from pathlib import Path
 from . import audit, complexity, models, paths
 from .config import make_config
 from .data import load_scene
-from .evaluate import METRICS, evaluate
+from .evaluate import evaluate
+from .metrics import registry
 from .utils import atomic_write_text
 
 __all__ = ["paper_results", "load_results", "variant_row", "split_row", "paper_exact_tables", "discrimination",
@@ -99,7 +100,8 @@ def discrimination(scene_results: dict[str, dict], reference: str | None = None)
     ref = scene_results.get(reference or models.reference_name())
     if ref is None:
         return flags
-    for name, (direction, _, _) in METRICS.items():
+    for name in registry.metric_names():
+        direction = registry.get_metric(name).direction
         hits = [c for c in models.names(trivial=True) if c in scene_results and
                 _better_or_equal(scene_results[c]["metrics"].get(name), ref["metrics"].get(name), direction)]
         if hits:
@@ -117,9 +119,9 @@ def _fmt(v) -> str:
 
 def metric_table(scene: str, scene_results: dict[str, dict], profile: str) -> str:
     """Markdown: rows = our models (controls marked) + the paper's models, columns = every metric."""
-    cols = list(METRICS)
+    cols = list(registry.metric_names())
     flags = discrimination(scene_results)
-    head = "| model | " + " | ".join(f"{c}{' ↑' if METRICS[c][0] > 0 else ' ↓'}{' ⚠' if c in flags else ''}"
+    head = "| model | " + " | ".join(f"{c} {registry.get_metric(c).arrow}{' ⚠' if c in flags else ''}"
                                    for c in cols) + " |"
     lines = [head, "|" + "---|" * (len(cols) + 1)]
     order = _row_order(scene_results)

@@ -21,21 +21,17 @@ import subprocess
 from pathlib import Path
 
 from . import paths
+from .metrics import registry
 from .utils import atomic_write_text
 
 __all__ = ["TOLERANCE", "collect", "compare", "snapshot", "write_report", "committed_records"]
 
-# (absolute, relative) tolerance per value; a value agrees when |now - committed| <= abs + rel * |committed|.
-# "_default" for values not listed. Bounded from above by the training-seed spread (docs/running.md "Reproducibility": two
-# quick HUD seeds differ by 0.2 % in FID, 0.3 % in SD, 0.8 % in SWD, >= 0.8 % in the k-NN scores, 1.5 % in IS), so
-# 0.1 % cannot hide a retrained model; F_p and D_b move by only ~1e-5 (absolute) between seeds, so they get
-# absolute tolerances. From below by another CPU (benchmarks/verify_tolerance.py, HUD and RealCopy quick, oneDNN/MKL
-# limited to AVX2 on one thread vs AVX-512 on two): largest differences D_b 1.9e-6 and D_b/F_p 1.9e-6 (RealCopy),
-# F_p 3e-11, FID 9e-7 absolute (4e-8 relative), every other value <= 4.2e-7 relative or <= 1e-9 absolute; hence
-# D_b and D_b/F_p 4e-6 (2x the measured, 0.4x the seed spread), F_p 1e-6, the rest 1e-6 + 0.1 %.
+# (absolute, relative) tolerance per value of the paper-exact and physical blocks; a value agrees when
+# |now - committed| <= abs + rel * |committed|. "_default" for values not listed. The metrics block's values take the
+# tolerance registered with their metric (hudlib.metrics.registry; by-products this default). Bounded from above by
+# the training-seed spread and from below by float differences between CPUs: docs/running.md "Verify".
 TOLERANCE: dict[str, tuple[float, float]] = {
-    "_default": (1e-6, 1e-3),
-    "F_p": (1e-6, 0.0), "D_b": (4e-6, 0.0), "D_b/F_p": (4e-6, 0.0),
+    "_default": registry.DEFAULT_TOLERANCE,
     "paper_exact.F_p": (1e-6, 0.0), "paper_exact.D_b": (1e-6, 0.0),
 }
 
@@ -58,7 +54,10 @@ def _numbers(rec: dict) -> dict[str, float]:
 
 
 def _tolerance(key: str) -> tuple[float, float]:
-    name = key.split(".")[1] if key.startswith(("metrics.", "physical.")) else ".".join(key.split(".")[:2])
+    if key.startswith("metrics."):
+        name = key.split(".", 1)[1]
+        return registry.get_metric(name).tolerance if name in registry.metric_names() else TOLERANCE["_default"]
+    name = key.split(".")[1] if key.startswith("physical.") else ".".join(key.split(".")[:2])
     return TOLERANCE.get(name, TOLERANCE["_default"])
 
 
@@ -168,8 +167,9 @@ def write_report(profile: str, rows: list[dict], source: str, results=None) -> P
         lines.append(f"| {rel} | {len(rs)} | {sum(r['agree'] == 'exact' for r in rs)} | "
                      f"{sum(r['agree'] == 'within tolerance' for r in rs)} | {_f(worst.get('diff'))} "
                      f"({worst['value']}) |")
-    lines.append("\n*Tolerance of a value: abs + rel · |committed| (hudlib/verify.py TOLERANCE; docs/running.md \"Verify\" "
-                 "gives the measurements behind it).*\n")
+    lines.append("\n*Tolerance of a value: abs + rel · |committed| (the metric's registered tolerance, "
+                 "hudlib/metrics/registry.py, or hudlib/verify.py TOLERANCE for the blocks; docs/running.md \"Verify\" "
+                 "gives the measurements behind them).*\n")
     out = paths.results_dir(results) / f"verify_{profile}.md"
     atomic_write_text(out, "\n".join(lines))
     return out

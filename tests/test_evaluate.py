@@ -8,6 +8,7 @@ from torch import nn
 
 from hudlib import complexity, evaluate, figures, tables
 from hudlib.data import load_scene
+from hudlib.metrics.registry import metric_names
 
 CONTROLS = ["RealCopy", "MeanSpectrum", "Noise", "RandomMixture"]
 
@@ -27,7 +28,7 @@ def records(scene, tmp_path_factory):
 @pytest.mark.slow
 def test_record_contents_and_reuse(records, scene):
     rec = records["RealCopy"]
-    assert set(evaluate.METRICS) <= set(rec["metrics"])
+    assert set(metric_names()) <= set(rec["metrics"])
     assert rec["n"] == 12 and rec["profile"] == "smoke" and rec["control"] is True
     assert rec["machine"].startswith("CPU") and rec["wall_time_s"] > 0 and "F_p" in rec["times_s"]
     path = records["_root"] / "results" / "IndianPines" / "RealCopy" / "smoke.json"
@@ -95,9 +96,9 @@ def test_ablation_metric_set_computes_what_its_table_shows(records, scene, tmp_p
     p = evaluate.evaluate("IndianPines", "RealCopy", "smoke", n=12, runs=records["_root"] / "runs",
                           results=tmp_path, device="cpu", progress=False, scene_obj=scene, metric_set="ablation")
     rec = json.loads(p.read_text())
-    assert set(evaluate.METRIC_SETS["ablation"]) <= set(rec["metrics"]) and "F_p" not in rec["metrics"]
+    assert set(metric_names("ablation")) <= set(rec["metrics"]) and "F_p" not in rec["metrics"]
     assert rec["metric_set"] == "ablation" and "F_p" in rec["paper_exact"] and "physical" in rec
-    for k in evaluate.METRIC_SETS["ablation"]:
+    for k in metric_names("ablation"):
         assert rec["metrics"][k] == pytest.approx(records["RealCopy"]["metrics"][k], rel=1e-9), k
     with pytest.raises(ValueError, match="metric_set: expected one of"):
         evaluate.evaluate("IndianPines", "RealCopy", "smoke", n=12, runs=records["_root"] / "runs",

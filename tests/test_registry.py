@@ -169,3 +169,64 @@ def test_a_new_scene_is_one_registration(fields_scene, tmp_path):
     assert rec["scene"] == "Fields" and out.parent.parent.name == "Fields"
     assert rec["physical"]["endmembers"].startswith("VCA of the scene, d = 3")
     assert np.isfinite(rec["metrics"]["SWD"])
+
+
+@pytest.mark.slow
+def test_a_new_metric_is_one_registration(fields_scene, tmp_path, monkeypatch):
+    """A metric registered here alone is computed into the record, tabulated with its direction, verified with its
+    tolerance; bumping its version recomputes it alone (the others' functions are made to fail meanwhile)."""
+    from hudlib import data, verify
+    from hudlib.metrics import distribution, registry
+
+    _write_fields_scene(tmp_path / "d")
+    s = data.load_scene("Fields", tmp_path / "d")
+    seen = []
+
+    def mean_gap(scale):
+        def run(c):
+            v = scale * abs(float(c.Y.astype(np.float64).mean()) - float(c.real.astype(np.float64).mean()))
+            seen.append(v)
+            return {"mean_gap": v, "mean_real": float(c.real.mean())}
+        return run
+
+    def metric(version, scale):
+        return registry.Metric(name="mean_gap", direction=-1, family="ours", version=version, tolerance=(0.5, 0.0),
+                               description="|mean generated - mean real|", compute=mean_gap(scale))
+
+    registry.register_metric(metric(1, 1.0))
+    try:
+        kw = dict(n=8, runs=tmp_path / "runs", results=tmp_path / "results", device="cpu", progress=False,
+                  scene_obj=s)
+        out = evaluate.evaluate("Fields", "RandomMixture", "smoke", **kw)
+        rec = json.loads(out.read_text())
+        assert rec["metrics"]["mean_gap"] == seen[-1] and rec["metric_versions"]["mean_gap"] == 1
+        assert rec["metrics"]["mean_real"] == pytest.approx(float(data.patches(s, 32, 8, random_state=1).mean()))
+        table = tables.metric_table("Fields", {"RandomMixture": rec}, "smoke")
+        assert "mean_gap ↓" in table.splitlines()[0]
+        with pytest.raises(ValueError, match="'mean_gap' is registered already"):
+            registry.register_metric(metric(1, 1.0))
+        near, far = json.loads(json.dumps(rec)), json.loads(json.dumps(rec))
+        near["metrics"]["mean_gap"] += 0.4
+        far["metrics"]["mean_gap"] += 0.6
+        agree = {r["value"]: r["agree"] for r in verify.compare({"r": rec}, {"r": near})}
+        assert agree["metrics.mean_gap"] == "within tolerance" and agree["metrics.SWD"] == "exact"
+        assert {r["value"]: r["agree"] for r in verify.compare({"r": rec}, {"r": far})}["metrics.mean_gap"] == "no"
+
+        registry.unregister_metric("mean_gap")
+        registry.register_metric(metric(2, 3.0))
+
+        def boom(*a, **k):
+            raise AssertionError("SWD recomputed although its version did not change")
+        monkeypatch.setattr(distribution, "sliced_wasserstein", boom)
+        evaluate.evaluate("Fields", "RandomMixture", "smoke", **kw)
+        new = json.loads(out.read_text())
+        assert new["metrics"]["mean_gap"] == pytest.approx(3 * rec["metrics"]["mean_gap"], rel=1e-12)
+        assert new["metric_versions"]["mean_gap"] == 2
+        assert {k: v for k, v in new["metrics"].items() if k != "mean_gap"} == \
+            {k: v for k, v in rec["metrics"].items() if k != "mean_gap"}
+        assert new["paper_exact"] == rec["paper_exact"] and new["physical"] == rec["physical"]
+        n_calls, mtime = len(seen), out.stat().st_mtime_ns
+        evaluate.evaluate("Fields", "RandomMixture", "smoke", **kw)  # nothing left to compute
+        assert len(seen) == n_calls and out.stat().st_mtime_ns == mtime
+    finally:
+        registry.unregister_metric("mean_gap")
