@@ -3,7 +3,7 @@
 Each run gets a fresh project root (a copy of notebooks/, an empty build/, results/ and figures/), as a new user's
 clone would; runs/ is shared across the N runs unless --fresh-runs (then every run trains again). Prints per run:
 ok/FAIL, wall time, any timeout and the failure; then the wall-time spread and the smoke numbers behind
-hudlib.config.RUNNER["smoke"] (seconds per training step, per evaluated generator, per notebook). Exits non-zero on
+hudlib/timings.json (seconds per training step, per evaluated generator, per notebook). Exits non-zero on
 any failure. Usage::
 
     PYTHONPATH=. python benchmarks/runner_soak.py --n 10 [--scenes IndianPines] [--fresh-runs] [--keep DIR]
@@ -57,7 +57,7 @@ def one_run(root: Path, runs: Path, scenes: list[str], cell_timeout_s: float | N
 
 
 def smoke_numbers(root: Path, runs: Path, scene: str, summary: dict) -> dict:
-    """The measured numbers RUNNER["smoke"] holds, from one finished run."""
+    """The measured smoke numbers hudlib/timings.json holds, from one finished run."""
     out = {}
     info = run_dir_for(make_config(scene, "HUD", "smoke"), runs) / "train_info.json"
     if info.is_file():
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=10, help="pipelines in a row (default 10)")
     p.add_argument("--scenes", nargs="*", default=["IndianPines"])
     p.add_argument("--fresh-runs", action="store_true", help="train again in every run (default: share runs/)")
-    p.add_argument("--cell-timeout", type=float, default=None, help="override RUNNER['smoke']['cell_timeout_s']")
+    p.add_argument("--cell-timeout", type=float, default=None, help="override the smoke profile's cell_timeout_s (hudlib.profiles)")
     p.add_argument("--shared-results", action="store_true",
                    help="share results/ between runs (every notebook and cell still runs; evaluations are reused)")
     p.add_argument("--keep", default=None, help="keep every run's root under this folder (default: a temp dir)")

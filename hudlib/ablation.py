@@ -26,6 +26,7 @@ import numpy as np
 from . import evaluate as ev
 from . import paths
 from .metrics import registry
+from .profiles import get_profile
 from .models.hud_asrun import AUTHORS_SCHEDULE
 from .utils import atomic_write_text
 
@@ -70,8 +71,8 @@ COLUMNS = (
 
 
 def default_seeds(profile: str) -> list[int]:
-    """Training seeds of the main rows: 0 at smoke, 0, 1, 2 otherwise."""
-    return [0] if profile == "smoke" else [0, 1, 2]
+    """Training seeds of the main rows: the profile's :attr:`~hudlib.profiles.Profile.seeds`."""
+    return list(get_profile(profile).seeds)
 
 
 def extra_runs(profile: str, seeds=None, schedule: bool = True) -> int:

@@ -1,17 +1,12 @@
-"""One typed configuration per run and the three profiles (smoke / quick / paper).
+"""One typed configuration per run.
 
 A run is described by a :class:`RunConfig`: the scene, the generator, the profile, the shared sections
 (``train``, ``eval``) and the generator's own sections. The generator class owns its sections and their
 per-profile values (``Generator.sections`` / ``Generator.profiles`` in :mod:`hudlib.models`), registered with the
-class; this module holds the shared sections, the profile-wide values of the shared sections, and the machinery.
+class; this module holds the shared sections and the machinery; the profile-wide values of the shared sections are
+in :mod:`hudlib.profiles` (one :class:`~hudlib.profiles.Profile` per profile).
 ``config.json`` is written beside every run and rebuilt with :meth:`RunConfig.from_dict` (nanoGPT keeps the model
 args in its checkpoint).
-
-Profiles:
-
-- ``smoke``: seconds on a CPU; used by the tests and CI. Numbers from it mean nothing about quality.
-- ``quick``: a 2-core CPU, every generator in minutes (sizes chosen by measurement: docs/, benchmarks/).
-- ``paper``: the paper's setting for a GPU.
 """
 from __future__ import annotations
 
@@ -24,10 +19,11 @@ from typing import Any
 
 from .generators import all_sections
 from .generators import get as get_generator
+from .profiles import PROFILES, get_profile, profile_names
 
 __all__ = ["UnmixingConfig", "UNetConfig", "DiffusionConfig", "TrainConfig", "EvalConfig", "RunConfig",
            "PROFILES", "SHARED_SECTIONS", "DEFAULT_SCENE", "DEFAULT_MODEL", "DEFAULT_PROFILE", "profile_names",
-           "make_config", "merge_layers", "sampling", "hash_neutral", "RUNNER"]
+           "make_config", "merge_layers", "sampling", "hash_neutral", "get_profile"]
 
 DEFAULT_SCENE, DEFAULT_MODEL, DEFAULT_PROFILE = "IndianPines", "HUD", "quick"
 
@@ -151,32 +147,6 @@ class EvalConfig:
 
 SHARED_SECTIONS: dict[str, type] = {"train": TrainConfig, "eval": EvalConfig}
 
-# The profile-wide values of the shared sections; each generator's own values (its training budget, network size)
-# are in its class (``Generator.profiles``). Edit here for what every generator shares.
-PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    "smoke": {
-        "train": dict(ema_decay=0.9),
-        "eval": dict(n_samples=16, classifier_steps=20, max_points=1000, paper_draws=4, authors_epochs=1, authors_steps_per_epoch=2,
-                     authors_pixels=1024),
-    },
-    "quick": {
-        "train": dict(ema_decay=0.995),
-        # the authors' 16 x 256 1x1-conv classifier at ~1 MFLOP per pixel: 10 epochs of 50 batches of 4096 pixels
-        # on a 2-core CPU (theirs: up to 50 epochs of every window)
-        "eval": dict(n_samples=256, classifier_steps=600, authors_epochs=10, authors_steps_per_epoch=50,
-                     authors_pixels=4096),
-    },
-    "paper": {
-        "train": dict(ema_decay=0.9999),
-        "eval": dict(n_samples=1024, classifier_steps=3000),
-    },
-}
-
-
-def profile_names() -> list[str]:
-    return list(PROFILES)
-
-
 def merge_layers(*layers: dict) -> dict:
     """Deep merge of ``{profile or scene: {section: {field: value}}}`` layers, later ones winning field by field
     (how a subclass extends its base's per-profile values)."""
@@ -283,31 +253,17 @@ class RunConfig:
 def make_config(scene: str = DEFAULT_SCENE, model: str = DEFAULT_MODEL, profile: str = DEFAULT_PROFILE,
                 overrides: dict[str, dict[str, Any]] | None = None) -> RunConfig:
     """The :class:`RunConfig` of ``model`` on ``scene`` at ``profile``: dataclass defaults, then the profile's
-    shared values (:data:`PROFILES`), the generator's per-profile and per-scene values, and ``overrides``
-    (``{"train": {"steps": 10}, ...}``)."""
-    if profile not in PROFILES:
-        raise ValueError(f"profile: unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+    shared values (:class:`hudlib.profiles.Profile` ``train``/``eval``), the generator's per-profile and per-scene
+    values, and ``overrides`` (``{"train": {"steps": 10}, ...}``)."""
+    prof = get_profile(profile)
     gen = get_generator(model)
     types = {**SHARED_SECTIONS, **gen.sections}
     d = {name: dataclasses.asdict(typ()) for name, typ in types.items()}
-    for layer in (PROFILES[profile], gen.profiles.get(profile, {}), gen.scene_overrides.get(scene, {}),
-                  overrides or {}):
+    shared = {"train": dict(prof.train), "eval": dict(prof.eval)}
+    for layer in (shared, gen.profiles.get(profile, {}), gen.scene_overrides.get(scene, {}), overrides or {}):
         for section, values in layer.items():
             if section not in d:
                 raise ValueError(f"overrides: unknown section {section!r} for generator {model!r}; expected one "
                                  f"of {', '.join(d)}")
             d[section].update(copy.deepcopy(values))
     return RunConfig(scene, model, profile, {name: _build(typ, d[name], name) for name, typ in types.items()})
-
-
-# ---------------------------------------------------------------------------------------------------------- runner
-# How ./run_all.sh (hudlib.runner) runs each profile's notebooks; not part of RunConfig (no hash depends on it).
-#   cell_timeout_s: papermill's per-cell execution_timeout; never None, so nothing waits forever.
-#   idle_grace_s: a cell whose kernel reported idle but sent no execute reply for this long is declared hung
-#       (jupyter/nbclient#312) and its kernel is killed.
-# The measured step and evaluation times behind the plan's estimate are data: hudlib/timings.json (benchmarks/).
-RUNNER: dict[str, dict[str, Any]] = {
-    "smoke": {"cell_timeout_s": 1800, "idle_grace_s": 60},
-    "quick": {"cell_timeout_s": 3 * 3600, "idle_grace_s": 60},
-    "paper": {"cell_timeout_s": 3 * 24 * 3600, "idle_grace_s": 60},
-}

@@ -9,7 +9,7 @@ the failure names the notebook and the cell.
 It never hangs and it talks:
 
 - before starting it prints its plan (scenes, generators, what is trained / cached, an estimated time from the
-  profile's measured step times in ``hudlib.config.RUNNER``); ``--dry-run`` stops there;
+  measured step times in ``hudlib/timings.json``); ``--dry-run`` stops there;
 - notebooks that declare an ``interactive`` parameter get ``interactive=False`` (static figures instead of live
   ipywidgets, which can hang nbclient: jupyter/nbclient#312), and the kernel's ``tqdm.auto`` is the text bar;
 - every cell runs under the profile's ``cell_timeout_s``; a dead kernel, and a kernel that went idle without
@@ -51,7 +51,8 @@ from traitlets import Any as AnyTrait
 
 from . import checkpoints, paths, verify
 from . import models as registry
-from .config import PROFILES, RUNNER, make_config
+from .config import PROFILES, make_config
+from .profiles import get_profile
 from .data import SCENES, scene_available
 from .evaluate import result_status
 from .utils import atomic_write_text
@@ -570,7 +571,7 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
         models: generator names (default: all registered); every notebook gets them.
         only: optional list of notebook name prefixes (``["00", "05"]``) to run.
         progress: show the live line.
-        cell_timeout_s / idle_grace_s: override the profile's ``RUNNER`` values.
+        cell_timeout_s / idle_grace_s: override the profile's (:class:`hudlib.profiles.Profile`).
         dry_run: print the plan and return without running or changing anything.
         term: where the plan, the live line and the summary go (default sys.stdout).
         live_interval_s: least seconds between two plain live lines when ``term`` is not a terminal.
@@ -602,8 +603,8 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
     if dry_run:
         return {"profile": profile, "scenes": present, "models": models, "plan": plan, "steps": [], "ok": True,
                 "dry_run": True}
-    timeout = cell_timeout_s if cell_timeout_s is not None else RUNNER[profile]["cell_timeout_s"]
-    grace = idle_grace_s if idle_grace_s is not None else RUNNER[profile]["idle_grace_s"]
+    timeout = cell_timeout_s if cell_timeout_s is not None else get_profile(profile).cell_timeout_s
+    grace = idle_grace_s if idle_grace_s is not None else get_profile(profile).idle_grace_s
     (build / "logs").mkdir(parents=True, exist_ok=True)
     summary = {"profile": profile, "scenes": present, "skipped": missing, "models": models, "plan": plan,
                "cell_timeout_s": timeout, "steps": [], "interrupted": False}
@@ -678,7 +679,7 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="*", default=None, help="notebook number prefixes to run, e.g. 00 05")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--cell-timeout", type=float, default=None,
-                   help="seconds one cell may run (default: the profile's, hudlib.config.RUNNER)")
+                   help="seconds one cell may run (default: the profile's, hudlib.profiles)")
     p.add_argument("--notebooks", default="notebooks", help="folder of the numbered notebooks")
     p.add_argument("--build", default="build", help="folder for executed notebooks, logs and run_summary.json")
     a = p.parse_args(argv)

@@ -19,9 +19,10 @@ from . import models, paths
 from .config import make_config
 from .data import pseudo_rgb, rgb_limits
 from .envi_io import check_writable, write_envi
+from .profiles import get_profile
 from .utils import _atomic
 
-__all__ = ["load_trained", "write_scene", "abundances_path", "png_path"]
+__all__ = ["load_trained", "write_scene", "abundances_path", "png_path", "scene_study", "study_seeds"]
 
 
 def abundances_path(out) -> Path:
@@ -119,13 +120,19 @@ def _crops(cubes: list[np.ndarray], size: int, n: int, rng) -> np.ndarray:
     return np.concatenate([crop(c, patch_corners(c.shape, size, k, rng), size) for c, k in zip(cubes, per)])
 
 
-def scene_study(gen, scene, seeds=(0, 1, 2), size=None, stride: int | None = None, n_crops: int = 256,
+def study_seeds(profile: str, seeds=None) -> list[int]:
+    """The scene study's sampling seeds: ``seeds``, or the profile's (:attr:`hudlib.profiles.Profile.seeds`)."""
+    return list(get_profile(profile).seeds) if seeds is None else [int(s) for s in seeds]
+
+
+def scene_study(gen, scene, seeds=None, size=None, stride: int | None = None, n_crops: int = 256,
                 device: str = "auto", progress: bool = False, runs=None) -> dict:
     """What tiling gives and costs, on ``gen`` (fitted) and its ``scene``, at the real scene's size by default.
 
     - seams: :func:`hudlib.metrics.seam_score` at the borders of the naive 32-px grid for overlapped
       (MultiDiffusion, ``stride``) and naive synthesis, one scene per seed; the real scene at the same positions
-      and, for its spread, at the 16 grids shifted by multiples of a quarter window;
+      and, for its spread, at the 16 grids shifted by multiples of a quarter window (``seeds`` None: the
+      profile's, :attr:`hudlib.profiles.Profile.seeds`);
     - quality: the sound metrics (FID, SWD, patch recall, coherence gap) of ``n_crops`` random crops of the
       overlapped scenes against the evaluation's ``n_crops`` independent patches of the same generator, and two
       independent patch sets (sampling seeds 0 and 1) for the sampling noise at this n;
@@ -138,6 +145,8 @@ def scene_study(gen, scene, seeds=(0, 1, 2), size=None, stride: int | None = Non
     from . import evaluate as ev
     from . import metrics
     from .data import patches
+
+    seeds = study_seeds(gen.config_.profile, seeds)
     from .unmixing import fcls
 
     cfg = gen.config_

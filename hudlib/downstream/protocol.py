@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..errors import DataError
+from ..profiles import get_profile
 from ..splits import KFOLD, SpatialKFold
 from ._checks import check_budget, check_number, check_positive_int, check_tuple
 from .providers import GENERATOR_ROWS, PROVIDERS
@@ -139,6 +140,6 @@ PROTOCOLS: dict[str, Protocol] = {
 
 
 def protocol_for(profile: str) -> Protocol:
-    """The protocol of a run profile: ``smoke`` for smoke, ``quick`` for quick and paper (the benchmark's cost is
-    the classifiers', not the generator's)."""
-    return PROTOCOLS["smoke" if profile == "smoke" else "quick"]
+    """The protocol a run profile names (:attr:`hudlib.profiles.Profile.downstream`: ``smoke`` for smoke, ``quick``
+    for quick and paper, since the benchmark's cost is the classifiers', not the generator's)."""
+    return PROTOCOLS[get_profile(profile).downstream]
