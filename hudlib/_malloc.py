@@ -3,11 +3,10 @@
 Why: with glibc's defaults a freed block of more than the (dynamic) mmap threshold goes back to the kernel, and so
 does free memory above the trim threshold at the top of the heap (twice the last mmap threshold), so the next
 tensor or array of that size is mapped again and every page of it faults. PyTorch and numpy allocate and free such
-blocks (MiBs to hundreds of MiBs) at every network call and metric; in the sandboxed VMs this project is measured
-on a page fault is expensive, and the default run spent 14 of its 42 minutes in the kernel (``time``: 13 min 51 s
-sys). Serving blocks up to 2 GiB from the heap and keeping freed heap memory (``M_MMAP_THRESHOLD``,
-``M_TRIM_THRESHOLD``, glibc's ``mallopt``: docs/methods.md) removes most of that; the arithmetic is the same, only where blocks live
-changes. Measured in benchmarks/allocator.py.
+blocks (MiBs to hundreds of MiBs) at every network call and metric, and where a page fault is expensive (sandboxed
+VMs) the run spends much of its time in the kernel. Serving blocks up to 2 GiB from the heap and keeping freed heap
+memory (``M_MMAP_THRESHOLD``, ``M_TRIM_THRESHOLD``, glibc's ``mallopt``: docs/methods.md) removes most of that; the
+arithmetic is the same, only where blocks live changes. What it saved: docs/running.md, benchmarks/allocator.py.
 
 Set ``HUD_MALLOC=off`` to keep the C library's defaults. Elsewhere than glibc (macOS, Windows, musl) nothing is done.
 """

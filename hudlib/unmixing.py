@@ -309,8 +309,8 @@ class _NumpyOps:
         return np.einsum("nij,nj->ni", M, b, optimize=False)
 
     def mm(self, x, G):
-        """``(n, p) @ (p, q)`` without BLAS: threaded BLAS on these thin products was up to 14x slower on
-        a loaded 2-core machine (idle OpenBLAS workers spin), einsum's loop is single-threaded."""
+        """``(n, p) @ (p, q)`` without BLAS: threaded BLAS on these thin products is slow on a loaded machine (idle
+        OpenBLAS workers spin; benchmarks/unmixing.py, docs/methods.md), einsum's loop is single-threaded."""
         return np.einsum("ni,ij->nj", x, G, optimize=False)
 
     def flip(self, a):

@@ -35,7 +35,7 @@ class HUD(DiffusionGenerator):
     sections = {"unmixing": UnmixingConfig, **DiffusionGenerator.sections}
     profiles = merge_layers(DiffusionGenerator.profiles, {
         "smoke": {"train": dict(steps=30, batch_size=4, ckpt_every=10, lr=1e-3)},
-        # 2-core CPU: 0.27 s per step at batch 16 -> 3000 steps in ~15 min (benchmarks/diffusion.py)
+        # the quick budget on a 2-core CPU (docs/scenes_and_profiles.md, benchmarks/diffusion.py)
         "quick": {"train": dict(steps=3000, batch_size=16, ckpt_every=250, lr=5e-4)},
         "paper": {"train": dict(steps=100_000, batch_size=64, ckpt_every=5000, lr=2e-4)},
     })

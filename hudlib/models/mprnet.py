@@ -218,7 +218,7 @@ class MPRNet(NetworkGenerator):
     profiles = merge_layers({
         "smoke": {"train": dict(steps=10, batch_size=2, ckpt_every=5, lr=1e-3),
                   "mprnet": dict(n_feat=8, scale_unetfeats=4, scale_orsnetfeats=4, num_cab=1)},
-        # 2-core CPU: 0.72 s per step at these widths -> 1100 steps ~ HUD quick's budget
+        # a budget comparable to HUD quick's on a 2-core CPU (docs/scenes_and_profiles.md, benchmarks/training.py)
         "quick": {"train": dict(steps=1100, batch_size=8, ckpt_every=250, lr=2e-4),
                   "mprnet": dict(n_feat=32, scale_unetfeats=16, scale_orsnetfeats=16, num_cab=2, lr_min=1e-6)},
         # 30 epochs of Indian Pines' 12,996 windows at batch 40, Adam 1e-6 (theirs), n_feat = bands

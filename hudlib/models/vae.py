@@ -116,8 +116,8 @@ class VAE(NetworkGenerator):
     sections = {"vae": VAEConfig}
     profiles = merge_layers({
         "smoke": {"train": dict(steps=30, batch_size=4, ckpt_every=10, lr=1e-3), "vae": dict(widths=(16, 16, 8), fc=32)},
-        # 2-core CPU: 0.31 s per step -> 2600 steps ~ HUD quick's budget; lr 5e-4 (authors 1e-4) so that 4 epochs
-        # can converge
+        # a budget comparable to HUD quick's on a 2-core CPU (docs/scenes_and_profiles.md, benchmarks/training.py);
+        # lr 5e-4 (authors 1e-4) so that 4 epochs can converge
         "quick": {"train": dict(steps=2600, batch_size=20, ckpt_every=250, lr=5e-4)},
         # 100 epochs of Indian Pines' 12,996 windows at batch 20 (the authors' setting)
         "paper": {"train": dict(steps=65_000, batch_size=20, ckpt_every=5000, lr=1e-4)},

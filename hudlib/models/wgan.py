@@ -107,8 +107,8 @@ class WGANGP(NetworkGenerator):
     profiles = merge_layers({
         "smoke": {"train": dict(steps=10, batch_size=4, ckpt_every=5, lr=1e-3),
                   "wgan": dict(g_width=16, d_width=8, n_critic=2, lr_critic=1e-3)},
-        # 2-core CPU: the authors' widths at batch 32 cost 1.73 s per iteration (470 iterations in HUD's budget);
-        # halved widths at batch 16 cost 0.70 s -> 1150 iterations (5750 critic steps); lr 2e-4 for both nets
+        # halved widths at batch 16: a budget comparable to HUD quick's on a 2-core CPU (measured:
+        # docs/scenes_and_profiles.md, benchmarks/training.py); lr 2e-4 for both nets
         "quick": {"train": dict(steps=1150, batch_size=16, ckpt_every=250, lr=2e-4),
                   "wgan": dict(g_width=64, d_width=16, lr_critic=2e-4)},
         # 200 epochs of Indian Pines' 12,996 windows at batch 32, one generator step per 5 critic batches
