@@ -91,7 +91,7 @@ def _cmd_train(a):
     overrides = {"train": {"steps": a.steps}} if a.steps is not None else {}
     scene = _load_scene_args(a)
     gen = models.create(a.model).fit(scene, a.profile, a.runs, resume=not a.restart, overrides=overrides,
-                                     device=a.device, progress=not a.quiet)
+                                     device=a.device, progress=not a.quiet, shipped=False)  # train trains
     shutdown_distributed()  # under torchrun
     print(gen.run_dir_)
 

@@ -14,34 +14,20 @@ evaluates the shipped weights instead of training them; ``--retrain`` removes su
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import shutil
 from pathlib import Path
 
-from . import models, paths
+from . import models
+from .runstore import (MANIFEST, SHIPPED, _sha256, checkpoints_dir, install, manifest, remove_shipped, shipped_run,
+                       verify_files)
 from .utils import atomic_write_text
 
 __all__ = ["export", "install", "manifest", "shipped_run", "remove_shipped", "checkpoints_dir", "SHIPPED",
            "MANIFEST", "verify_files", "machine_name"]
 
-SHIPPED = "SHIPPED"  # marker file of a run directory copied from checkpoints/
-MANIFEST = "MANIFEST.json"
 _RUN_FILES = ("config.json", "train_info.json", "losses.json", "DONE")
-
-
-def checkpoints_dir(override=None) -> Path:
-    """``checkpoints/`` at the project root (or ``override``)."""
-    return paths._sub("checkpoints", override)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def machine_name() -> str:
@@ -57,14 +43,6 @@ def machine_name() -> str:
     except OSError:
         pass
     return f"{name}, {os.cpu_count()} logical CPUs"
-
-
-def manifest(root=None) -> dict:
-    """The manifest of ``root`` (default ``checkpoints/``); an empty one when there is none."""
-    path = checkpoints_dir(root) / MANIFEST
-    if not path.is_file():
-        return {"runs": {}, "classifiers": {}}
-    return json.loads(path.read_text())
 
 
 def export(run_dirs, root=None, classifier_files=(), machine: str | None = None) -> Path:
@@ -109,69 +87,4 @@ def export(run_dirs, root=None, classifier_files=(), machine: str | None = None)
                              for e in r["files"].values())
     out = root / MANIFEST
     atomic_write_text(out, json.dumps(man, indent=1, sort_keys=True))
-    return out
-
-
-def verify_files(folder: Path, files: dict) -> None:
-    """Check ``folder``'s files against a manifest entry's ``files`` (size, sha256); one-line error otherwise."""
-    for name, meta in files.items():
-        f = Path(folder) / name
-        if not f.is_file():
-            raise FileNotFoundError(f"{f}: missing from the shipped checkpoint (listed in {MANIFEST})")
-        if f.stat().st_size != meta["bytes"] or _sha256(f) != meta["sha256"]:
-            raise ValueError(f"{f}: does not match {MANIFEST} (size or sha256 differs); the checkpoint is damaged "
-                             f"— restore it with git checkout")
-
-
-def shipped_run(cfg, root=None) -> Path | None:
-    """The shipped checkpoint of ``cfg`` (same scene, model, profile and training hash), or None."""
-    rel = Path(cfg.scene) / cfg.model / f"{cfg.profile}-{cfg.training_hash()}"
-    return checkpoints_dir(root) / rel if rel.as_posix() in manifest(root)["runs"] else None
-
-
-def install(cfgs, runs=None, root=None) -> list[Path]:
-    """Copy the shipped checkpoint of each config in ``cfgs`` into ``runs/`` where no finished run of that config
-    is (a run trained here is never replaced), marked ``SHIPPED``; and the shipped classifiers into
-    ``runs/classifiers/`` where absent. Every file is checked against the manifest first. Returns the run
-    directories installed."""
-    runs, root = paths.runs_dir(runs), checkpoints_dir(root)
-    man = manifest(root)
-    done = []
-    for cfg in cfgs:
-        src = shipped_run(cfg, root)
-        dest = models.run_dir_for(cfg, runs)
-        if src is None or (dest / "DONE").is_file():
-            continue
-        verify_files(src, man["runs"][src.relative_to(root).as_posix()]["files"])
-        if dest.exists():  # an interrupted training of the same config: the shipped run replaces it
-            shutil.rmtree(dest)
-        tmp = dest.with_name(f".{dest.name}.installing")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        shutil.copytree(src, tmp)
-        atomic_write_text(tmp / SHIPPED, f"copied from {src}\n")
-        tmp.rename(dest)
-        done.append(dest)
-    cdir = runs / "classifiers"
-    for name, entry in man["classifiers"].items():
-        if all((cdir / f).is_file() for f in entry["files"]):
-            continue
-        verify_files(root / "classifiers", entry["files"])
-        cdir.mkdir(parents=True, exist_ok=True)
-        for f in entry["files"]:
-            tmp = cdir / f".{f}.installing"
-            shutil.copy2(root / "classifiers" / f, tmp)
-            tmp.replace(cdir / f)
-    return done
-
-
-def remove_shipped(cfgs, runs=None) -> list[Path]:
-    """Delete the run directories of ``cfgs`` that are copies of shipped checkpoints (``--retrain``); runs trained
-    here are kept. Returns the directories removed."""
-    out = []
-    for cfg in cfgs:
-        d = models.run_dir_for(cfg, paths.runs_dir(runs))
-        if (d / SHIPPED).is_file():
-            shutil.rmtree(d)
-            out.append(d)
     return out

@@ -50,6 +50,7 @@ from papermill.exceptions import PapermillExecutionError
 from traitlets import Any as AnyTrait
 
 from . import checkpoints, paths, verify
+from .runstore import RETRAIN_ENV
 from . import models as registry
 from .config import PROFILES, make_config
 from .profiles import get_profile
@@ -610,28 +611,37 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
                "cell_timeout_s": timeout, "steps": [], "interrupted": False}
     failed = None
     t_all = time.perf_counter()
-    with _Interrupt(live) as interrupt:
-        _prepare_runs(plan, profile, models, nbs, retrain_set, live)
-        verify.snapshot(profile, build=build)
-        for nb, out, params in _steps(nbs, build, present, models, profile, train_extra,
-                                      bool(downstream or retrain)):
-            if interrupt.flag:
-                break
-            params = {**params, **(extra_params or {})}
-            declared = pm.inspect_notebook(str(nb))  # pass only what the parameters cell declares
-            params = {k: v for k, v in params.items() if k in declared}
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tag = nb.stem + (f"[{params['scene']}]" if "scene" in params else "")
-            log = build / "logs" / (tag.replace("[", "_").replace("]", "") + ".log")
-            live.print(f"[run ] {tag} -> {out}")
-            rec = _run_one(nb, out, params, log, tag, live, timeout, grace, interrupt)
-            summary["steps"].append(rec)
-            live.print(f"[{'ok' if rec['ok'] else 'STOP' if rec.get('interrupted') else 'FAIL'}  ] {tag} "
-                       f"{rec['wall_s']:.1f} s")
-            if not rec["ok"]:
-                failed = rec
-                break
-        summary["interrupted"] = interrupt.flag
+    # the notebooks' kernels inherit it: fit() then trains these generators rather than install shipped weights
+    retrain_env = os.environ.get(RETRAIN_ENV)
+    os.environ[RETRAIN_ENV] = ",".join(sorted(retrain_set))
+    try:
+        with _Interrupt(live) as interrupt:
+            _prepare_runs(plan, profile, models, nbs, retrain_set, live)
+            verify.snapshot(profile, build=build)
+            for nb, out, params in _steps(nbs, build, present, models, profile, train_extra,
+                                          bool(downstream or retrain)):
+                if interrupt.flag:
+                    break
+                params = {**params, **(extra_params or {})}
+                declared = pm.inspect_notebook(str(nb))  # pass only what the parameters cell declares
+                params = {k: v for k, v in params.items() if k in declared}
+                out.parent.mkdir(parents=True, exist_ok=True)
+                tag = nb.stem + (f"[{params['scene']}]" if "scene" in params else "")
+                log = build / "logs" / (tag.replace("[", "_").replace("]", "") + ".log")
+                live.print(f"[run ] {tag} -> {out}")
+                rec = _run_one(nb, out, params, log, tag, live, timeout, grace, interrupt)
+                summary["steps"].append(rec)
+                live.print(f"[{'ok' if rec['ok'] else 'STOP' if rec.get('interrupted') else 'FAIL'}  ] {tag} "
+                           f"{rec['wall_s']:.1f} s")
+                if not rec["ok"]:
+                    failed = rec
+                    break
+            summary["interrupted"] = interrupt.flag
+    finally:
+        if retrain_env is None:
+            os.environ.pop(RETRAIN_ENV, None)
+        else:
+            os.environ[RETRAIN_ENV] = retrain_env
     summary["total_wall_s"] = round(time.perf_counter() - t_all, 1)
     summary["ok"] = failed is None and not summary["interrupted"]
     if summary["ok"] and verify_mode != "off" and ({"06", "07"} & {nb.name[:2] for nb in nbs}):

@@ -20,6 +20,7 @@ from .config import make_config
 from .data import pseudo_rgb, rgb_limits
 from .envi_io import check_writable, write_envi
 from .profiles import get_profile
+from .runstore import reuse_or_install
 from .utils import _atomic
 
 __all__ = ["load_trained", "write_scene", "abundances_path", "png_path", "scene_study", "study_seeds"]
@@ -41,13 +42,10 @@ def load_trained(scene, model: str, profile: str, runs=None, overrides=None):
     installed in ``runs/``); a one-line error when there is none (nothing is trained here)."""
     cfg = make_config(scene.name, model, profile, overrides)
     run = models.run_dir_for(cfg, paths.runs_dir(runs))
-    if not (run / "DONE").is_file():
-        from . import checkpoints
-
-        if checkpoints.install([cfg], runs) == []:
-            raise FileNotFoundError(f"{run}: no finished run of {model} on {scene.name} at profile {profile} (and no "
-                                    f"shipped checkpoint); train it with: python -m hudlib train --scene "
-                                    f"{scene.name} --model {model} --profile {profile}")
+    if not reuse_or_install(cfg, paths.runs_dir(runs)):
+        raise FileNotFoundError(f"{run}: no finished run of {model} on {scene.name} at profile {profile} (and no "
+                                f"shipped checkpoint); train it with: python -m hudlib train --scene "
+                                f"{scene.name} --model {model} --profile {profile}")
     return models.get(model).load(run, scene)
 
 

@@ -85,3 +85,24 @@ def test_every_committed_quick_result_names_shipped_weights():
     for rel, e in man["runs"].items():  # each checkpoint sits under the hash its config gives
         cfg = RunConfig.from_dict(json.loads((ROOT / "checkpoints" / rel / "config.json").read_text()))
         assert cfg.training_hash() == e["training_hash"] == rel.rsplit("-", 1)[1], rel
+
+
+def test_fit_uses_the_shipped_weights_unless_retraining_is_asked(scene, tmp_path, monkeypatch):
+    """fit() at quick in an empty runs folder installs the shipped checkpoint (nothing trained: the manifest's weights
+    hash); $HUD_RETRAIN naming the generator, or fit(shipped=False), trains it instead."""
+    from hudlib import runstore
+
+    man = checkpoints.manifest()["runs"]
+    monkeypatch.delenv(runstore.RETRAIN_ENV, raising=False)
+    g = models.create("MeanSpectrum").fit(scene, "quick", tmp_path / "a", progress=False)
+    rel = g.run_dir_.relative_to(tmp_path / "a").as_posix()
+    assert (g.run_dir_ / checkpoints.SHIPPED).is_file() and g.weights_hash() == man[rel]["weights_hash"]
+    monkeypatch.setenv(runstore.RETRAIN_ENV, "VAE, MeanSpectrum")
+    h = models.create("MeanSpectrum").fit(scene, "quick", tmp_path / "b", progress=False)
+    assert (h.run_dir_ / "DONE").is_file() and not (h.run_dir_ / checkpoints.SHIPPED).exists()
+    monkeypatch.delenv(runstore.RETRAIN_ENV)
+    k = models.create("MeanSpectrum").fit(scene, "quick", tmp_path / "c", progress=False, shipped=False)
+    assert not (k.run_dir_ / checkpoints.SHIPPED).exists()
+    assert runstore.retrain_requested("HUD") is False
+    monkeypatch.setenv(runstore.RETRAIN_ENV, "all")
+    assert runstore.retrain_requested("HUD") is True

@@ -33,3 +33,26 @@ def test_notebook_shape(path):
             assert cells[i - 1]["cell_type"] == "markdown", f"cell {i} has no markdown line before it"
     lines = [ln.lstrip() for c in code for ln in "".join(c["source"]).splitlines()]
     assert not any(ln.startswith(("def ", "class ")) for ln in lines), "notebooks hold no algorithm of their own"
+
+
+@pytest.mark.slow
+def test_run_all_opens_on_the_shipped_quick_weights(tmp_path, monkeypatch):
+    """A reader's "Run All" of the training chapter, with nothing injected but an empty runs folder: the quick
+    profile, every trained generator from its shipped checkpoint (each run marked SHIPPED, its training record the
+    shipped one), nothing trained."""
+    import papermill as pm
+
+    from hudlib import checkpoints, models
+
+    monkeypatch.delenv("HUD_NOTEBOOK_PROFILE", raising=False)
+    monkeypatch.delenv("HUD_RETRAIN", raising=False)
+    runs = tmp_path / "runs"
+    nb = next(p for p in NOTEBOOKS if p.name.startswith("03"))
+    pm.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), parameters={"runs": str(runs)}, progress_bar=False,
+                        cwd=str(nb.parent.parent), kernel_name="python3")
+    dirs = sorted(runs.glob("IndianPines/*/*-*"))
+    assert {d.parent.name for d in dirs} == {m for m in models.names() if not models.is_control(m)}
+    for d in dirs:
+        assert d.name.startswith("quick-") and (d / checkpoints.SHIPPED).is_file(), d
+        shipped = checkpoints.checkpoints_dir() / d.relative_to(runs)
+        assert (d / "train_info.json").read_text() == (shipped / "train_info.json").read_text()

@@ -12,6 +12,7 @@ from tqdm.std import tqdm
 
 from hudlib import evaluate, runner
 from hudlib.config import make_config
+from hudlib.metrics import registry
 from hudlib.models import get, run_dir_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,9 +173,12 @@ def test_plan_and_dry_run_at_smoke(tmp_path, monkeypatch, capsys):
     cfg = make_config("IndianPines", "RealCopy", "smoke")
     key = evaluate.cache_key(get("RealCopy").weights_hash_at(ctrl), "direct", "c", cfg.eval.n_samples,
                              cfg.eval.seed)
+    names = registry.metric_names()  # a record holds every registered metric at its registered version
+    computed = {"metrics": dict.fromkeys(names, 0.0),
+                "metric_versions": {n: registry.get_metric(n).version for n in names}}
     for m, k in (("RealCopy", key), ("Noise", {**key, "weights_hash": "0" * 16})):  # Noise: other weights
         (tmp_path / "results" / "IndianPines" / m).mkdir(parents=True)
-        (tmp_path / "results" / "IndianPines" / m / "smoke.json").write_text(json.dumps(k))
+        (tmp_path / "results" / "IndianPines" / m / "smoke.json").write_text(json.dumps({**k, **computed}))
     # RealCopy's result was computed here: the evaluation's marker is in its run directory
     mark = evaluate.evaluation_marker(ctrl, tmp_path / "results" / "IndianPines" / "RealCopy" / "smoke.json")
     mark.parent.mkdir()

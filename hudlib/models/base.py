@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..config import DiffusionConfig, RunConfig, UNetConfig, make_config
+from ..runstore import reuse_or_install, run_dir_for
 from ..utils import atomic_torch_save, atomic_write_text, barrier, dist_info, resolve_device, sha256_files
 
 __all__ = ["Generator", "NetworkGenerator", "DiffusionGenerator", "ComplexitySpec", "run_dir_for"]
@@ -47,11 +48,6 @@ class ComplexitySpec:
     extra_params: int = 0
     train_net: torch.nn.Module | None = None
     train_inputs: Callable[[int, int, Any], tuple] | None = None
-
-
-def run_dir_for(cfg: RunConfig, out_dir) -> Path:
-    """``out_dir/<scene>/<model>/<profile>-<hash of the training config>``."""
-    return Path(out_dir) / cfg.scene / cfg.model / f"{cfg.profile}-{cfg.training_hash()}"
 
 
 class Generator:
@@ -87,13 +83,15 @@ class Generator:
         return cfg
 
     def fit(self, scene, profile="quick", out_dir="runs", resume: bool = True, overrides=None,
-            device: str = "auto", progress: bool = True):
-        """Train on ``scene`` (or reuse the finished run with the same config; an interrupted one resumes from its
-        last checkpoint unless ``resume=False``). Returns self."""
+            device: str = "auto", progress: bool = True, shipped: bool = True):
+        """Train on ``scene``, or reuse the finished run with the same config, or install the shipped checkpoint of
+        that config (:func:`hudlib.runstore.reuse_or_install`; not with ``shipped=False``, nor when ``$HUD_RETRAIN``
+        names this generator); an interrupted run resumes from its last checkpoint unless ``resume=False``. Returns
+        self."""
         cfg = self._resolve_config(scene, profile, overrides)
         run_dir = run_dir_for(cfg, out_dir)
         self.config_, self.run_dir_ = cfg, run_dir
-        if (run_dir / "DONE").is_file():
+        if reuse_or_install(cfg, out_dir, shipped):
             self._load_state(run_dir, scene)
             return self
         run_dir.mkdir(parents=True, exist_ok=True)
