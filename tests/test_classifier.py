@@ -166,10 +166,11 @@ def test_authors_space():
               authors_clip=8192.0)
     x = np.array([0.0, 0.5, 8192 / 9604, 1.0])
     np.testing.assert_allclose(S.to_authors_space(x), [-1.0, 0.5 * 9604 / 8192 * 2 - 1, 1.0, 1.0], atol=1e-6)
-    S.authors_clip = None
-    with pytest.raises(DataError, match="V"):
-        S.to_authors_space(x)
+    S.authors_clip = None  # without the paper's V: the scene's maximum, 9604 here
+    np.testing.assert_allclose(S.to_authors_space(x), x * 2 - 1, atol=1e-6)
     np.testing.assert_allclose(S.to_authors_space(x, V=9604.0), x * 2 - 1, atol=1e-6)
+    with pytest.raises(DataError, match="V: expected a positive clip value"):
+        S.to_authors_space(x, V=0.0)
 
 
 # --------------------------------------------------------------------------------------------- split
