@@ -1,8 +1,10 @@
-"""The main job behind ``./run_all.sh``: run the numbered notebooks headless through papermill, in order.
+"""The main job behind ``./run_all.sh``: the stages of :mod:`hudlib.stages` in their order, each through its
+notebook, run headless by papermill.
 
-Per-scene notebooks (``00`` … ``04``) run once per scene into ``build/notebooks/<scene>/``; the cross-scene
-notebooks (``05_figures``, ``06_tables`` …, marked by ``SCENE_NOTEBOOK_MAX``) run once with the list of scenes and
-models. Every notebook's stdout/stderr goes to ``build/logs/``. Success is recorded per notebook in
+A per-scene stage (data, vca, uae, train, sample) runs its notebook once per scene into
+``build/notebooks/<scene>/``; the others once with the list of scenes and models; ``verify`` is done by the runner
+after the stages it follows. What each stage trains or reuses comes from the stage (its ``trainings``); a numbered
+notebook that no stage claims runs as a stage of its own. Every notebook's stdout/stderr goes to ``build/logs/``. Success is recorded per notebook in
 ``build/run_summary.json``; the summary with wall times is printed; the exit status is non-zero on any failure, and
 the failure names the notebook and the cell.
 
@@ -49,7 +51,7 @@ from papermill.engines import NBClientEngine, papermill_engines
 from papermill.exceptions import PapermillExecutionError
 from traitlets import Any as AnyTrait
 
-from . import checkpoints, paths, verify
+from . import checkpoints, paths, stages, verify
 from .runstore import RETRAIN_ENV
 from . import models as registry
 from .config import PROFILES, make_config
@@ -60,11 +62,6 @@ from .utils import atomic_write_text
 
 __all__ = ["run_notebooks", "available_scenes", "make_plan", "format_plan", "parse_tqdm", "main"]
 
-SCENE_NOTEBOOK_MAX = 4  # notebooks 00..04 are per scene; 05 and later take all scenes at once
-TRAINING_NOTEBOOKS = ("03", "04", "05", "06")  # notebooks that fit generators (train when no finished run exists)
-EVALUATION_NOTEBOOKS = ("06",)  # notebooks that evaluate every generator
-ABLATION_NOTEBOOKS = ("07",)  # evaluates hudlib.ablation's rows on the first scene (trains them only on request)
-DOWNSTREAM_NOTEBOOKS = ("09",)  # the downstream benchmark: one HUD-cond per fold
 ENGINE = "hud-watched"
 INTERRUPTED = 130  # exit status after Ctrl-C (128 + SIGINT), as a shell reports it
 KILL_GRACE_S = 5.0  # after Ctrl-C, seconds the kernel gets to stop the cell before it is killed
@@ -88,26 +85,22 @@ def available_scenes(names=None, root=None) -> tuple[list[str], dict[str, str]]:
     return present, missing
 
 
-def _notebooks(nb_dir: Path, only=None) -> list[Path]:
-    nbs = sorted(p for p in Path(nb_dir).glob("[0-9][0-9]_*.ipynb"))
-    return [nb for nb in nbs if not only or any(nb.name.startswith(o) for o in only)]
-
-
-def _steps(nbs: list[Path], build: Path, present: list[str], models: list[str], profile: str,
+def _steps(selected: list, build: Path, present: list[str], models: list[str], profile: str,
            train_extra: bool = False, recompute: bool = False) -> list[tuple]:
-    """``[(notebook, executed notebook path, parameters)]`` in run order (parameters before filtering: a notebook
-    gets those its parameters cell declares)."""
+    """``[(stage, notebook, executed notebook path, parameters)]`` of the selected stages that have a view, in run
+    order (parameters before filtering: a notebook gets those its parameters cell declares)."""
     steps = []
-    for nb in nbs:
-        if int(nb.name[:2]) <= SCENE_NOTEBOOK_MAX:
+    for stage, nb in selected:
+        if nb is None:
+            continue
+        if stage.per_scene:
             for s in present:
-                steps.append((nb, build / "notebooks" / s / nb.name, dict(scene=s, profile=profile, models=models,
-                                                                          interactive=False)))
+                steps.append((stage, nb, build / "notebooks" / s / nb.name,
+                              dict(scene=s, profile=profile, models=models, interactive=False)))
         else:
-            steps.append((nb, build / "notebooks" / nb.name, dict(scenes=present, models=models, profile=profile,
-                                                                  fig_dir="figures", results="results",
-                                                                  interactive=False, train_extra=train_extra,
-                                                                  recompute=recompute)))
+            steps.append((stage, nb, build / "notebooks" / nb.name,
+                          dict(scenes=present, models=models, profile=profile, fig_dir="figures", results="results",
+                               interactive=False, train_extra=train_extra, recompute=recompute)))
     return steps
 
 
@@ -119,32 +112,16 @@ def timings(profile: str) -> dict:
     return json.loads(resources.files("hudlib").joinpath("timings.json").read_text())[profile]
 
 
-def run_configs(scene: str, model_names: list[str], profile: str, prefixes: set[str]) -> list[tuple[str, str, object]]:
-    """``[(label, kind, config)]`` of every training the notebooks ``prefixes`` may use on ``scene``: each generator
-    and each of its variants with its own weights (kind ``"generator"``), and the ablation's rows (``"ablation"``)."""
-    from . import ablation
-
+def run_configs(scene: str, model_names: list[str], profile: str, selected) -> list[tuple[str, str, object]]:
+    """``[(label, kind, config)]`` of every training the ``selected`` stages (``[(stage, notebook)]``) need on
+    ``scene``, each config once (:attr:`hudlib.stages.Stage.trainings`)."""
     out, seen = [], set()
-
-    def add(label, kind, cfg):
-        key = (cfg.model, cfg.training_hash())
-        if key not in seen:
-            seen.add(key)
-            out.append((label, kind, cfg))
-
-    if prefixes & (set(TRAINING_NOTEBOOKS) | set(ABLATION_NOTEBOOKS)):
-        for m in model_names:
-            add(m, "generator", make_config(scene, m, profile))
-            for tag, ov in registry.get(m).variants.items():
-                add(f"{m} [{tag}]", "generator", make_config(scene, m, profile, ov))
-    if prefixes & set(ABLATION_NOTEBOOKS):
-        for label, cfg in ablation.row_configs(scene, profile, models=model_names):
-            add(f"{cfg.model} ({label})", "ablation", cfg)
-    from . import downstream
-
-    if prefixes & set(DOWNSTREAM_NOTEBOOKS) and downstream.GENERATOR in model_names:
-        for f, cfg in downstream.fold_configs(scene, profile).items():
-            add(f"{downstream.GENERATOR} (fold {f + 1})", "downstream", cfg)
+    for stage, _ in selected:
+        for label, kind, cfg in stage.configs(scene, model_names, profile):
+            key = (cfg.model, cfg.training_hash())
+            if key not in seen:
+                seen.add(key)
+                out.append((label, kind, cfg))
     return out
 
 
@@ -170,22 +147,22 @@ def _training_status(cfg, kind: str, runs, retrain: set[str], train_extra: bool)
     return f"to train ({steps} steps)", steps
 
 
-def make_plan(profile: str, scenes: list[str], models: list[str], nbs: list[Path], skipped=None,
+def make_plan(profile: str, scenes: list[str], models: list[str], selected: list, skipped=None,
               runs=None, results="results", retrain=(), train_extra: bool = False) -> dict:
     """What a run will do: per (scene, training) whether shipped weights are used, the run trains, or it is
     trained already, whether each generator's result is to be evaluated, and the time estimate. ``retrain``: the
-    generators whose shipped weights are ignored. Nothing is changed on disk.
+    generators whose shipped weights are ignored; ``selected``: ``[(stage, notebook)]`` of :func:`hudlib.stages.select`.
+    Nothing is changed on disk.
 
     ``runs`` / ``results`` resolve as the notebooks resolve them (:mod:`hudlib.paths`).
     """
     runs, results = paths.runs_dir(runs), paths.results_dir(results)
-    prefixes = {nb.name[:2] for nb in nbs}
-    evals = bool(prefixes & set(EVALUATION_NOTEBOOKS))
+    evals = any(stage.evaluates for stage, _ in selected)
     retrain = set(retrain)
     r = timings(profile)
     rows, train_steps, n_eval, train_s = [], 0, 0, 0.0
     for s in scenes:
-        for label, kind, cfg in run_configs(s, models, profile, prefixes):
+        for label, kind, cfg in run_configs(s, models, profile, selected):
             status, steps = _training_status(cfg, kind, runs, retrain, train_extra)
             per = r["step_s"].get(cfg.model)
             train_steps += steps
@@ -199,12 +176,13 @@ def make_plan(profile: str, scenes: list[str], models: list[str], nbs: list[Path
                 n_eval += 0 if cached else 1
             rows.append({"scene": s, "model": label, "kind": kind, "control": registry.is_control(cfg.model),
                          "training": status, "train_steps": steps, "cached": cached})
-    n_runs = sum(len(scenes) if int(nb.name[:2]) <= SCENE_NOTEBOOK_MAX else 1 for nb in nbs)
+    n_runs = sum(len(scenes) if stage.per_scene else 1 for stage, nb in selected if nb is not None)
     parts = {"evaluation": (n_eval, r["eval_s"]), "notebooks": (n_runs, r["notebook_s"])}
     est = {"training": train_s,
            **{k: None if (n and per is None) else n * (per or 0) for k, (n, per) in parts.items()}}
     return {"profile": profile, "scenes": scenes, "skipped": dict(skipped or {}), "models": models,
-            "notebooks": [nb.name for nb in nbs], "notebook_runs": n_runs, "rows": rows, "runs": str(runs),
+            "stages": [stage.name for stage, _ in selected],
+            "notebooks": [nb.name for _, nb in selected if nb is not None], "notebook_runs": n_runs, "rows": rows, "runs": str(runs),
             "results": str(results), "train_steps": train_steps, "to_evaluate": n_eval, "estimate_s": est,
             "evaluates": evals, "retrain": sorted(retrain), "train_extra": train_extra}
 
@@ -220,7 +198,8 @@ def format_plan(plan: dict) -> str:
              f"generator(s), {plan['notebook_runs']} notebook run(s) ==",
              f"scenes:     {', '.join(plan['scenes']) or '(none)'}"]
     lines += [f"skipped:    {name} (missing: {why})" for name, why in plan["skipped"].items()]
-    lines += [f"generators: {', '.join(plan['models'])}", f"notebooks:  {', '.join(plan['notebooks']) or '(none)'}",
+    lines += [f"generators: {', '.join(plan['models'])}", f"stages:     {', '.join(plan['stages']) or '(none)'}",
+              f"notebooks:  {', '.join(plan['notebooks']) or '(none)'}",
               f"runs:       {plan['runs']}", f"results:    {plan['results']}"]
     if plan["retrain"]:
         lines.append(f"retrain:    {', '.join(plan['retrain'])} (shipped checkpoints ignored: trained from scratch)")
@@ -519,14 +498,13 @@ def _run_one(nb: Path, out: Path, params: dict, log: Path, tag: str, live: _Live
     return rec
 
 
-def _prepare_runs(plan: dict, profile: str, models: list[str], nbs: list[Path], retrain: set[str],
+def _prepare_runs(plan: dict, profile: str, models: list[str], selected: list, retrain: set[str],
                   live: _Live) -> None:
     """Before the notebooks: remove the shipped copies of the generators to retrain, install the shipped
     checkpoints of every other training the notebooks use (and the evaluation's classifiers)."""
-    prefixes = {nb.name[:2] for nb in nbs}
     keep, drop = [], []
     for s in plan["scenes"]:
-        for _, _, cfg in run_configs(s, models, profile, prefixes):
+        for _, _, cfg in run_configs(s, models, profile, selected):
             (drop if cfg.model in retrain else keep).append(cfg)
     removed = checkpoints.remove_shipped(drop)
     installed = checkpoints.install(keep)
@@ -570,7 +548,7 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
         profile: smoke | quick | paper.
         scenes: scene names (default: all found locally).
         models: generator names (default: all registered); every notebook gets them.
-        only: optional list of notebook name prefixes (``["00", "05"]``) to run.
+        only: optional list of stage names or notebook number prefixes (``["data", "05"]``) to run.
         progress: show the live line.
         cell_timeout_s / idle_grace_s: override the profile's (:class:`hudlib.profiles.Profile`).
         dry_run: print the plan and return without running or changing anything.
@@ -598,8 +576,8 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
     for m in retrain_set:
         registry.get(m)
     train_extra = bool(ablation or retrain is True)
-    nbs = _notebooks(nb_dir, only)
-    plan = make_plan(profile, present, models, nbs, missing, retrain=retrain_set, train_extra=train_extra)
+    selected = stages.select(nb_dir, only)
+    plan = make_plan(profile, present, models, selected, missing, retrain=retrain_set, train_extra=train_extra)
     live.print(format_plan(plan))
     if dry_run:
         return {"profile": profile, "scenes": present, "models": models, "plan": plan, "steps": [], "ok": True,
@@ -616,10 +594,10 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
     os.environ[RETRAIN_ENV] = ",".join(sorted(retrain_set))
     try:
         with _Interrupt(live) as interrupt:
-            _prepare_runs(plan, profile, models, nbs, retrain_set, live)
+            _prepare_runs(plan, profile, models, selected, retrain_set, live)
             verify.snapshot(profile, build=build)
-            for nb, out, params in _steps(nbs, build, present, models, profile, train_extra,
-                                          bool(downstream or retrain)):
+            for stage, nb, out, params in _steps(selected, build, present, models, profile, train_extra,
+                                                 bool(downstream or retrain)):
                 if interrupt.flag:
                     break
                 params = {**params, **(extra_params or {})}
@@ -630,6 +608,7 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
                 log = build / "logs" / (tag.replace("[", "_").replace("]", "") + ".log")
                 live.print(f"[run ] {tag} -> {out}")
                 rec = _run_one(nb, out, params, log, tag, live, timeout, grace, interrupt)
+                rec["stage"] = stage.name
                 summary["steps"].append(rec)
                 live.print(f"[{'ok' if rec['ok'] else 'STOP' if rec.get('interrupted') else 'FAIL'}  ] {tag} "
                            f"{rec['wall_s']:.1f} s")
@@ -644,7 +623,9 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
             os.environ[RETRAIN_ENV] = retrain_env
     summary["total_wall_s"] = round(time.perf_counter() - t_all, 1)
     summary["ok"] = failed is None and not summary["interrupted"]
-    if summary["ok"] and verify_mode != "off" and ({"06", "07"} & {nb.name[:2] for nb in nbs}):
+    ran = {r["stage"] for r in summary["steps"]}
+    verify_stage = next((s for s, _ in selected if s.name == "verify"), None)
+    if summary["ok"] and verify_mode != "off" and verify_stage and ran & set(verify_stage.after):
         path, n_bad = _verify(profile, build, live)
         summary["verify"] = {"report": str(path) if path else None, "disagreements": n_bad}
         if verify_mode == "strict" and n_bad:
@@ -686,7 +667,9 @@ def main(argv=None) -> int:
     p.add_argument("--verify", choices=("report", "strict", "off"), default="report",
                    help="compare with the committed results: write results/verify_<profile>.md (report), also "
                         "fail on a disagreement (strict), or not at all")
-    p.add_argument("--only", nargs="*", default=None, help="notebook number prefixes to run, e.g. 00 05")
+    p.add_argument("--only", nargs="*", default=None,
+                   help="stages (" + ", ".join(stages.stage_names()) + ") or notebook number prefixes to run, "
+                        "e.g. tables 05")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--cell-timeout", type=float, default=None,
                    help="seconds one cell may run (default: the profile's, hudlib.profiles)")
