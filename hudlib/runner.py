@@ -4,9 +4,9 @@ notebook, run headless by papermill.
 A per-scene stage (data, vca, uae, train, sample) runs its notebook once per scene into
 ``build/notebooks/<scene>/``; the others once with the list of scenes and models; ``verify`` is done by the runner
 after the stages it follows. What each stage trains or reuses comes from the stage (its ``trainings``); a numbered
-notebook that no stage claims runs as a stage of its own. Every notebook's stdout/stderr goes to ``build/logs/``. Success is recorded per notebook in
-``build/run_summary.json``; the summary with wall times is printed; the exit status is non-zero on any failure, and
-the failure names the notebook and the cell.
+notebook that no stage claims runs as a stage of its own. Every notebook's stdout/stderr goes to ``build/logs/``.
+Success is recorded per notebook in ``build/run_summary.json``; the summary with wall times is printed; the exit
+status is non-zero on any failure, and the failure names the notebook and the cell.
 
 It never hangs and it talks:
 
@@ -54,7 +54,7 @@ from traitlets import Any as AnyTrait
 from . import checkpoints, paths, stages, verify
 from .runstore import RETRAIN_ENV
 from . import models as registry
-from .config import PROFILES, make_config
+from .config import PROFILES
 from .profiles import get_profile
 from .data import SCENES, scene_available
 from .evaluate import result_status
@@ -182,9 +182,9 @@ def make_plan(profile: str, scenes: list[str], models: list[str], selected: list
            **{k: None if (n and per is None) else n * (per or 0) for k, (n, per) in parts.items()}}
     return {"profile": profile, "scenes": scenes, "skipped": dict(skipped or {}), "models": models,
             "stages": [stage.name for stage, _ in selected],
-            "notebooks": [nb.name for _, nb in selected if nb is not None], "notebook_runs": n_runs, "rows": rows, "runs": str(runs),
-            "results": str(results), "train_steps": train_steps, "to_evaluate": n_eval, "estimate_s": est,
-            "evaluates": evals, "retrain": sorted(retrain), "train_extra": train_extra}
+            "notebooks": [nb.name for _, nb in selected if nb is not None], "notebook_runs": n_runs, "rows": rows,
+            "runs": str(runs), "results": str(results), "train_steps": train_steps, "to_evaluate": n_eval,
+            "estimate_s": est, "evaluates": evals, "retrain": sorted(retrain), "train_extra": train_extra}
 
 
 def _fmt_s(s: float) -> str:
