@@ -13,6 +13,7 @@ Examples::
     python -m hudlib tables --profile quick          # results/tables_quick.md from the results of runs/
     python -m hudlib figures --profile quick         # figures/ (Figs. 3, 4, loss curves)
     python -m hudlib checkpoints install             # copy the shipped weights into runs/
+    python -m hudlib checkpoints cards               # (re)write each shipped run's model card (README.md)
 """
 from __future__ import annotations
 
@@ -161,6 +162,9 @@ def _cmd_checkpoints(a):
                 for rel in checkpoints.manifest(a.root)["runs"]]
         for d in checkpoints.install(cfgs, a.runs, a.root):
             print(d)
+    elif a.action == "cards":
+        for f in checkpoints.write_cards(a.root):
+            print(f)
     else:
         print(checkpoints.export(a.run_dirs, a.root, a.classifiers))
 
@@ -227,8 +231,9 @@ def main(argv=None) -> int:
     f.add_argument("--quiet", action="store_true")
     f.set_defaults(fn=_cmd_figures)
 
-    c = sub.add_parser("checkpoints", help="the shipped weights: install into runs/, or export finished runs")
-    c.add_argument("action", choices=["install", "export"])
+    c = sub.add_parser("checkpoints", help="the shipped weights: install into runs/, export finished runs, or "
+                                           "write their model cards")
+    c.add_argument("action", choices=["install", "export", "cards"])
     c.add_argument("run_dirs", nargs="*", help="export: finished run directories")
     c.add_argument("--classifiers", nargs="*", default=(), help="export: classifier weights (.pt beside .json)")
     c.add_argument("--root", default=None, help="the checkpoints folder (default checkpoints/)")

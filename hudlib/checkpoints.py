@@ -6,9 +6,12 @@
 ``config.json``, ``train_info.json``, ``losses.json`` and ``DONE`` — no optimiser state, no samples.
 ``checkpoints/classifiers/`` holds the evaluation's own trained networks (the sound classifier and the authors'
 two classifiers), keyed by their cache names. ``checkpoints/MANIFEST.json`` lists every file with its sha256 and
-size, and every run with the weights hash the results name, its training wall time and machine.
+size, and every run with the weights hash the results name, its training wall time and machine. Each run carries a
+model card, ``README.md`` (:func:`card_text`: what it is, the scene and its licence, profile, training budget and
+machine, the committed metrics of its weights, how to load it with :func:`hudlib.models.from_pretrained`), written
+by :func:`export` and ``python -m hudlib checkpoints cards``.
 
-:func:`install` copies a shipped run into ``runs/`` when the config hash matches and no finished run is there (it
+:func:`install` (:mod:`hudlib.runstore`) copies a shipped run into ``runs/`` when the config hash matches and no finished run is there (it
 marks the copy with ``SHIPPED``), checking every file against the manifest first, so ``./run_all.sh`` samples and
 evaluates the shipped weights instead of training them; ``--retrain`` removes such copies and trains from scratch.
 """
@@ -19,13 +22,13 @@ import platform
 import shutil
 from pathlib import Path
 
-from . import models
+from . import models, paths
 from .runstore import (MANIFEST, SHIPPED, _sha256, checkpoints_dir, install, manifest, remove_shipped, shipped_run,
                        verify_files)
 from .utils import atomic_write_text
 
-__all__ = ["export", "install", "manifest", "shipped_run", "remove_shipped", "checkpoints_dir", "SHIPPED",
-           "MANIFEST", "verify_files", "machine_name"]
+__all__ = ["export", "write_cards", "card_text", "CARD", "install", "manifest", "shipped_run", "remove_shipped",
+           "checkpoints_dir", "SHIPPED", "MANIFEST", "verify_files", "machine_name"]
 
 _RUN_FILES = ("config.json", "train_info.json", "losses.json", "DONE")
 
@@ -87,4 +90,85 @@ def export(run_dirs, root=None, classifier_files=(), machine: str | None = None)
                              for e in r["files"].values())
     out = root / MANIFEST
     atomic_write_text(out, json.dumps(man, indent=1, sort_keys=True))
+    write_cards(root)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------ model cards
+CARD = "README.md"
+_CARD_METRICS = ("FID", "SWD", "recall_patches", "precision_patches", "coherence_gap", "F_p", "D_b")
+
+
+def _records_of(weights_hash: str, profile: str, results) -> list[tuple[str, dict]]:
+    """``[(relative path, record)]`` of the committed evaluation records (git ``HEAD``; the results folder outside a
+    git checkout) computed from these weights: a card states what was committed, whatever a later run recomputes."""
+    from . import verify
+
+    recs = verify.committed_records(profile, results)
+    if recs is None:
+        recs = verify.collect(profile, results)
+    return [(rel, rec) for rel, rec in sorted(recs.items())
+            if isinstance(rec, dict) and rec.get("weights_hash") == weights_hash and "metrics" in rec]
+
+
+def card_text(rel: str, entry: dict, root=None, results=None) -> str:
+    """The model card of the shipped run ``rel`` (its manifest ``entry``): what it is, the scene and its licence,
+    the profile, training budget and machine, the metrics it produced (the committed records computed from these
+    weights) and how to load it."""
+    from .data import SCENES
+
+    run = checkpoints_dir(root) / rel
+    cfg = json.loads((run / "config.json").read_text())
+    info = json.loads((run / "train_info.json").read_text()) if (run / "train_info.json").is_file() else {}
+    model, scene = entry["model"], entry["scene"]
+    si = SCENES.get(scene)
+    desc = models.info(model).description if model in models.names() else ""
+    lines = [f"# {model} on {scene}, profile `{entry['profile']}` ({Path(rel).name})", "",
+             f"**What**: {desc}." if desc else "", "",
+             f"**Scene**: {scene}" + (f"; {si.citation}" if si and si.citation else "")
+             + (f"; licence {si.licence}." if si and si.licence else "; licence: not recorded here (see the "
+                                                                      "scene's page)."), "",
+             f"**Profile** `{entry['profile']}` (hudlib.profiles; not the paper's setting unless `paper`); training "
+             f"hash `{entry['training_hash']}`, the full configuration in `config.json`; weights hash "
+             f"`{entry['weights_hash']}` (what results name).", ""]
+    if info:
+        steps = info.get("steps", cfg.get("train", {}).get("steps"))
+        wall = entry.get("train_wall_time_s") or info.get("wall_time_s")
+        lines.append(f"**Training**: {steps} steps at batch {cfg.get('train', {}).get('batch_size')}, "
+                     + (f"{wall / 60:.1f} min" if wall else "time not recorded")
+                     + f" on {info.get('device')} ({info.get('threads')} threads, torch {info.get('torch')}), "
+                       f"machine: {entry.get('machine')}.")
+    else:
+        lines.append("**Training**: none (a control built from the scene).")
+    lines += ["", "**Files** (sha256 in `checkpoints/MANIFEST.json`, checked when loaded): "
+              + ", ".join(f"`{f}` ({m['bytes']:,} bytes)" for f, m in sorted(entry["files"].items())) + "."]
+    recs = _records_of(entry["weights_hash"], entry["profile"], results)
+    if recs:
+        lines += ["", "**Metrics it produced** (the committed records computed from these weights; hudlib's "
+                  "metrics, docs/results.md):", "",
+                  "| record | n | " + " | ".join(_CARD_METRICS) + " | machine |",
+                  "|---|---|" + "---|" * len(_CARD_METRICS) + "---|"]
+        for path, rec in recs:
+            vals = [rec["metrics"].get(k) for k in _CARD_METRICS]
+            lines.append(f"| results/{path} | {rec.get('n')} | "
+                         + " | ".join("—" if v is None else f"{v:.4g}" for v in vals) + f" | {rec.get('machine')} |")
+    ds = paths.results_dir(results) / f"downstream_{entry['profile']}.md"
+    if ds.is_file() and Path(rel).name in ds.read_text():
+        lines += ["", f"**Used by** the downstream benchmark, results/{ds.name} (one HUD-cond per fold of its split; "
+                      "the fold and its training ground are in `config.json`)."]
+    lines += ["", "**Load** (from the repository's folder):", "", "```python",
+              "from hudlib.models import from_pretrained",
+              f'gen = from_pretrained("checkpoints/{rel}")  # files checked against the manifest',
+              "Y = gen.sample(16, random_state=0)  # (16, bands, 32, 32) in the scene's units", "```", ""]
+    return "\n".join(ln for i, ln in enumerate(lines) if ln or (i and lines[i - 1]))
+
+
+def write_cards(root=None, results=None) -> list[Path]:
+    """Write the card (:func:`card_text`) of every run in the manifest as ``<run>/README.md``."""
+    root = checkpoints_dir(root)
+    out = []
+    for rel, entry in manifest(root)["runs"].items():
+        path = root / rel / CARD
+        atomic_write_text(path, card_text(rel, entry, root, results))
+        out.append(path)
     return out

@@ -106,3 +106,42 @@ def test_fit_uses_the_shipped_weights_unless_retraining_is_asked(scene, tmp_path
     assert runstore.retrain_requested("HUD") is False
     monkeypatch.setenv(runstore.RETRAIN_ENV, "all")
     assert runstore.retrain_requested("HUD") is True
+
+
+def test_every_shipped_run_has_a_current_model_card_whose_example_runs(monkeypatch):
+    """Each shipped run carries README.md: what, the scene's licence, profile, budget, the committed metrics of its
+    weights (rewritten from the manifest and results/ it equals the committed card), and three lines that load it."""
+    import re
+
+    man = checkpoints.manifest()
+    for rel, entry in man["runs"].items():
+        card = (checkpoints.checkpoints_dir() / rel / checkpoints.CARD).read_text()
+        assert card == checkpoints.card_text(rel, entry), f"{rel}: stale card (python -m hudlib checkpoints cards)"
+        assert "licence CC BY 3.0" in card and entry["weights_hash"] in card and f'"checkpoints/{rel}"' in card
+    rel = next(r for r in man["runs"] if "/MeanSpectrum/" in r)
+    card = (checkpoints.checkpoints_dir() / rel / checkpoints.CARD).read_text()
+    code = re.search(r"```python\n(.*?)```", card, re.S).group(1)
+    monkeypatch.chdir(ROOT)
+    ns = {}
+    exec(code, ns)  # the card's own example
+    assert ns["Y"].shape == (16, 200, 32, 32) and ns["gen"].weights_hash() == man["runs"][rel]["weights_hash"]
+    results = json.loads((ROOT / "results" / "IndianPines" / "MeanSpectrum" / "quick.json").read_text())
+    assert f"{results['metrics']['FID']:.4g}" in card
+
+
+def test_from_pretrained_refuses_a_damaged_checkpoint(tmp_path, monkeypatch):
+    import shutil
+
+    man = checkpoints.manifest()
+    rel = next(r for r in man["runs"] if "/MeanSpectrum/" in r)
+    root = tmp_path / "checkpoints"
+    shutil.copytree(checkpoints.checkpoints_dir() / rel, root / rel)
+    (root / checkpoints.MANIFEST).write_text(json.dumps({"runs": {rel: man["runs"][rel]}, "classifiers": {}}))
+    monkeypatch.setenv("HUD_ROOT", str(tmp_path))
+    assert models.from_pretrained(rel).sample(2).shape == (2, 200, 32, 32)  # relative to checkpoints/
+    with open(root / rel / "state.pt", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ValueError, match=r"state\.pt: does not match MANIFEST\.json"):
+        models.from_pretrained(root / rel)
+    with pytest.raises(FileNotFoundError, match="not a run directory"):
+        models.from_pretrained("nowhere/HUD/quick-0")

@@ -40,6 +40,8 @@ class SceneInfo:
     value V; their data space is ``clip(raw, 0, V) / V * 2 - 1`` (ldm/data/HSI.py), so generated cubes can be
     compared in their units too (:meth:`Scene.to_authors_space`). ``fallback``: a function giving ``(cube, gt)``
     ``.npy`` paths of a copy installed with a package, or None, tried when no file is found under the roots.
+    ``citation``/``licence``: where the data come from and under which terms (empty: not recorded here; see the
+    scene's page), written into the card of every checkpoint trained on it.
     """
 
     name: str
@@ -54,6 +56,8 @@ class SceneInfo:
     gt_url: str
     authors_clip: float | None = None
     fallback: Callable[[], tuple[Path, Path] | None] | None = None
+    citation: str = ""
+    licence: str = ""
 
     @property
     def bands(self) -> int:
@@ -309,7 +313,10 @@ register_scene(SceneInfo(
     name="IndianPines", cube_file="Indian_pines_corrected.mat", cube_key="indian_pines_corrected",
     gt_file="Indian_pines_gt.mat", gt_key="indian_pines_gt", shape=(145, 145, 200), n_classes=16,
     rgb_bands=(46, 17, 11), cube_url=f"{_EHU}/6/67/Indian_pines_corrected.mat",
-    gt_url=f"{_EHU}/c/c4/Indian_pines_gt.mat", authors_clip=8192, fallback=_tensorly_indian_pines))
+    gt_url=f"{_EHU}/c/c4/Indian_pines_gt.mat", authors_clip=8192, fallback=_tensorly_indian_pines,
+    citation="Baumgardner, Biehl, Landgrebe (2015), 220 Band AVIRIS Hyperspectral Image Data Set: June 12, 1992 "
+             "Indian Pine Test Site 3, Purdue University Research Repository, doi:10.4231/R7RX991C",
+    licence="CC BY 3.0"))
 register_scene(SceneInfo(
     name="KSC", cube_file="KSC.mat", cube_key="KSC", gt_file="KSC_gt.mat", gt_key="KSC_gt", shape=(512, 614, 176),
     n_classes=13, rgb_bands=(28, 9, 10), cube_url=f"{_EHU}/2/26/KSC.mat", gt_url=f"{_EHU}/a/a6/KSC_gt.mat",

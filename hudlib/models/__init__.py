@@ -24,7 +24,7 @@ from .base import ComplexitySpec, DiffusionGenerator, Generator, NetworkGenerato
 
 __all__ = ["register", "get", "names", "info", "reference_name", "is_control", "create", "load", "Generator",
            "NetworkGenerator", "DiffusionGenerator", "ComplexitySpec", "run_dir_for", "ModelInfo",
-           "finished_profile", "paper_name", "all_sections", "unregister"]
+           "finished_profile", "paper_name", "all_sections", "unregister", "from_pretrained"]
 
 
 def create(name: str) -> Generator:
@@ -43,6 +43,30 @@ def load(run_dir, scene=None) -> Generator:
         raise FileNotFoundError(f"{cfg_path}: no config.json; expected a run directory written by fit()")
     cfg = RunConfig.from_dict(json.loads(cfg_path.read_text()))
     return get(cfg.model).load(run_dir, scene)
+
+
+def from_pretrained(path, scene=None, verify: bool = True) -> Generator:
+    """A generator from a shipped checkpoint (``checkpoints/<scene>/<model>/<profile>-<hash>``, or that path relative
+    to ``checkpoints/``) or any finished run directory. A shipped one's files are first checked against
+    ``checkpoints/MANIFEST.json`` (size and sha256; a damaged file is refused); weights load with
+    ``torch.load(weights_only=True)``."""
+    from .. import runstore
+
+    p = Path(path)
+    root = runstore.checkpoints_dir()
+    if not p.exists() and (root / p).exists():
+        p = root / p
+    if not p.is_dir():
+        raise FileNotFoundError(f"{path}: not a run directory or a shipped checkpoint (see checkpoints/MANIFEST.json)")
+    if verify:
+        try:
+            rel = p.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            rel = None
+        entry = runstore.manifest(root)["runs"].get(rel) if rel else None
+        if entry is not None:
+            runstore.verify_files(p, entry["files"])
+    return load(p, scene)
 
 
 def finished_profile(scene: str, model: str, runs, fallback: str = "smoke") -> str:
