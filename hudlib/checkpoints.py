@@ -11,9 +11,10 @@ model card, ``README.md`` (:func:`card_text`: what it is, the scene and its lice
 machine, the committed metrics of its weights, how to load it with :func:`hudlib.models.from_pretrained`), written
 by :func:`export` and ``python -m hudlib checkpoints cards``.
 
-:func:`install` (:mod:`hudlib.runstore`) copies a shipped run into ``runs/`` when the config hash matches and no finished run is there (it
-marks the copy with ``SHIPPED``), checking every file against the manifest first, so ``./run_all.sh`` samples and
-evaluates the shipped weights instead of training them; ``--retrain`` removes such copies and trains from scratch.
+:func:`install` (:mod:`hudlib.runstore`) copies a shipped run into ``runs/`` when the config hash matches and no
+finished run is there (it marks the copy with ``SHIPPED``), checking every file against the manifest first, so
+``./run_all.sh`` and ``fit()`` sample and evaluate the shipped weights instead of training them; ``--retrain``
+removes such copies and trains from scratch.
 """
 from __future__ import annotations
 
