@@ -230,3 +230,23 @@ def test_a_new_metric_is_one_registration(fields_scene, tmp_path, monkeypatch):
         assert len(seen) == n_calls and out.stat().st_mtime_ns == mtime
     finally:
         registry.unregister_metric("mean_gap")
+
+
+def test_a_generator_takes_its_config_at_construction_and_saves_itself(scene, tmp_path):
+    """create(name, config) -> fit(scene) uses that config (another profile or overrides are refused); save(dir)
+    writes a run that from_pretrained loads to the same weights and the same samples."""
+    from hudlib.errors import DataError
+
+    cfg = make_config("IndianPines", "HUD", "smoke", {"train": {"steps": 2}})
+    g = models.create("HUD", cfg).fit(scene, out_dir=tmp_path / "runs", progress=False)
+    assert g.config_ == cfg and g.run_dir_.name == f"smoke-{cfg.training_hash()}"
+    with pytest.raises(DataError, match="constructed with its config"):
+        models.create("HUD", cfg).fit(scene, "quick", out_dir=tmp_path / "runs")
+    with pytest.raises(DataError, match="expected a RunConfig of VAE"):
+        models.create("VAE", cfg)
+    saved = g.save(tmp_path / "saved")
+    h = models.from_pretrained(saved)
+    assert h.weights_hash() == g.weights_hash() and h.config == cfg
+    np.testing.assert_array_equal(h.sample(2, random_state=3), g.sample(2, random_state=3))
+    with pytest.raises(DataError, match="exists already"):
+        g.save(saved)

@@ -27,12 +27,12 @@ __all__ = ["register", "get", "names", "info", "reference_name", "is_control", "
            "finished_profile", "paper_name", "all_sections", "unregister", "from_pretrained"]
 
 
-def create(name: str) -> Generator:
-    """A fresh, unfitted generator."""
+def create(name: str, config: RunConfig | None = None) -> Generator:
+    """A fresh, unfitted generator, with its config when given (:func:`hudlib.config.make_config`)."""
     cls = get(name)
     if cls.name != name:
         raise ValueError(f"model {name!r}: registered class {cls.__name__} has name {cls.name!r}")
-    return cls()
+    return cls(config)
 
 
 def load(run_dir, scene=None) -> Generator:

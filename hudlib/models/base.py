@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..config import DiffusionConfig, RunConfig, UNetConfig, make_config
+from ..errors import DataError
 from ..runstore import reuse_or_install, run_dir_for
 from ..utils import atomic_torch_save, atomic_write_text, barrier, dist_info, resolve_device, sha256_files
 
@@ -69,7 +70,11 @@ class Generator:
     variants: dict[str, dict] = {}
     authors_variant: str | None = None  # the variant closest to how the paper's authors ran it (None: the default)
 
-    def __init__(self):
+    def __init__(self, config: RunConfig | None = None):
+        if config is not None and (not isinstance(config, RunConfig) or config.model != self.name):
+            raise DataError(f"config: expected a RunConfig of {self.name} (hudlib.config.make_config(scene, "
+                            f"{self.name!r}, profile)), got {config!r}")
+        self.config = config  # given at construction (scikit-learn's parameters); what fit() uses by default
         self.config_: RunConfig | None = None
         self.run_dir_: Path | None = None
         self._hashed: Path | None = None  # run directory whose weights hash is cached in _weights_hash
@@ -77,14 +82,24 @@ class Generator:
 
     # ---------------------------------------------------------------------------------------------- fitting
     def _resolve_config(self, scene, profile, overrides) -> RunConfig:
-        cfg = profile if isinstance(profile, RunConfig) else make_config(scene.name, self.name, profile, overrides)
+        if self.config is not None and profile is not None and profile != self.config \
+                and profile != self.config.profile:
+            raise DataError(f"profile: {self.name} was constructed with its config ({self.config.profile}); "
+                            f"fit(scene) takes no other profile ({profile!r})")
+        if self.config is not None and overrides:
+            raise DataError("overrides: the generator was constructed with its config; put them in that config")
+        if self.config is not None:
+            profile = self.config
+        cfg = profile if isinstance(profile, RunConfig) else make_config(scene.name, self.name, profile or "quick",
+                                                                         overrides)
         if cfg.scene != scene.name or cfg.model != self.name:
             raise ValueError(f"profile: config is for {cfg.model}/{cfg.scene}, not {self.name}/{scene.name}")
         return cfg
 
-    def fit(self, scene, profile="quick", out_dir="runs", resume: bool = True, overrides=None,
+    def fit(self, scene, profile=None, out_dir="runs", resume: bool = True, overrides=None,
             device: str = "auto", progress: bool = True, shipped: bool = True):
-        """Train on ``scene``, or reuse the finished run with the same config, or install the shipped checkpoint of
+        """Train on ``scene`` with the config given at construction (else ``profile``, a name or a
+        :class:`~hudlib.config.RunConfig`, default ``quick``, with ``overrides``), or reuse the finished run with the same config, or install the shipped checkpoint of
         that config (:func:`hudlib.runstore.reuse_or_install`; not with ``shipped=False``, nor when ``$HUD_RETRAIN``
         names this generator); an interrupted run resumes from its last checkpoint unless ``resume=False``. Returns
         self."""
@@ -107,11 +122,35 @@ class Generator:
         run_dir = Path(run_dir)
         if not (run_dir / "DONE").is_file():
             raise FileNotFoundError(f"{run_dir}: run not finished (no DONE marker); resume it with --resume")
-        self = cls()
-        self.config_ = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        cfg = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        self = cls(cfg)
+        self.config_ = cfg
         self.run_dir_ = run_dir
         self._load_state(run_dir, scene)
         return self
+
+    def save(self, directory) -> Path:
+        """Write this fitted generator as a finished run directory that :func:`hudlib.models.from_pretrained`
+        loads: its artefact files, ``config.json``, the training record and ``DONE``, into a temporary folder
+        renamed into place (nothing half-written). Returns the directory."""
+        import shutil
+
+        if self.run_dir_ is None:
+            raise DataError(f"{self.name}: not fitted; call fit() or from_pretrained() first")
+        dest = Path(directory)
+        if dest.exists():
+            raise DataError(f"{dest}: exists already; expected a new directory")
+        tmp = dest.with_name(f".{dest.name}.saving")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        for f in [*type(self).artefact_files(self.run_dir_),
+                  *(self.run_dir_ / n for n in ("train_info.json", "losses.json") if (self.run_dir_ / n).is_file())]:
+            shutil.copy2(f, tmp / f.name)
+        atomic_write_text(tmp / "config.json", self.config_.to_json())
+        atomic_write_text(tmp / "DONE", "finished\n")
+        tmp.rename(dest)
+        return dest
 
     # ---------------------------------------------------------------------------------------------- sampling
     def sample(self, n: int, random_state=0, *, device: str = "auto", progress: bool = False,
