@@ -39,7 +39,8 @@ from .classifier_nets import AuthorsPixelClassifier, PixelNeighbourhoodNet
 from .data import Scene, load_scene
 from .errors import DataError
 from .metrics.classifier_scores import authors_pixel_outputs
-from .utils import atomic_torch_save, atomic_write_text, resolve_device, state_hash
+from .utils import atomic_write_text, resolve_device, state_hash
+from .weights import SUFFIX, load_weights, save_weights, weights_file
 
 __all__ = ["CLASSIFIER_VERSION", "AUTHORS_CLASSIFIER_VERSION", "spatial_split", "crop_centres", "train_classifier",
            "load_classifier", "train_authors_classifier", "authors_pixel_accuracy"]
@@ -278,7 +279,7 @@ def load_classifier(weights_path, info_path=None, device=None) -> tuple[PixelNei
                          f"{CLASSIFIER_VERSION!r}")
     dev = resolve_device(device)
     net = PixelNeighbourhoodNet(**info["config"])
-    net.load_state_dict(torch.load(weights_path, map_location=dev, weights_only=True))
+    net.load_state_dict(load_weights(weights_path, map_location=str(dev)))
     return net.to(dev).eval(), info
 
 
@@ -339,7 +340,7 @@ def train_classifier(scene, size: int = 32, steps: int = 600, batch_size: int = 
                    train=train_config)
     cache_key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:12]
     dev = resolve_device(device)
-    wpath = Path(cache_dir) / f"classifier_{name}_{cache_key}.pt" if cache_dir is not None else None
+    wpath = weights_file(cache_dir, f"classifier_{name}_{cache_key}") if cache_dir is not None else None
     if wpath is not None and wpath.is_file() and wpath.with_suffix(".json").is_file():
         try:
             net, info = load_classifier(wpath, device=dev)
@@ -349,8 +350,9 @@ def train_classifier(scene, size: int = 32, steps: int = 600, batch_size: int = 
     net, info = _train_sound(cube, gt, name, model_config, train_config, dev, progress)
     info.update(cache_key=cache_key, weights_sha256=state_hash(net))
     if wpath is not None:
+        wpath = wpath.with_suffix(SUFFIX)
         wpath.parent.mkdir(parents=True, exist_ok=True)
-        atomic_torch_save({k: v.detach().cpu() for k, v in net.state_dict().items()}, wpath)
+        save_weights({k: v.detach().cpu() for k, v in net.state_dict().items()}, wpath)
         atomic_write_text(wpath.with_suffix(".json"), json.dumps(info, indent=1))
     return net, info
 
@@ -484,16 +486,17 @@ def train_authors_classifier(scene, split: str = "authors", max_epochs: int = 50
         key = hashlib.sha256(json.dumps(dict(version=AUTHORS_CLASSIFIER_VERSION, scene=sc.name,
                                              data=_fingerprint(cube, gt), settings=settings),
                                         sort_keys=True).encode()).hexdigest()[:12]
-        wpath = Path(cache_dir) / f"authors_classifier_{sc.name}_{key}.pt"
+        wpath = weights_file(cache_dir, f"authors_classifier_{sc.name}_{key}")
         if wpath.is_file() and wpath.with_suffix(".json").is_file():
             info = json.loads(wpath.with_suffix(".json").read_text())
             net = AuthorsPixelClassifier(**info["config"])
-            net.load_state_dict(torch.load(wpath, map_location="cpu", weights_only=True))
+            net.load_state_dict(load_weights(wpath))
             return net.to(resolve_device(device)).eval(), {**info, "cached": True}
     net, info = _train_authors(scene, **settings, device=device, progress=progress)
     if wpath is not None:
+        wpath = wpath.with_suffix(SUFFIX)
         wpath.parent.mkdir(parents=True, exist_ok=True)
-        atomic_torch_save({k: v.detach().cpu() for k, v in net.state_dict().items()}, wpath)
+        save_weights({k: v.detach().cpu() for k, v in net.state_dict().items()}, wpath)
         atomic_write_text(wpath.with_suffix(".json"), json.dumps(info, indent=1))
     return net, {**info, "cached": False}
 

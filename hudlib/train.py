@@ -38,6 +38,7 @@ from .data import crop, patch_corners
 from .diffusion import GaussianDiffusion, beta_schedule
 from .unet import UNet
 from .utils import atomic_torch_save, atomic_write_text, barrier, dist_info, resolve_device
+from .weights import SUFFIX, save_weights
 
 __all__ = ["TrainPlan", "StepContext", "train_loop", "load_losses", "windows_per_epoch", "build_unet",
            "build_diffusion", "diffusion_plan", "train_diffusion", "check_corners"]
@@ -277,7 +278,7 @@ def train_diffusion(cfg: RunConfig, Z_scene: torch.Tensor, run_dir: Path, device
                     condition: Callable[[StepContext, torch.Tensor], tuple[torch.Tensor, dict]] | None = None
                     ) -> dict:
     """Train the U-Net on random crops of ``Z_scene`` ``(d, rows, cols)`` (HUD's relaxed abundances) with
-    :func:`train_loop`; rank 0 writes the EMA weights used for sampling to ``run_dir/ema.pt``. Returns the info.
+    :func:`train_loop`; rank 0 writes the EMA weights used for sampling to ``run_dir/ema.safetensors``. Returns the info.
 
     ``corners``: the crops' allowed top-left corners (:func:`train_loop`); ``make_net``, ``condition``: a
     conditioned denoiser (:func:`diffusion_plan`; ``Z_scene`` then stacks the latent and the condition, and
@@ -287,9 +288,9 @@ def train_diffusion(cfg: RunConfig, Z_scene: torch.Tensor, run_dir: Path, device
                                   run_dir, device=device, resume=resume, progress=progress, on_step=on_step,
                                   corners=corners)
     if dist_info()[0] == 0:
-        atomic_torch_save({"ema": emas["unet"].state_dict(), "unet_config": plan.nets["unet"].config,
-                           "step": info["steps"]}, Path(run_dir) / "ema.pt")
-    barrier()  # every rank then reads ema.pt
+        save_weights({"ema": emas["unet"].state_dict(), "unet_config": plan.nets["unet"].config,
+                      "step": info["steps"]}, Path(run_dir) / f"ema{SUFFIX}")
+    barrier()  # every rank then reads ema.safetensors
     return info
 
 

@@ -62,7 +62,7 @@ def test_a_damaged_checkpoint_is_refused(trained, tmp_path):
     runs, gens = trained
     root = tmp_path / "checkpoints"
     checkpoints.export([gens["HUD"].run_dir_], root)
-    ema = next(root.rglob("ema.pt"))
+    ema = next(root.rglob("ema.safetensors"))
     ema.write_bytes(ema.read_bytes()[:-8] + b"00000000")
     with pytest.raises(ValueError, match="does not match MANIFEST.json"):
         checkpoints.install([gens["HUD"].config_], tmp_path / "r", root)
@@ -139,9 +139,9 @@ def test_from_pretrained_refuses_a_damaged_checkpoint(tmp_path, monkeypatch):
     (root / checkpoints.MANIFEST).write_text(json.dumps({"runs": {rel: man["runs"][rel]}, "classifiers": {}}))
     monkeypatch.setenv("HUD_ROOT", str(tmp_path))
     assert models.from_pretrained(rel).sample(2).shape == (2, 200, 32, 32)  # relative to checkpoints/
-    with open(root / rel / "state.pt", "ab") as f:
+    with open(root / rel / "state.safetensors", "ab") as f:
         f.write(b"\0")
-    with pytest.raises(ValueError, match=r"state\.pt: does not match MANIFEST\.json"):
+    with pytest.raises(ValueError, match=r"state\.safetensors: does not match MANIFEST\.json"):
         models.from_pretrained(root / rel)
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         models.from_pretrained("nowhere/HUD/quick-0")

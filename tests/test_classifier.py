@@ -374,12 +374,12 @@ def test_authors_classifier_cache(synthetic, tmp_path):
               model_kwargs=dict(embed=8, hidden=4, n_layers=1), V=1000.0, cache_dir=tmp_path)
     net, info = train_authors_classifier(synthetic, **kw)
     again, info2 = train_authors_classifier(synthetic, **kw)
-    assert not info["cached"] and info2["cached"] and len(list(tmp_path.glob("authors_classifier_*.pt"))) == 1
+    assert not info["cached"] and info2["cached"] and len(list(tmp_path.glob("authors_classifier_*.safetensors"))) == 1
     assert weights_hash(again) == weights_hash(net) == info2["weights_sha256"]
     X = synthetic.to_authors_space(synthetic.cube[:, :16, :16], V=1000.0).astype(np.float32)[None]
     np.testing.assert_array_equal(authors_pixel_outputs(net, X)[0], authors_pixel_outputs(again, X)[0])
     _, info3 = train_authors_classifier(synthetic, **{**kw, "random_state": 1})  # other settings: other entry
-    assert not info3["cached"] and len(list(tmp_path.glob("authors_classifier_*.pt"))) == 2
+    assert not info3["cached"] and len(list(tmp_path.glob("authors_classifier_*.safetensors"))) == 2
 
 
 def test_authors_step_on_pixels_equals_their_window_step(synthetic):

@@ -65,7 +65,7 @@ def test_resume_is_bit_identical(tmp_path):
     with pytest.raises(_Interrupt):
         train_diffusion(cfg, Z, tmp_path / "b", device="cpu", progress=False, on_step=stop)
     assert _weights(tmp_path / "b" / "checkpoint.pt")["step"] == 3
-    assert not (tmp_path / "b" / "ema.pt").exists()
+    assert not (tmp_path / "b" / "ema.safetensors").exists()
     train_diffusion(cfg, Z, tmp_path / "b", device="cpu", progress=False, resume=True)
     a, b = _weights(tmp_path / "a" / "checkpoint.pt"), _weights(tmp_path / "b" / "checkpoint.pt")
     assert a["step"] == b["step"] == 7
@@ -98,9 +98,9 @@ def test_hud_registry_round_trip_and_reuse(scene, tmp_path):
     _, Xc = gen.sample(3, random_state=1, sampler="ddim", steps=4, clip_z0=True, return_abundances=True)
     assert Xc.min() >= 0 and np.abs(Xc.sum(1) - 1).max() < 1e-5
     assert not np.array_equal(Xc, X), "clip_z0 had no effect on an untrained network"
-    mtime = (run / "ema.pt").stat().st_mtime_ns
+    mtime = (run / "ema.safetensors").stat().st_mtime_ns
     again = models.create("HUD").fit(scene, "smoke", tmp_path, overrides=TINY, progress=False)
-    assert again.run_dir_ == run and (run / "ema.pt").stat().st_mtime_ns == mtime, "finished run was retrained"
+    assert again.run_dir_ == run and (run / "ema.safetensors").stat().st_mtime_ns == mtime, "finished run was retrained"
 
 
 @pytest.mark.parametrize("name", models.names(controls=True))

@@ -106,3 +106,19 @@ def test_patch_browser_band_slider_acts_in_pseudo_colour_mode(samples):
     assert any(np.allclose(ln.get_ydata(), samples[3, :, 1, 6]) for ln in _spectrum_axes(box.figure).lines)
     mode.value = "pseudo-colour"
     assert box.figure.axes[0].images[0].get_array().shape == (8, 8, 3) and _selected_band(box.figure) == 10
+
+
+def test_the_runners_environment_draws_static_and_a_reader_gets_widgets(cube, samples, monkeypatch):
+    """No notebook carries an ``interactive`` switch: $HUD_STATIC (set by the runner for its kernels) makes every
+    widget a static Figure; without it a reader gets live widgets; an explicit argument still wins."""
+    import ipywidgets
+
+    from hudlib import widgets
+
+    monkeypatch.setenv(widgets.STATIC_ENV, "1")
+    assert not widgets.is_interactive()
+    assert isinstance(band_slider(cube, "t"), Figure) and isinstance(patch_browser(samples, (0, 1, 2)), Figure)
+    monkeypatch.delenv(widgets.STATIC_ENV)
+    assert widgets.is_interactive()
+    assert isinstance(band_slider(cube, "t"), ipywidgets.Widget)
+    assert isinstance(band_slider(cube, "t", interactive=False), Figure)

@@ -22,8 +22,9 @@ import torch
 
 from ..config import DiffusionConfig, RunConfig, UNetConfig, make_config
 from ..errors import DataError
+from ..weights import SUFFIX, load_weights, save_weights, weights_file
 from ..runstore import reuse_or_install, run_dir_for
-from ..utils import atomic_torch_save, atomic_write_text, barrier, dist_info, resolve_device, sha256_files
+from ..utils import atomic_write_text, barrier, dist_info, resolve_device, sha256_files
 
 __all__ = ["Generator", "NetworkGenerator", "DiffusionGenerator", "ComplexitySpec", "run_dir_for"]
 
@@ -274,7 +275,7 @@ class NetworkGenerator(Generator):
     Subclasses implement :meth:`_plan` (networks, optimisers, step function: what training needs),
     :meth:`_build_nets` (the networks sampling needs, by name, for a config and band count) and ``_sample``; set
     ``sample_nets`` to the names in the plan that sampling reads (``"net.sub"``: the submodule ``sub`` of the plan's
-    network ``net``, e.g. the VAE's decoder). ``fit`` writes ``weights.pt`` (those networks,
+    network ``net``, e.g. the VAE's decoder). ``fit`` writes ``weights.safetensors`` (those networks,
     the EMA where the plan keeps one, and ``scene_sha256`` of the cube: the weights hash changes with the data);
     ``_load_state`` rebuilds ``nets_``; ``train_info_`` holds the training info when fitted in this process.
     """
@@ -290,7 +291,7 @@ class NetworkGenerator(Generator):
 
     @classmethod
     def artefact_files(cls, run_dir):
-        return [Path(run_dir) / "weights.pt"]
+        return [weights_file(run_dir, "weights")]
 
     def _fit(self, scene, cfg, run_dir, resume, device, progress):
         from ..train import train_loop  # train imports models' building blocks, not the registry
@@ -299,9 +300,9 @@ class NetworkGenerator(Generator):
                                       device=device, resume=resume, progress=progress)
         if dist_info()[0] == 0:
             nets = {k: _sampled_module(plan, emas, k).state_dict() for k in self.sample_nets}
-            atomic_torch_save({"nets": nets, "bands": int(scene.cube.shape[0]), "scene_sha256": scene.sha256,
-                               "step": info["steps"]}, Path(run_dir) / "weights.pt")
-        barrier()  # every rank then reads weights.pt
+            save_weights({"nets": nets, "bands": int(scene.cube.shape[0]), "scene_sha256": scene.sha256,
+                          "step": info["steps"]}, Path(run_dir) / f"weights{SUFFIX}")
+        barrier()  # every rank then reads weights.safetensors
         self.train_info_ = info
         self._load_state(run_dir, scene)
 
@@ -319,7 +320,7 @@ class NetworkGenerator(Generator):
         return np.concatenate(out) if out else np.empty((0, *out_shape), np.float32)
 
     def _load_state(self, run_dir: Path, scene=None):
-        st = torch.load(Path(run_dir) / "weights.pt", map_location="cpu", weights_only=True)
+        st = load_weights(weights_file(run_dir, "weights"))
         self.nets_ = self._build_nets(self.config_, int(st["bands"]))
         for k, m in self.nets_.items():
             m.load_state_dict(st["nets"][k])

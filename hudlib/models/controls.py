@@ -2,7 +2,7 @@
 discriminate a real generator from a copy, a shuffle, a constant or noise.
 
 All draw from ``np.random.default_rng(random_state)`` and return ``(n, bands, size, size)`` float32 in the scene's
-normalised units. ``fit`` needs no training; the run directory holds ``config.json`` and ``state.pt`` (what sampling
+normalised units. ``fit`` needs no training; the run directory holds ``config.json`` and ``state.safetensors`` (what sampling
 reads besides the scene, and a content hash of the scene's cube, so the weights hash changes with the data).
 Controls carry HUD's config sections (UAECopy and RandomMixture unmix as HUD does), so their run hash follows HUD's.
 """
@@ -16,7 +16,7 @@ import torch
 from ..data import crop, load_scene, patch_corners
 from ..uae import UnmixingAutoEncoder
 from ..unmixing import vca
-from ..utils import atomic_torch_save
+from ..weights import SUFFIX, load_weights, save_weights, weights_file
 from .base import Generator
 from .hud import HUD
 
@@ -28,12 +28,12 @@ class _Control(Generator):
     profiles = HUD.profiles
 
     def _fit(self, scene, cfg, run_dir: Path, resume, device, progress):
-        atomic_torch_save({**self._state(scene), "cube_sha256_": scene.sha256}, run_dir / "state.pt")
+        save_weights({**self._state(scene), "cube_sha256_": scene.sha256}, run_dir / f"state{SUFFIX}")
         self._load_state(run_dir, scene)
 
     @classmethod
     def artefact_files(cls, run_dir):
-        return [Path(run_dir) / "state.pt"]
+        return [weights_file(run_dir, "state")]
 
     def _sample(self, n, random_state, device, progress, **options):
         return self._draw(n, np.random.default_rng(random_state)), None
@@ -46,7 +46,7 @@ class _Control(Generator):
 
     def _load_state(self, run_dir: Path, scene=None):
         self.cube_ = (scene or load_scene(self.config_.scene)).cube
-        st = torch.load(run_dir / "state.pt", map_location="cpu", weights_only=True)
+        st = load_weights(weights_file(run_dir, "state"))
         for k, v in st.items():
             setattr(self, k, v.numpy() if isinstance(v, torch.Tensor) else v)
 

@@ -1,7 +1,7 @@
 """HUD: VCA endmembers → frozen UAE → Z = ln(X + e^(−ln d − 8)) → DDPM on 32×32 patches of Z → softmax → decode.
 
-Run directory contents (``runs/<scene>/HUD/<profile>-<hash>/``): ``config.json``, ``uae.pt`` (endmembers, encoder,
-Z scaling: what sampling reads besides the EMA), ``latent.pt`` (the scene's Z, the training data), ``checkpoint.pt`` (resumable), ``ema.pt`` (EMA weights used for sampling),
+Run directory contents (``runs/<scene>/HUD/<profile>-<hash>/``): ``config.json``, ``uae.safetensors`` (endmembers, encoder,
+Z scaling: what sampling reads besides the EMA), ``latent.pt`` (the scene's Z, the training data), ``checkpoint.pt`` (resumable), ``ema.safetensors`` (EMA weights used for sampling),
 ``losses.json``, ``train_info.json``, ``DONE``.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ from ..config import UnmixingConfig, merge_layers
 from ..data import centre_square
 from ..train import build_diffusion, build_unet, train_diffusion
 from ..utils import atomic_torch_save
+from ..weights import SUFFIX, load_weights, save_weights, weights_file
 from .base import ComplexitySpec, DiffusionGenerator
 
 __all__ = ["HUD", "clip_renormalise"]
@@ -50,16 +51,16 @@ class HUD(DiffusionGenerator):
         raise ValueError(f"unmixing.space: expected 'ours' or 'authors', got {space!r}")
 
     def _prepare(self, scene, cfg, run_dir: Path, latent: bool = True) -> torch.Tensor | None:
-        """The frozen UAE (``uae.pt``: what sampling reads) and, with ``latent``, the scene's Z ``(d, rows, cols)``
+        """The frozen UAE (``uae.safetensors``: what sampling reads) and, with ``latent``, the scene's Z ``(d, rows, cols)``
         in network units (the training data, cached in ``latent.pt``; rebuilt from the UAE when absent, e.g. in a
         shipped checkpoint)."""
         u, dc = cfg.unmixing, cfg.diffusion
         if u.projection not in ("softmax", "clip", "none"):
             raise ValueError(f"unmixing.projection: expected 'softmax', 'clip' or 'none', got {u.projection!r}")
         self.projection_, self.space_ = u.projection, u.space
-        path, zpath = run_dir / "uae.pt", run_dir / "latent.pt"
+        path, zpath = weights_file(run_dir, "uae"), run_dir / "latent.pt"
         if path.exists():
-            st = torch.load(path, map_location="cpu", weights_only=True)
+            st = load_weights(path)
             self.uae_ = uae_mod.UnmixingAutoEncoder(st["E"].numpy(), encoder=st["encoder"],
                                                    simplex=bool(st.get("simplex", True)))
             d = self.uae_.d
@@ -91,11 +92,11 @@ class HUD(DiffusionGenerator):
         scale = scale / float(dc.scale_factor)  # network units = (Z - shift) / std * scale_factor
         self.z_shift_, self.z_scale_ = shift.reshape(d, 1, 1), scale.reshape(d, 1, 1)
         uniform = bool(np.all(shift == shift[0]) and np.all(scale == scale[0]))
-        atomic_torch_save({"E": torch.from_numpy(self.uae_.endmembers), "encoder": u.encoder,
+        save_weights({"E": torch.from_numpy(self.uae_.endmembers), "encoder": u.encoder,
                            "z_shift": float(shift[0]) if uniform else torch.from_numpy(shift),
                            "z_scale": float(scale[0]) if uniform else torch.from_numpy(scale),
                            **({} if u.simplex else {"simplex": False}),
-                           **({} if u.space == "ours" else {"to_ours": self.to_ours_})}, path)
+                           **({} if u.space == "ours" else {"to_ours": self.to_ours_})}, run_dir / f"uae{SUFFIX}")
         Zt = self._latent(X)
         atomic_torch_save({"Z": Zt}, zpath)
         return Zt if latent else None
@@ -117,7 +118,7 @@ class HUD(DiffusionGenerator):
     def _load_state(self, run_dir: Path, scene=None):
         cfg = self.config_
         self._prepare(scene, cfg, run_dir, latent=False)
-        st = torch.load(run_dir / "ema.pt", map_location="cpu", weights_only=True)
+        st = load_weights(weights_file(run_dir, "ema"))
         self.unet_ = build_unet(cfg, self.uae_.d)
         self.unet_.load_state_dict(st["ema"])
         self.unet_.eval()
@@ -125,7 +126,7 @@ class HUD(DiffusionGenerator):
 
     @classmethod
     def artefact_files(cls, run_dir):
-        return [Path(run_dir) / "uae.pt", Path(run_dir) / "ema.pt"]
+        return [weights_file(run_dir, "uae"), weights_file(run_dir, "ema")]
 
     def endmember_matrix(self):
         return self.uae_.endmembers

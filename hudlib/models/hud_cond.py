@@ -20,7 +20,7 @@ touched one would turn the loss into NaN instead of learning from it. The latent
 HUD-cond unmixes in our units only (``unmixing.space="ours"``) with a fold. The scene's normalisation (raw / the
 file's maximum, :func:`hudlib.data.load_scene`) is the file's, shared by every pixel a classifier reads too.
 
-Run directory: HUD's (``uae.pt``, ``latent.pt``, ``checkpoint.pt``, ``ema.pt``, ...) plus ``split.json`` (the
+Run directory: HUD's (``uae.safetensors``, ``latent.pt``, ``checkpoint.pt``, ``ema.safetensors``, ...) plus ``split.json`` (the
 fold's record: split spec, pixel counts and the sha256 of its held-out and training-ground masks; an artefact
 file, so shipped with the weights). The fold and the split spec are in the config, hence in the training hash.
 
@@ -47,6 +47,7 @@ from ..errors import DataError
 from ..splits import KFOLD, SpatialKFold, crop_corners_inside, mask_sha256, pack_mask
 from ..train import build_diffusion, build_unet, train_diffusion
 from ..utils import atomic_write_text, dist_info
+from ..weights import load_weights, weights_file
 from .hud import HUD
 
 __all__ = ["HUDCond", "CondConfig", "CondUNet", "GuidedDenoiser", "one_hot", "allowed_corners", "cond_fold",
@@ -315,7 +316,7 @@ class HUDCond(HUD):
     def _load_state(self, run_dir: Path, scene=None):
         cfg = self.config_
         self._prepare(scene, cfg, run_dir, latent=False)
-        st = torch.load(Path(run_dir) / "ema.pt", map_location="cpu", weights_only=True)
+        st = load_weights(weights_file(run_dir, "ema"))
         self.n_classes_ = int(st["unet_config"]["cond_channels"]) - 1
         self.unet_ = self._build_net(cfg, self.uae_.d, self.n_classes_)
         self.unet_.load_state_dict(st["ema"])

@@ -34,6 +34,7 @@ from ..config import merge_layers
 from ..data import crop, load_scene, patch_corners
 from ..train import TrainPlan
 from ..utils import resolve_device
+from ..weights import load_weights, weights_file
 from .base import ComplexitySpec, NetworkGenerator
 
 __all__ = ["MPRNet", "MPRNetConfig", "MPRNetNet"]
@@ -254,7 +255,7 @@ class MPRNet(NetworkGenerator):
     def _load_state(self, run_dir, scene=None):
         super()._load_state(run_dir, scene)
         scene = scene or load_scene(self.config_.scene)
-        st = torch.load(run_dir / "weights.pt", map_location="cpu", weights_only=True)
+        st = load_weights(weights_file(run_dir, "weights"))
         if scene.sha256 != st["scene_sha256"]:
             raise ValueError(f"{run_dir}: trained on another cube than scene {scene.name!r} (sha256 differs)")
         self.cube_, self.rgb_bands_ = scene.cube, list(scene.rgb_bands)

@@ -22,8 +22,8 @@ Decoding (``unmixdiff.decode``, a sampling setting):
   matrix, (E − min E)/(max E − min E), as the authors' Synthesis.py. Their outputs are then in another range than the
   data (the paper's "shift in absolute value").
 
-Run directory: ``uae/`` (stage 1's loop: checkpoint, losses, ``weights.pt``), ``diffusion/`` (stage 2's loop),
-``weights.pt`` (what sampling reads: the autoencoder and the U-Net, its EMA where one is kept), ``losses.json`` and
+Run directory: ``uae/`` (stage 1's loop: checkpoint, losses), ``diffusion/`` (stage 2's loop),
+``weights.safetensors`` (what sampling reads: the autoencoder and the U-Net, its EMA where one is kept), ``losses.json`` and
 ``train_info.json`` of both stages, ``DONE``. Each stage resumes exactly.
 """
 from __future__ import annotations
@@ -41,7 +41,8 @@ from torch.nn import functional as F
 from ..config import DiffusionConfig, UNetConfig, merge_layers, sampling
 from ..train import TrainPlan, build_diffusion, build_unet, train_loop, windows_per_epoch
 from ..uae import project_simplex
-from ..utils import atomic_save_npy, atomic_torch_save, atomic_write_text, barrier, dist_info, resolve_device
+from ..utils import atomic_save_npy, atomic_write_text, barrier, dist_info, resolve_device
+from ..weights import SUFFIX, load_weights, save_weights, weights_file
 from .base import ComplexitySpec, DiffusionGenerator, NetworkGenerator
 
 __all__ = ["UD", "UnmixDiffConfig", "UnmixDiffGenerator", "UnmixingNet", "charbonnier", "sad_loss", "tv_loss",
@@ -342,9 +343,9 @@ class UnmixDiffGenerator(DiffusionGenerator, NetworkGenerator):
         if rank == 0:
             unet = emas.get("unet", plan2.nets["unet"])
             in_bands = self.encoder_bands(scene)
-            atomic_torch_save({"nets": {"uae": uae.state_dict(), "unet": unet.state_dict()},
-                               "bands": int(scene.bands), "p": p, "in_bands": in_bands, "scene_sha256": scene.sha256,
-                               "step": info2["steps"], "uae_step": info1["steps"]}, run_dir / "weights.pt")
+            save_weights({"nets": {"uae": uae.state_dict(), "unet": unet.state_dict()},
+                          "bands": int(scene.bands), "p": p, "in_bands": in_bands, "scene_sha256": scene.sha256,
+                          "step": info2["steps"], "uae_step": info1["steps"]}, run_dir / f"weights{SUFFIX}")
             losses = {}
             for sub in ("uae", "diffusion"):
                 losses.update(json.loads((run_dir / sub / "losses.json").read_text()))
@@ -357,11 +358,11 @@ class UnmixDiffGenerator(DiffusionGenerator, NetworkGenerator):
             info["final_loss"] = info2["final_loss"]
             atomic_write_text(run_dir / "train_info.json", json.dumps(info, indent=2))
             self.train_info_ = info
-        barrier()  # every rank then reads weights.pt
+        barrier()  # every rank then reads weights.safetensors
         self._load_state(run_dir, scene)
 
     def _load_state(self, run_dir, scene=None):
-        st = torch.load(Path(run_dir) / "weights.pt", map_location="cpu", weights_only=True)
+        st = load_weights(weights_file(run_dir, "weights"))
         self.p_, self.bands_ = int(st["p"]), int(st["bands"])
         self.nets_ = self._build_nets(self.config_, self.bands_, self.p_, st["in_bands"])
         for k, m in self.nets_.items():
