@@ -12,7 +12,8 @@ It never hangs and it talks:
 
 - before starting it prints its plan (scenes, generators, what is trained / cached, an estimated time from the
   measured step times in ``hudlib/timings.json``); ``--dry-run`` stops there;
-- notebooks that declare an ``interactive`` parameter get ``interactive=False`` (static figures instead of live
+- notebooks draw static figures (``$HUD_STATIC``, :func:`hudlib.widgets.is_interactive`), and one that declares an
+  ``interactive`` parameter gets ``interactive=False`` (static figures instead of live
   ipywidgets, which can hang nbclient: jupyter/nbclient#312), and the kernel's ``tqdm.auto`` is the text bar;
 - every cell runs under the profile's ``cell_timeout_s``; a dead kernel, and a kernel that went idle without
   replying for ``idle_grace_s``, fail the run naming notebook and cell;
@@ -53,6 +54,7 @@ from traitlets import Any as AnyTrait
 
 from . import checkpoints, paths, stages, verify
 from .runstore import RETRAIN_ENV
+from .widgets import STATIC_ENV
 from . import models as registry
 from .config import PROFILES
 from .profiles import get_profile
@@ -589,9 +591,11 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
                "cell_timeout_s": timeout, "steps": [], "interrupted": False}
     failed = None
     t_all = time.perf_counter()
-    # the notebooks' kernels inherit it: fit() then trains these generators rather than install shipped weights
-    retrain_env = os.environ.get(RETRAIN_ENV)
+    # the notebooks' kernels inherit these: fit() trains the generators to retrain rather than install shipped
+    # weights, and widgets are drawn static
+    saved_env = {k: os.environ.get(k) for k in (RETRAIN_ENV, STATIC_ENV)}
     os.environ[RETRAIN_ENV] = ",".join(sorted(retrain_set))
+    os.environ[STATIC_ENV] = "1"  # static figures, quiet bars (hudlib.widgets.is_interactive)
     try:
         with _Interrupt(live) as interrupt:
             _prepare_runs(plan, profile, models, selected, retrain_set, live)
@@ -617,10 +621,11 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
                     break
             summary["interrupted"] = interrupt.flag
     finally:
-        if retrain_env is None:
-            os.environ.pop(RETRAIN_ENV, None)
-        else:
-            os.environ[RETRAIN_ENV] = retrain_env
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     summary["total_wall_s"] = round(time.perf_counter() - t_all, 1)
     summary["ok"] = failed is None and not summary["interrupted"]
     ran = {r["stage"] for r in summary["steps"]}

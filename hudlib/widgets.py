@@ -11,6 +11,7 @@ one exactly once, as a PNG, whether or not pyplot's inline backend is active.
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -62,14 +63,24 @@ class StaticFigure(Figure):
         return _png(self)
 
 
-def band_slider(cube: np.ndarray, title: str = "", interactive: bool = True, band: int = 0):
+STATIC_ENV = "HUD_STATIC"
+
+
+def is_interactive() -> bool:
+    """Live widgets, unless ``$HUD_STATIC`` is set: the runner sets it for its notebooks' kernels (static figures and
+    quiet progress bars; live ipywidgets can hang a headless kernel, jupyter/nbclient#312), so no notebook carries
+    that switch in its parameters."""
+    return os.environ.get(STATIC_ENV, "").strip().lower() in ("", "0", "false", "no")
+
+
+def band_slider(cube: np.ndarray, title: str = "", interactive: bool | None = None, band: int = 0):
     """A slider over the bands of ``cube`` ``(bands, rows, cols)`` showing one band (per-band stretch, colour bar).
 
     Returns the widget box, or with ``interactive=False`` the Figure of band ``band`` (the widget's first view).
     """
     fig = StaticFigure(figsize=(5, 4.2), layout="constrained")
     draw_band(fig, cube, band, title)
-    if not interactive:
+    if not (is_interactive() if interactive is None else interactive):
         return fig
     import ipywidgets as w  # only here: a static run must not create any widget
 
@@ -121,7 +132,7 @@ def draw_patch(fig: Figure, samples: np.ndarray, rgb_bands, index: int, band: in
 
 
 def patch_browser(samples: np.ndarray, rgb_bands, class_means: np.ndarray | None = None,
-                  limits: np.ndarray | None = None, title: str = "", interactive: bool = True):
+                  limits: np.ndarray | None = None, title: str = "", interactive: bool | None = None):
     """Browse generated patches ``(n, bands, h, w)``.
 
     Sliders for patch index, band and the selected pixel (row, col); a toggle between pseudo-colour and single
@@ -139,7 +150,7 @@ def patch_browser(samples: np.ndarray, rgb_bands, class_means: np.ndarray | None
         draw_patch(fig, samples, rgb_bands, class_means=class_means, limits=limits, title=title, **state)
 
     draw()
-    if not interactive:
+    if not (is_interactive() if interactive is None else interactive):
         return fig
     import ipywidgets as w  # only here: a static run must not create any widget
 
