@@ -28,8 +28,8 @@ from .runstore import (MANIFEST, SHIPPED, _sha256, checkpoints_dir, install, man
                        verify_files)
 from .utils import atomic_write_text
 
-__all__ = ["export", "write_cards", "card_text", "CARD", "install", "manifest", "shipped_run", "remove_shipped",
-           "checkpoints_dir", "SHIPPED", "MANIFEST", "verify_files", "machine_name"]
+__all__ = ["export", "write_cards", "card_text", "committed_results", "CARD", "install", "manifest", "shipped_run",
+           "remove_shipped", "checkpoints_dir", "SHIPPED", "MANIFEST", "verify_files", "machine_name"]
 
 _RUN_FILES = ("config.json", "train_info.json", "losses.json", "DONE")
 
@@ -100,22 +100,19 @@ CARD = "README.md"
 _CARD_METRICS = ("FID", "SWD", "recall_patches", "precision_patches", "coherence_gap", "F_p", "D_b")
 
 
-def _records_of(weights_hash: str, profile: str, results) -> list[tuple[str, dict]]:
-    """``[(relative path, record)]`` of the committed evaluation records (git ``HEAD``; the results folder outside a
-    git checkout) computed from these weights: a card states what was committed, whatever a later run recomputes."""
+def committed_results(profile: str, results=None) -> dict[str, dict]:
+    """``{relative path: record}`` of ``profile`` as committed (git ``HEAD``; the results folder outside a git
+    checkout): a card states what was committed, whatever a later run recomputes."""
     from . import verify
 
     recs = verify.committed_records(profile, results)
-    if recs is None:
-        recs = verify.collect(profile, results)
-    return [(rel, rec) for rel, rec in sorted(recs.items())
-            if isinstance(rec, dict) and rec.get("weights_hash") == weights_hash and "metrics" in rec]
+    return verify.collect(profile, results) if recs is None else recs
 
 
-def card_text(rel: str, entry: dict, root=None, results=None) -> str:
+def card_text(rel: str, entry: dict, root=None, results=None, records: dict | None = None) -> str:
     """The model card of the shipped run ``rel`` (its manifest ``entry``): what it is, the scene and its licence,
     the profile, training budget and machine, the metrics it produced (the committed records computed from these
-    weights) and how to load it."""
+    weights; ``records``: :func:`committed_results` of its profile, read here when None) and how to load it."""
     from .data import SCENES
 
     run = checkpoints_dir(root) / rel
@@ -143,7 +140,9 @@ def card_text(rel: str, entry: dict, root=None, results=None) -> str:
         lines.append("**Training**: none (a control built from the scene).")
     lines += ["", "**Files** (sha256 in `checkpoints/MANIFEST.json`, checked when loaded): "
               + ", ".join(f"`{f}` ({m['bytes']:,} bytes)" for f, m in sorted(entry["files"].items())) + "."]
-    recs = _records_of(entry["weights_hash"], entry["profile"], results)
+    records = committed_results(entry["profile"], results) if records is None else records
+    recs = [(r, rec) for r, rec in sorted(records.items())
+            if isinstance(rec, dict) and rec.get("weights_hash") == entry["weights_hash"] and "metrics" in rec]
     if recs:
         lines += ["", "**Metrics it produced** (the committed records computed from these weights; hudlib's "
                   "metrics, docs/results.md):", "",
@@ -167,9 +166,11 @@ def card_text(rel: str, entry: dict, root=None, results=None) -> str:
 def write_cards(root=None, results=None) -> list[Path]:
     """Write the card (:func:`card_text`) of every run in the manifest as ``<run>/README.md``."""
     root = checkpoints_dir(root)
-    out = []
+    out, records = [], {}
     for rel, entry in manifest(root)["runs"].items():
+        if entry["profile"] not in records:  # the committed records, read once per profile
+            records[entry["profile"]] = committed_results(entry["profile"], results)
         path = root / rel / CARD
-        atomic_write_text(path, card_text(rel, entry, root, results))
+        atomic_write_text(path, card_text(rel, entry, root, results, records[entry["profile"]]))
         out.append(path)
     return out

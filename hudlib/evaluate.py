@@ -299,8 +299,7 @@ def evaluate(scene: str, model: str, profile: str, n: int | None = None, runs=No
     if old is not None:  # computed here for these weights: only the added or re-versioned metrics are computed
         ctx.values.update({k: v for k, v in old["metrics"].items() if k not in todo})
         m, versions = registry.compute_metrics(ctx, todo)
-        old["metrics"] = {**old["metrics"], **{k: v for k, v in m.items() if k not in old["metrics"] or k in todo
-                                                or k not in registry.metric_names()}}
+        old["metrics"] = {**old["metrics"], **m}  # m holds the kept values as they were, and the new ones
         old["metric_versions"] = {**(old.get("metric_versions") or {}), **versions}
         old["times_s"] = {**old.get("times_s", {}), **times}
         atomic_write_text(out, json.dumps(old, indent=2))

@@ -18,6 +18,7 @@ from . import ablation, downstream
 from . import generators as registry
 from .config import make_config
 from .errors import DataError
+from .registry import Registry
 
 __all__ = ["Stage", "STAGES", "register_stage", "unregister_stage", "stage_names", "select", "ordered",
            "generator_trainings", "reference_training", "ablation_trainings", "downstream_trainings"]
@@ -72,26 +73,21 @@ class Stage:
         return self.trainings(scene, models, profile) if self.trainings else []
 
 
-STAGES: dict[str, Stage] = {}
+STAGES = Registry("stage", Stage)
 
 
 def register_stage(stage: Stage) -> Stage:
     """Add a stage; its ``after`` must name registered stages (so the graph has no cycle: edges point back)."""
-    if stage.name in STAGES:
-        raise DataError(f"register_stage: stage {stage.name!r} is registered already")
     unknown = [a for a in stage.after if a not in STAGES]
     if unknown:
         raise DataError(f"after: stage {stage.name!r} follows unregistered stages {unknown}")
-    STAGES[stage.name] = stage
-    return stage
+    return STAGES.add(stage)
 
 
 def unregister_stage(name: str) -> None:
-    if name not in STAGES:
-        raise DataError(f"stage: unknown stage {name!r}; expected one of {', '.join(STAGES)}")
     if any(name in s.after for s in STAGES.values()):
         raise DataError(f"stage: {name!r} is followed by other stages")
-    del STAGES[name]
+    STAGES.remove(name)
 
 
 def stage_names() -> list[str]:

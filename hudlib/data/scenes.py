@@ -27,6 +27,7 @@ import numpy as np
 import scipy.io
 
 from ..errors import DataError
+from ..registry import Registry
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -76,24 +77,18 @@ class SceneInfo:
 
 
 # The registry: name -> SceneInfo, in registration order (the paper's order for the built-in scenes).
-SCENES: dict[str, SceneInfo] = {}
+SCENES = Registry("scene", SceneInfo, hint=" or the path of an ENVI .hdr or a .mat file")
 
 
 def register_scene(info: SceneInfo) -> SceneInfo:
     """Add a scene to the registry: from then on :func:`hudlib.data.load_scene`, ``download``, the runner's
     ``--scenes`` and every table take its name. A name registered already is refused."""
-    if not isinstance(info, SceneInfo):
-        raise DataError(f"register_scene: expected a SceneInfo, got {type(info).__name__}")
-    if info.name in SCENES:
-        raise DataError(f"register_scene: scene {info.name!r} is registered already")
-    SCENES[info.name] = info
-    return info
+    return SCENES.add(info)
 
 
 def unregister_scene(name: str) -> None:
     """Remove a registered scene (tests register stand-ins and remove them again)."""
-    _info(name)
-    del SCENES[name]
+    SCENES.remove(name)
 
 
 def scene_names() -> list[str]:
@@ -114,10 +109,7 @@ def scene_available(name: str, root=None) -> str | None:
 
 
 def _info(name: str) -> SceneInfo:
-    if name not in SCENES:
-        raise DataError(f"unknown scene {name!r}: expected one of {', '.join(SCENES)} or the path of an ENVI "
-                        f".hdr or a .mat file")
-    return SCENES[name]
+    return SCENES.lookup(name)
 
 
 @dataclasses.dataclass

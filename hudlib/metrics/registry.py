@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import DataError
+from ..registry import Registry
 from ..utils import state_hash
 from . import distribution, paper, texture
 from .classifier_scores import classifier_outputs, classifier_scores
@@ -86,28 +87,20 @@ class MetricContext:
         return self.cfg.eval.seed
 
 
-_REGISTRY: dict[str, Metric] = {}
+_REGISTRY = Registry("metric", Metric)
 
 
 def register_metric(metric: Metric) -> Metric:
     """Add a metric; a name registered already is refused."""
-    if not isinstance(metric, Metric):
-        raise DataError(f"register_metric: expected a Metric, got {type(metric).__name__}")
-    if metric.name in _REGISTRY:
-        raise DataError(f"register_metric: metric {metric.name!r} is registered already")
-    _REGISTRY[metric.name] = metric
-    return metric
+    return _REGISTRY.add(metric)
 
 
 def unregister_metric(name: str) -> None:
-    get_metric(name)
-    del _REGISTRY[name]
+    _REGISTRY.remove(name)
 
 
 def get_metric(name: str) -> Metric:
-    if name not in _REGISTRY:
-        raise DataError(f"metric: unknown metric {name!r}; expected one of {', '.join(_REGISTRY)}")
-    return _REGISTRY[name]
+    return _REGISTRY.lookup(name)
 
 
 def metric_names(metric_set: str = "all") -> tuple[str, ...]:

@@ -1,17 +1,6 @@
-"""The generators: their base classes, creating and loading them; the registry itself is :mod:`hudlib.generators`
-(re-exported here).
-
-Every generator implements :class:`hudlib.models.base.Generator` and owns its configuration (``sections``,
-``profiles``). A new baseline is one module in this package plus one :func:`register` line below. Roles say what a
-generator is for, so that no caller compares names:
-
-- ``reference``: the paper's generator, the row every other is compared with (HUD);
-- ``control``: a reference generator, trivial by construction, that shows which metrics discriminate;
-- ``trivial``: a control no metric should rank level with the reference (the mean spectrum, random mixtures);
-- ``anchor``: a control shown beside the paper's generators in the paper-exact table (real crops, the mean
-  spectrum);
-- ``paper_name``: the generator's column in the paper's Tables I–III (None: not in the paper).
-"""
+"""The generators: their base classes, creating, loading and saving them. The registry and the generators' roles
+(reference, control, trivial, anchor, paper name) are :mod:`hudlib.generators`, re-exported here; a new baseline is
+one module in this package plus one ``register(...)`` line there."""
 from __future__ import annotations
 
 import json
