@@ -1,4 +1,4 @@
-"""Command line: ``python -m hudlib {download,train,sample,synthesize,evaluate,tables,figures,checkpoints} ...``.
+"""Command line: ``python -m hudlib {download,train,sample,synthesize,layout,evaluate,tables,figures,checkpoints} ...``.
 
 Examples::
 
@@ -9,6 +9,8 @@ Examples::
     python -m hudlib sample --run runs/IndianPines/HUD/quick-xxxx --n 64 --sampler ddim --steps 50 --seed 0 \\
         --out samples.npz
     python -m hudlib synthesize --scene IndianPines --model HUD --profile quick --size 145 145 --out scene.hdr
+    python -m hudlib layout --scene IndianPines --source procedural --size 256 256 --seed 0 --out map.hdr
+    python -m hudlib synthesize --scene IndianPines --model HUD-cond --profile quick --layout map.hdr --out s.hdr
     python -m hudlib evaluate --scene IndianPines --model HUD --profile quick --n 256
     python -m hudlib tables --profile quick          # results/tables_quick.md from the results of runs/
     python -m hudlib figures --profile quick         # figures/ (Figs. 3, 4, loss curves)
@@ -124,9 +126,59 @@ def _cmd_synthesize(a):
     from .synthesis import write_scene
 
     scene = _load_scene_args(a)
-    paths = write_scene(scene, a.model, a.profile, size=tuple(a.size), out=a.out, seed=a.seed, stride=a.stride,
-                        tiling=a.tiling, runs=a.runs, device=a.device, progress=not a.quiet, **_sampler_options(a))
+    opts = _sampler_options(a)
+    size = tuple(a.size) if a.size else None
+    if a.layout is not None:
+        from .layouts import read_class_map
+
+        L = read_class_map(a.layout, a.layout_key).labels
+        if size is not None and L.shape != size:
+            raise ValueError(f"{a.layout}: expected a class map of --size {size[0]} x {size[1]}, got "
+                             f"{L.shape[0]} x {L.shape[1]}")
+        size, opts["layout"] = L.shape, L
+    elif a.layout_key is not None:
+        raise ValueError("--layout-key: needs --layout")
+    if a.guidance is not None:
+        opts["guidance"] = a.guidance
+    if size is None:
+        raise ValueError("--size: expected H W (or a --layout map, whose size it takes)")
+    paths = write_scene(scene, a.model, a.profile, size=size, out=a.out, seed=a.seed, stride=a.stride,
+                        tiling=a.tiling, runs=a.runs, device=a.device, progress=not a.quiet, **opts)
     print("\n".join(str(p) for p in paths))
+
+
+def _cmd_layout(a):
+    from .layouts import make_layout, write_class_map
+    from .splits import KFOLD
+
+    scene = _load_scene_args(a)
+    fold = None
+    if a.fold is not None:
+        folds = KFOLD.split(scene.gt)
+        if not 0 <= a.fold < len(folds):
+            raise ValueError(f"--fold: expected a fold index in 0..{len(folds) - 1} of {KFOLD.spec}, got {a.fold}")
+        fold = folds[a.fold]
+    params = {}
+    if a.source == "procedural":
+        params = {k: v for k, v in (("field_scale", a.field_scale), ("road_density", a.road_density),
+                                    ("class_mix", a.class_mix), ("class_weights", a.class_weights)) if v is not None}
+    elif any(v is not None for v in (a.field_scale, a.road_density, a.class_mix, a.class_weights)):
+        raise ValueError("--field-scale/--road-density/--class-mix/--class-weights: only with --source procedural")
+    size = tuple(a.size) if a.size else scene.gt.shape
+    L = make_layout(a.source, size, scene=scene, random_state=a.seed, fold=fold, **params)
+    desc = (f"hud class map (source={a.source}; scene={scene.name}; seed={a.seed}; "
+            f"fold={'all' if fold is None else fold.name})")
+    out = Path(a.out)
+    if out.suffix.lower() == ".npy":
+        from .utils import atomic_save_npy
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_save_npy(out, L)
+        print(out)
+        return
+    names = [scene.class_name(k) for k in range(1, scene.n_classes + 1)]
+    for p in write_class_map(out, L, names, description=desc):
+        print(p)
 
 
 def _cmd_evaluate(a):
@@ -202,13 +254,40 @@ def main(argv=None) -> int:
     y = sub.add_parser("synthesize", help="a whole scene of any size as ENVI files (+ abundances, pseudo-colour PNG)")
     _add_scene_args(y)
     _add_model_args(y)
-    y.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), required=True)
+    y.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None,
+                   help="canvas size (default: the --layout map's)")
     y.add_argument("--seed", type=int, default=0)
+    y.add_argument("--layout", default=None, metavar="MAP",
+                   help="class map (.npy, .mat[:KEY], ENVI .hdr, indexed .png; ids 0..K, 0 = unlabelled) for a "
+                        "layout-conditioned generator (HUD-cond); written beside the cube as PATH_classes.hdr")
+    y.add_argument("--layout-key", dest="layout_key", default=None, help="variable of a .mat class map")
+    y.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance weight w >= 0 with --layout (default: the run's)")
     y.add_argument("--out", required=True, help="the cube's ENVI header, PATH.hdr (PATH.img beside it)")
     y.add_argument("--stride", type=int, default=None, help="window stride (default: half the window)")
     y.add_argument("--tiling", default="multidiffusion", help="multidiffusion (overlapped) or naive")
     _add_sampler_args(y)
     y.set_defaults(fn=_cmd_synthesize)
+
+    lo = sub.add_parser("layout", help="a class map: the scene's real one (crop, flip, rotation, mosaic) or a "
+                                       "procedural one fitted to it -> ENVI classification (.hdr) or .npy")
+    _add_scene_args(lo)
+    lo.add_argument("--source", choices=["real", "procedural"], default="procedural")
+    lo.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None,
+                    help="map size (default: the scene's)")
+    lo.add_argument("--seed", type=int, default=0)
+    lo.add_argument("--fold", type=int, default=None,
+                    help="use only this fold's training ground of the project's spatial k-fold (hudlib.splits.KFOLD)")
+    lo.add_argument("--field-scale", dest="field_scale", type=float, default=None,
+                    help="procedural: multiply the fitted field sizes (default 1)")
+    lo.add_argument("--road-density", dest="road_density", type=float, default=None,
+                    help="procedural: multiply the fitted road share (default 1)")
+    lo.add_argument("--class-mix", dest="class_mix", type=float, default=None,
+                    help="procedural: class shares to this power (1: the fitted mix, default; 0: classes alike)")
+    lo.add_argument("--class-weights", dest="class_weights", type=float, nargs="+", default=None,
+                    help="procedural: one weight per class 1..K multiplying the fitted class mix")
+    lo.add_argument("--out", required=True, help="PATH.hdr (ENVI classification) or PATH.npy")
+    lo.set_defaults(fn=_cmd_layout)
 
     e = sub.add_parser("evaluate", help="metrics of a generator -> results/<scene>/<model>/<profile>.json")
     _add_scene_args(e)

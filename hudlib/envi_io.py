@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import spectral.io.envi as envi
 
+from .utils import usual_mode
+
 __all__ = ["write_envi", "read_envi", "check_writable"]
 
 # Header fields written from the cube itself: ``extra`` may not set them.
@@ -124,6 +126,8 @@ def write_envi(path, cube, *, wavelengths=None, band_names=None, description: st
     placed_img = False
     try:
         envi.save_image(tmp_hdr, data, dtype=np.float32, interleave="bsq", metadata=meta, force=True, ext=".img")
+        usual_mode(tmp_hdr)
+        usual_mode(tmp_img)
         os.replace(tmp_img, img)
         placed_img = True
         os.replace(tmp_hdr, hdr)

@@ -558,8 +558,8 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
         live_interval_s: least seconds between two plain live lines when ``term`` is not a terminal.
         retrain: None (use the shipped checkpoints), True (train every generator from scratch) or generator names.
         ablation: train the ablation's extra runs (implied by ``retrain=True``).
-        downstream: recompute the downstream benchmark (09; implied by ``retrain``) instead of reusing the stored one
-            of the same weights.
+        downstream: recompute the stored studies of the per-fold HUD-cond — the downstream benchmark (09) and the
+            labelled-scene study (08) — instead of reusing those of the same weights (implied by ``retrain``).
         verify_mode: ``"report"`` (write results/verify_<profile>.md), ``"strict"`` (and fail on a disagreement)
             or ``"off"``.
     """
@@ -668,7 +668,8 @@ def main(argv=None) -> int:
                         "named ones; an interrupted training resumes")
     p.add_argument("--ablation", action="store_true", help="also train the ablation's extra runs (07)")
     p.add_argument("--downstream", action="store_true",
-                   help="recompute the downstream benchmark (09) instead of reusing the stored one of the same weights")
+                   help="recompute the downstream benchmark (09) and the labelled-scene study (08) instead of reusing "
+                        "the stored ones of the same weights")
     p.add_argument("--verify", choices=("report", "strict", "off"), default="report",
                    help="compare with the committed results: write results/verify_<profile>.md (report), also "
                         "fail on a disagreement (strict), or not at all")

@@ -56,6 +56,11 @@ def downstream_trainings(scene: str, models: list[str], profile: str) -> list[tu
             for f, cfg in downstream.fold_configs(scene, profile).items()]
 
 
+def scene_trainings(scene: str, models: list[str], profile: str) -> list[tuple[str, str, object]]:
+    """The scene study's generator and, for the labelled-scene study, the downstream protocol's HUD-cond per fold."""
+    return reference_training(scene, models, profile) + downstream_trainings(scene, models, profile)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Stage:
     """One stage of the main job (module docstring)."""
@@ -144,9 +149,9 @@ for _s in (
           description="every generator evaluated; Tables I-IV"),
     Stage(name="ablation", notebook="07_ablation.ipynb", after=("train",), trainings=ablation_trainings,
           writes=("results/ablation_<profile>.md",), description="the ablation of eqs. 4-6 and the schedule"),
-    Stage(name="scene", notebook="08_scene.ipynb", after=("train",), trainings=reference_training,
-          writes=("results/<scene>/<model>/scene_<profile>.json", "figures/"),
-          description="a whole synthetic scene, seams and field scale"),
+    Stage(name="scene", notebook="08_scene.ipynb", after=("train",), trainings=scene_trainings,
+          writes=("results/<scene>/<model>/scene_<profile>.json", "results/labelled_<profile>.md", "figures/"),
+          description="whole synthetic scenes, seams and field scale; labelled scenes from class maps"),
     Stage(name="downstream", notebook="09_downstream.ipynb", trainings=downstream_trainings,
           writes=("results/downstream_<profile>.md",), description="does synthetic data help a classifier"),
     Stage(name="verify", after=("tables", "ablation"), writes=("results/verify_<profile>.md",),

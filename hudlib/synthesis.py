@@ -23,13 +23,20 @@ from .profiles import get_profile
 from .runstore import reuse_or_install
 from .utils import _atomic
 
-__all__ = ["load_trained", "write_scene", "abundances_path", "png_path", "scene_study", "study_seeds"]
+__all__ = ["load_trained", "write_scene", "abundances_path", "classes_path", "png_path", "scene_study",
+           "study_seeds"]
 
 
 def abundances_path(out) -> Path:
     """``PATH_abundances.hdr`` beside the cube's ``PATH.hdr``."""
     out = Path(out)
     return out.with_name(f"{out.stem}_abundances.hdr")
+
+
+def classes_path(out) -> Path:
+    """``PATH_classes.hdr`` (an ENVI classification image) beside the cube's ``PATH.hdr``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}_classes.hdr")
 
 
 def png_path(out) -> Path:
@@ -55,7 +62,11 @@ def write_scene(scene, model: str, profile: str, size: tuple[int, int], out, see
     """Synthesize a ``size = (H, W)`` scene with ``model`` and write ``out`` (``PATH.hdr`` + ``PATH.img``, float32,
     band-sequential, the source scene's wavelengths where it has them, the model, weights hash, seed, sampler and
     tiling in the header's description), ``PATH_abundances.hdr`` (for generators with abundances) and ``PATH.png``
-    (pseudo-colour with the real scene's stretch). Same seed: identical files. Returns the paths written."""
+    (pseudo-colour with the real scene's stretch). With a class map ``layout=M`` ``(H, W)`` (layout-conditioned
+    generators only; ids 0..K of the generator's classes, 0 = unlabelled) every window is conditioned on its crop of
+    ``M`` and ``PATH_classes.hdr`` holds ``M`` as an ENVI classification image (the scene's class names, lookup
+    colours). Every input is checked before anything is computed; same seed: identical files. Returns the paths
+    written."""
     from .envi_io import _hdr_path
 
     out = _hdr_path(out, "out")
@@ -63,7 +74,16 @@ def write_scene(scene, model: str, profile: str, size: tuple[int, int], out, see
     gen = load_trained(scene, model, profile, runs)
     H, W = (int(v) for v in size)
     gen.check_canvas(H, W, stride, tiling)
-    settings = gen.sampler_settings(**options)  # refuses options the generator has not
+    settings = gen.sampler_settings(**options)  # refuses options the generator has not (layout included)
+    layout = options.get("layout")
+    if layout is not None:
+        layout = np.asarray(layout)
+        if layout.shape != (H, W):
+            raise ValueError(f"layout: expected a class map of the canvas's size {H} x {W}, got "
+                             f"{' x '.join(str(v) for v in layout.shape)}")
+        from .layouts import class_table
+
+        names = class_table(int(gen.n_classes_), [scene.class_name(k) for k in range(1, gen.n_classes_ + 1)])[0]
     Y, X = gen.synthesize(H, W, random_state=seed, stride=stride, tiling=tiling, device=device, progress=progress,
                           **options)
     size_px = gen.config_.train.patch_size
@@ -78,6 +98,11 @@ def write_scene(scene, model: str, profile: str, size: tuple[int, int], out, see
     if X is not None:
         written += list(write_envi(abundances_path(out), X, band_names=[f"abundance {i + 1}" for i in range(len(X))],
                                    description=desc.replace("hud synthetic scene", "hud synthetic abundances")))
+    if layout is not None:
+        from .layouts import write_class_map
+
+        written += list(write_class_map(classes_path(out), layout, names[1:],
+                                        description=desc.replace("hud synthetic scene", "hud class map")))
     rgb = pseudo_rgb(Y, scene.rgb_bands, limits=rgb_limits(scene.cube, scene.rgb_bands))
     png = png_path(out)
 

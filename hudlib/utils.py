@@ -30,12 +30,21 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         raise ValueError(f"device: expected 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from e
 
 
+def usual_mode(path) -> None:
+    """Give a file made by :func:`tempfile.mkstemp` (mode 0600) the mode an ordinary ``open(path, "w")`` gives:
+    0666 less the process's umask, so files renamed into place are readable by others as usual."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def _atomic(path: Path, write) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        usual_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -18,7 +18,8 @@ from matplotlib.figure import Figure
 
 from .data import pseudo_rgb, rgb_limits
 
-__all__ = ["band_slider", "patch_browser", "band_limits", "draw_band", "draw_patch", "StaticFigure"]
+__all__ = ["band_slider", "patch_browser", "band_limits", "draw_band", "draw_patch", "StaticFigure", "draw_labelled",
+           "labelled_scene_browser", "layout_explorer"]
 
 STRETCH_PERCENTILES = (1.0, 99.0)
 
@@ -174,3 +175,123 @@ def patch_browser(samples: np.ndarray, rgb_bands, class_means: np.ndarray | None
     box = w.VBox([w.HBox([ctl["index"], ctl["band"]]), w.HBox([ctl["row"], ctl["col"]]), ctl["mode"], img])
     box.figure = fig
     return box
+
+
+# --------------------------------------------------------------------------------------------- labelled scenes
+def draw_labelled(fig: Figure, Y: np.ndarray, L: np.ndarray, scene, band: int, row: int, col: int,
+                  mode: str = "pseudo-colour", limits: np.ndarray | None = None, title: str = "") -> None:
+    """Draw a labelled scene into ``fig`` (cleared): its class map ``L`` ``(H, W)``, the cube ``Y``
+    ``(bands, H, W)`` in pseudo-colour (the real scene's stretch ``limits``) or as band ``band``, and the spectrum
+    of pixel (``row``, ``col``) beside the real scene's mean spectrum of the class the map gives that pixel."""
+    from .data import class_mean_spectra
+
+    fig.clear()
+    ax_map, ax_img, ax_sp = fig.subplots(1, 3, width_ratios=[1, 1, 1.3])
+    K = scene.n_classes
+    ax_map.imshow(L, cmap="tab20", vmin=0, vmax=max(19, K), interpolation="nearest")
+    ax_map.set_title(f"{title} class map".strip(), fontsize=9)
+    if mode == "pseudo-colour":
+        ax_img.imshow(pseudo_rgb(Y, scene.rgb_bands, limits=limits), interpolation="nearest")
+        ax_img.set_title("synthesized scene, pseudo-colour", fontsize=9)
+    else:
+        lo, hi = band_limits(Y, band)
+        ax_img.imshow(Y[band], cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+        ax_img.set_title(f"synthesized scene, band {band}", fontsize=9)
+    for a in (ax_map, ax_img):
+        a.plot([col], [row], "r+", ms=12)
+        a.axis("off")
+    k = int(L[row, col])
+    if k > 0:
+        ax_sp.plot(class_mean_spectra(scene)[k - 1], color="0.5", lw=1.2, label=f"real mean: {scene.class_name(k)}")
+    ax_sp.plot(Y[:, row, col], "r", lw=1.5, label=f"pixel ({row}, {col}): {scene.class_name(k)}")
+    ax_sp.axvline(band, color="k", ls="--", lw=1.0, label=f"band {band}")
+    ax_sp.set_xlabel("band")
+    ax_sp.set_ylabel("reflectance (normalised)")
+    ax_sp.legend(fontsize=7)
+
+
+def labelled_scene_browser(Y: np.ndarray, L: np.ndarray, scene, title: str = "", interactive: bool | None = None):
+    """Browse a synthesized scene ``Y`` ``(bands, H, W)`` beside its class map ``L`` ``(H, W)``: sliders for band and
+    pixel (row, col), a pseudo-colour / single-band toggle, the pixel's spectrum beside the real mean of its class.
+    Returns the widget box, or with ``interactive=False`` the Figure of its first view (centre pixel)."""
+    H, W = L.shape
+    limits = rgb_limits(scene.cube, scene.rgb_bands)
+    state = dict(band=int(scene.rgb_bands[0]), row=H // 2, col=W // 2, mode="pseudo-colour")
+    fig = StaticFigure(figsize=(11, 3.6), layout="constrained")
+
+    def draw():
+        draw_labelled(fig, Y, L, scene, limits=limits, title=title, **state)
+
+    draw()
+    if not (is_interactive() if interactive is None else interactive):
+        return fig
+    import ipywidgets as w  # only here: a static run must not create any widget
+
+    ctl = {"band": w.IntSlider(state["band"], 0, Y.shape[0] - 1, description="band", continuous_update=False),
+           "row": w.IntSlider(state["row"], 0, H - 1, description="row", continuous_update=False),
+           "col": w.IntSlider(state["col"], 0, W - 1, description="col", continuous_update=False),
+           "mode": w.ToggleButtons(options=["pseudo-colour", "single band"], value="pseudo-colour")}
+    img = w.Image(value=_png(fig), format="png")
+
+    def on_change(change):
+        state.update({k: c.value for k, c in ctl.items()})
+        if change["owner"] is ctl["band"] and state["mode"] == "pseudo-colour":
+            ctl["mode"].value = "single band"
+            return
+        draw()
+        img.value = _png(fig)
+
+    for c in ctl.values():
+        c.observe(on_change, names="value")
+    box = w.VBox([w.HBox([ctl["band"], ctl["mode"]]), w.HBox([ctl["row"], ctl["col"]]), img])
+    box.figure = fig
+    return box
+
+
+def layout_explorer(gen, scene, size=None, interactive: bool | None = None, device: str = "auto"):
+    """Pick a class map and synthesize its scene with the layout-conditioned ``gen``, then browse both
+    (:func:`labelled_scene_browser`). Controls: the map's source (a crop of the real map, a procedural map with
+    sliders for field size, road density and class mix, or a file), the seed, the guidance weight, and a button
+    that synthesizes (:func:`hudlib.labelled.synthesize_labelled`, the generator's own fold's ground for real and
+    procedural maps). Returns the widget box, or with ``interactive=False`` the browser's Figure of a procedural
+    map at seed 0."""
+    from .labelled import synthesize_labelled
+
+    size = tuple(size or scene.gt.shape)
+    Y, L = synthesize_labelled(gen, scene, "procedural", size, seed=0, device=device)
+    if not (is_interactive() if interactive is None else interactive):
+        return labelled_scene_browser(Y, L, scene, title="procedural", interactive=False)
+    import ipywidgets as w  # only here: a static run must not create any widget
+
+    src = w.Dropdown(options=["procedural", "real", "file"], value="procedural", description="map")
+    path = w.Text(value="", placeholder="class map file (.npy, .mat:KEY, .hdr, .png)", description="file")
+    seed = w.IntText(value=0, description="seed")
+    scale = w.FloatSlider(value=1.0, min=0.25, max=3.0, step=0.25, description="field size")
+    roads = w.FloatSlider(value=1.0, min=0.0, max=4.0, step=0.5, description="roads")
+    mix = w.FloatSlider(value=1.0, min=0.0, max=1.0, step=0.1, description="class mix")
+    guid = w.FloatSlider(value=float(gen.config_.cond.guidance), min=0.0, max=7.5, step=0.5, description="guidance")
+    go = w.Button(description="synthesize")
+    msg = w.Label("")
+    out = w.Output()
+    with out:
+        from IPython.display import display
+
+        display(labelled_scene_browser(Y, L, scene, title="procedural", interactive=True))
+
+    def run(_button):
+        params = dict(field_scale=scale.value, road_density=roads.value, class_mix=mix.value) \
+            if src.value == "procedural" else {}
+        msg.value = "synthesizing ..."
+        try:
+            Ys, Ls = synthesize_labelled(gen, scene, src.value, size, seed=seed.value, path=path.value or None,
+                                         guidance=guid.value, device=device, **params)
+        except (ValueError, OSError) as e:  # DataError is a ValueError: a bad file or parameter, one line
+            msg.value = str(e)
+            return
+        msg.value = ""
+        out.clear_output(wait=True)
+        with out:
+            display(labelled_scene_browser(Ys, Ls, scene, title=src.value, interactive=True))
+
+    go.on_click(run)
+    return w.VBox([w.HBox([src, path]), w.HBox([scale, roads, mix]), w.HBox([seed, guid, go]), msg, out])

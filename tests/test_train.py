@@ -154,7 +154,8 @@ def test_cli_lists_exactly_its_subcommands(capsys):
         cli_main(["--help"])
     out = capsys.readouterr().out
     listed = set(out.split("{", 1)[1].split("}", 1)[0].split(","))
-    assert listed == {"download", "train", "sample", "synthesize", "evaluate", "tables", "figures", "checkpoints"}
+    assert listed == {"download", "train", "sample", "synthesize", "layout", "evaluate", "tables", "figures",
+                      "checkpoints"}
     for cmd in listed:
         with pytest.raises(SystemExit) as e:
             cli_main([cmd, "--help"])

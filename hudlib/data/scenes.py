@@ -42,7 +42,8 @@ class SceneInfo:
     compared in their units too (:meth:`Scene.to_authors_space`). ``fallback``: a function giving ``(cube, gt)``
     ``.npy`` paths of a copy installed with a package, or None, tried when no file is found under the roots.
     ``citation``/``licence``: where the data come from and under which terms (empty: not recorded here; see the
-    scene's page), written into the card of every checkpoint trained on it.
+    scene's page), written into the card of every checkpoint trained on it. ``class_names``: the names of classes
+    1..n_classes as the data's publisher gives them (empty: "class k"), written into class-map files.
     """
 
     name: str
@@ -59,6 +60,7 @@ class SceneInfo:
     fallback: Callable[[], tuple[Path, Path] | None] | None = None
     citation: str = ""
     licence: str = ""
+    class_names: tuple[str, ...] = ()
 
     @property
     def bands(self) -> int:
@@ -74,6 +76,9 @@ class SceneInfo:
         if len(self.rgb_bands) != 3 or not all(0 <= b < self.shape[2] for b in self.rgb_bands):
             raise DataError(f"rgb_bands: expected three band indices in 0..{self.shape[2] - 1}, "
                             f"got {self.rgb_bands!r}")
+        if self.class_names and len(self.class_names) != self.n_classes:
+            raise DataError(f"class_names: expected {self.n_classes} names (classes 1..{self.n_classes}), "
+                            f"got {len(self.class_names)}")
 
 
 # The registry: name -> SceneInfo, in registration order (the paper's order for the built-in scenes).
@@ -125,6 +130,7 @@ class Scene:
         rgb_bands: the paper's pseudo-colour bands (zero-based).
         source: path(s) the data came from.
         authors_clip: the HUD authors' clip value V of a registered scene (None for a user scene).
+        class_names: names of classes 1..n_classes (empty: unnamed; :meth:`class_name` gives "class k").
     """
 
     name: str
@@ -135,6 +141,13 @@ class Scene:
     rgb_bands: tuple[int, int, int]
     source: str = ""
     authors_clip: float | None = None
+    class_names: tuple[str, ...] = ()
+
+    def class_name(self, k: int) -> str:
+        """The name of class ``k`` (1..n_classes; 0 is "unlabelled")."""
+        if k == 0:
+            return "unlabelled"
+        return self.class_names[k - 1] if len(self.class_names) >= k else f"class {k}"
 
     @property
     def bands(self) -> int:
@@ -293,7 +306,7 @@ def load_registered(name: str, root=None) -> Scene:
     cube, (lo, hi) = _normalise(raw, cube_path)
     gt = _check_labels(gt, info.n_classes, gt_path)
     return Scene(info.name, cube, (lo, hi), gt, info.n_classes, info.rgb_bands, source=f"{cube_path}",
-                 authors_clip=info.authors_clip)
+                 authors_clip=info.authors_clip, class_names=tuple(info.class_names))
 
 
 # ---------------------------------------------------------------------------------------------- built-in scenes
@@ -308,20 +321,25 @@ register_scene(SceneInfo(
     gt_url=f"{_EHU}/c/c4/Indian_pines_gt.mat", authors_clip=8192, fallback=_tensorly_indian_pines,
     citation="Baumgardner, Biehl, Landgrebe (2015), 220 Band AVIRIS Hyperspectral Image Data Set: June 12, 1992 "
              "Indian Pine Test Site 3, Purdue University Research Repository, doi:10.4231/R7RX991C",
-    licence="CC BY 3.0"))
+    licence="CC BY 3.0",
+    class_names=('Alfalfa', 'Corn-notill', 'Corn-mintill', 'Corn', 'Grass-pasture', 'Grass-trees', 'Grass-pasture-mowed', 'Hay-windrowed', 'Oats', 'Soybean-notill', 'Soybean-mintill', 'Soybean-clean', 'Wheat', 'Woods', 'Buildings-Grass-Trees-Drives', 'Stone-Steel-Towers')))
 register_scene(SceneInfo(
     name="KSC", cube_file="KSC.mat", cube_key="KSC", gt_file="KSC_gt.mat", gt_key="KSC_gt", shape=(512, 614, 176),
     n_classes=13, rgb_bands=(28, 9, 10), cube_url=f"{_EHU}/2/26/KSC.mat", gt_url=f"{_EHU}/a/a6/KSC_gt.mat",
-    authors_clip=512))
+    authors_clip=512,
+    class_names=('Scrub', 'Willow swamp', 'CP hammock', 'Slash pine', 'Oak/Broadleaf', 'Hardwood', 'Swamp', 'Graminoid marsh', 'Spartina marsh', 'Cattail marsh', 'Salt marsh', 'Mud flats', 'Water')))
 register_scene(SceneInfo(
     name="Pavia", cube_file="Pavia.mat", cube_key="pavia", gt_file="Pavia_gt.mat", gt_key="pavia_gt",
     shape=(1096, 715, 102), n_classes=9, rgb_bands=(46, 27, 10), cube_url=f"{_EHU}/e/e3/Pavia.mat",
-    gt_url=f"{_EHU}/5/53/Pavia_gt.mat", authors_clip=4096))
+    gt_url=f"{_EHU}/5/53/Pavia_gt.mat", authors_clip=4096,
+    class_names=('Water', 'Trees', 'Asphalt', 'Self-Blocking Bricks', 'Bitumen', 'Tiles', 'Shadows', 'Meadows', 'Bare Soil')))
 register_scene(SceneInfo(
     name="PaviaU", cube_file="PaviaU.mat", cube_key="paviaU", gt_file="PaviaU_gt.mat", gt_key="paviaU_gt",
     shape=(610, 340, 103), n_classes=9, rgb_bands=(46, 27, 10), cube_url=f"{_EHU}/e/ee/PaviaU.mat",
-    gt_url=f"{_EHU}/5/50/PaviaU_gt.mat", authors_clip=4096))
+    gt_url=f"{_EHU}/5/50/PaviaU_gt.mat", authors_clip=4096,
+    class_names=('Asphalt', 'Meadows', 'Gravel', 'Trees', 'Painted metal sheets', 'Bare Soil', 'Bitumen', 'Self-Blocking Bricks', 'Shadows')))
 register_scene(SceneInfo(
     name="Salinas", cube_file="Salinas_corrected.mat", cube_key="salinas_corrected", gt_file="Salinas_gt.mat",
     gt_key="salinas_gt", shape=(512, 217, 204), n_classes=16, rgb_bands=(36, 17, 11),
-    cube_url=f"{_EHU}/a/a3/Salinas_corrected.mat", gt_url=f"{_EHU}/f/fa/Salinas_gt.mat", authors_clip=4096))
+    cube_url=f"{_EHU}/a/a3/Salinas_corrected.mat", gt_url=f"{_EHU}/f/fa/Salinas_gt.mat", authors_clip=4096,
+    class_names=('Brocoli_green_weeds_1', 'Brocoli_green_weeds_2', 'Fallow', 'Fallow_rough_plow', 'Fallow_smooth', 'Stubble', 'Celery', 'Grapes_untrained', 'Soil_vinyard_develop', 'Corn_senesced_green_weeds', 'Lettuce_romaine_4wk', 'Lettuce_romaine_5wk', 'Lettuce_romaine_6wk', 'Lettuce_romaine_7wk', 'Vinyard_untrained', 'Vinyard_vertical_trellis')))
