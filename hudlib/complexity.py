@@ -106,8 +106,13 @@ def complexity_table(scene: str = "IndianPines", profile: str = "paper", sizes=(
     input would have; the 32-px network run unchanged on 256 px would put attention on 128x128 maps (16384
     positions, ~17 GB of attention weights per block at batch 4).
     """
-    info = SCENES[scene]
-    bands, d = info.bands, info.n_classes
+    if scene in SCENES:
+        bands, d = SCENES[scene].bands, SCENES[scene].n_classes
+    else:  # a user's cube named for this run (hudlib.data.register_user_scene)
+        from .data import load_scene
+
+        s = load_scene(scene)
+        bands, d = s.bands, s.n_classes
     rows = []
     for px in sizes:
         for name in models.names():

@@ -26,7 +26,7 @@ __all__ = ["write_envi", "read_envi", "check_writable"]
 
 # Header fields written from the cube itself: ``extra`` may not set them.
 _RESERVED = ("samples", "lines", "bands", "header offset", "file type", "data type", "interleave", "byte order",
-             "wavelength", "band names", "description")
+             "wavelength", "wavelength units", "band names", "description")
 
 
 def _hdr_path(path, name: str = "path") -> Path:
@@ -76,6 +76,7 @@ def _metadata(bands: int, wavelengths, band_names, description, extra) -> dict:
         if wl.size != bands or not np.isfinite(wl).all():
             raise ValueError(f"wavelengths: expected {bands} finite values (one per band), got {wl.size}")
         meta["wavelength"] = [float(v) for v in wl]
+        meta["wavelength units"] = "Nanometers"
     if band_names is not None:
         meta["band names"] = _check_names(band_names, bands, "band_names")
     for key, value in (extra or {}).items():
@@ -100,7 +101,8 @@ def write_envi(path, cube, *, wavelengths=None, band_names=None, description: st
     """Write ``cube`` ``(bands, rows, cols)`` as a float32, band-sequential ENVI image: ``path`` (.hdr) + ``.img``.
 
     Written by :func:`spectral.envi.save_image` (``interleave = bsq``, ``data type = 4``, native byte order).
-    The header holds ``description``, ``wavelength`` (one number per band) and ``band names`` when given, and
+    The header holds ``description``, ``wavelength`` (one number per band, nm: ``wavelength units = Nanometers``)
+    and ``band names`` when given, and
     every ``extra`` field (a string, number or flat list each; field names are lower-cased, as ENVI readers
     read them; fields that write_envi sets itself are refused).
 

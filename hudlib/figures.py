@@ -137,6 +137,10 @@ def fig4(samples: dict, scenes: dict, model_names: list[str], title: str = "", b
                 ax.set_ylabel(f"{sname}\nreflectance", fontsize=8)
             if i == len(rows) - 1:
                 ax.set_xlabel("band", fontsize=7)
+            if s.wavelengths is not None and i == len(rows) - 1:  # band numbers with their centres (nm) below
+                ticks = np.linspace(0, s.bands - 1, 4).round().astype(int)
+                ax.set_xticks(ticks + 0.5, [f"{b}\n{s.wavelengths[b]:.0f} nm" for b in ticks])
+                ax.set_xlabel("band (centre)", fontsize=7)
     fig.tight_layout()
     return fig
 

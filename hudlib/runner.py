@@ -58,13 +58,17 @@ from .widgets import STATIC_ENV
 from . import models as registry
 from .config import PROFILES
 from .profiles import get_profile
-from .data import SCENES, scene_available
+from .data import SCENES, USER_SCENES_ENV, register_user_scene, scene_available, user_scenes
+from .errors import DataError
 from .evaluate import result_status
 from .utils import atomic_write_text
 
 __all__ = ["run_notebooks", "available_scenes", "make_plan", "format_plan", "parse_tqdm", "main"]
 
 ENGINE = "hud-watched"
+# The stages a user's cube runs (./run_all.sh --scene PATH): its data, unmixing, generators, samples, figures and
+# tables; the ablation, the scene studies and the downstream benchmark are the paper scene's.
+USER_STAGES = ("data", "vca", "uae", "train", "sample", "figures", "tables")
 INTERRUPTED = 130  # exit status after Ctrl-C (128 + SIGINT), as a shell reports it
 KILL_GRACE_S = 5.0  # after Ctrl-C, seconds the kernel gets to stop the cell before it is killed
 
@@ -78,7 +82,11 @@ def available_scenes(names=None, root=None) -> tuple[list[str], dict[str, str]]:
     """``(present, {missing: download command})`` among ``names`` (default: every registered scene); an unknown
     name is an error, not a skip."""
     present, missing = [], {}
+    named = user_scenes()
     for n in names or list(SCENES):
+        if n in named:  # a user's cube named for this run (register_user_scene): its files were checked then
+            present.append(n)
+            continue
         why = scene_available(n, root)
         if why is None:
             present.append(n)
@@ -88,7 +96,8 @@ def available_scenes(names=None, root=None) -> tuple[list[str], dict[str, str]]:
 
 
 def _steps(selected: list, build: Path, present: list[str], models: list[str], profile: str,
-           train_extra: bool = False, recompute: bool = False) -> list[tuple]:
+           train_extra: bool = False, recompute: bool = False, results: str = "results",
+           fig_dir: str = "figures") -> list[tuple]:
     """``[(stage, notebook, executed notebook path, parameters)]`` of the selected stages that have a view, in run
     order (parameters before filtering: a notebook gets those its parameters cell declares)."""
     steps = []
@@ -101,7 +110,7 @@ def _steps(selected: list, build: Path, present: list[str], models: list[str], p
                               dict(scene=s, profile=profile, models=models, interactive=False)))
         else:
             steps.append((stage, nb, build / "notebooks" / nb.name,
-                          dict(scenes=present, models=models, profile=profile, fig_dir="figures", results="results",
+                          dict(scenes=present, models=models, profile=profile, fig_dir=fig_dir, results=results,
                                interactive=False, train_extra=train_extra, recompute=recompute)))
     return steps
 
@@ -542,7 +551,7 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
                   only=None, progress: bool = True, extra_params: dict | None = None,
                   cell_timeout_s: float | None = None, idle_grace_s: float | None = None, dry_run: bool = False,
                   term=None, live_interval_s: float = 10.0, retrain=None, ablation: bool = False,
-                  downstream: bool = False, verify_mode: str = "report") -> dict:
+                  downstream: bool = False, verify_mode: str = "report", user_scene: dict | None = None) -> dict:
     """Print the plan, then run every numbered notebook; returns the summary dict (also written to
     ``build/run_summary.json``).
 
@@ -562,6 +571,10 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
             labelled-scene study (08) — instead of reusing those of the same weights (implied by ``retrain``).
         verify_mode: ``"report"`` (write results/verify_<profile>.md), ``"strict"`` (and fail on a disagreement)
             or ``"off"``.
+        user_scene: a user's cube instead of registered scenes: ``{"path", "classes", "gt", "key", "gt_key"}``
+            (:func:`hudlib.data.register_user_scene`). It runs the stages of :data:`USER_STAGES` (unless ``only``
+            names others) and writes its tables and figures under ``results/user/<name>/`` and
+            ``figures/user/<name>/``; there is nothing committed to verify it against.
     """
     if profile not in PROFILES:
         raise ValueError(f"--profile: unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
@@ -570,6 +583,31 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
     term = term or sys.stdout
     live = _Live(term, progress, live_interval_s)
     nb_dir, build = Path(nb_dir), Path(build)
+    saved_user = os.environ.get(USER_SCENES_ENV)
+    results_root, fig_root = "results", "figures"
+    if user_scene is not None:
+        if scenes:
+            raise ValueError("--scene: a user's cube runs alone; leave out --scenes")
+        name = register_user_scene(**user_scene)  # every check of the files, one line each; sets $HUD_USER_SCENES
+        scenes = [name]
+        results_root, fig_root = f"results/user/{name}", f"figures/user/{name}"
+        only = list(only or USER_STAGES)
+        if verify_mode != "off":
+            live.print(f"[verify] {name} is a user's cube: no committed results to verify against")
+            verify_mode = "off"
+    try:
+        return _run_notebooks(profile, scenes, models, nb_dir, build, only, extra_params, cell_timeout_s,
+                              idle_grace_s, dry_run, live, retrain, ablation, downstream, verify_mode, results_root,
+                              fig_root)
+    finally:
+        if saved_user is None:
+            os.environ.pop(USER_SCENES_ENV, None)
+        else:
+            os.environ[USER_SCENES_ENV] = saved_user
+
+
+def _run_notebooks(profile, scenes, models, nb_dir, build, only, extra_params, cell_timeout_s, idle_grace_s,
+                   dry_run, live, retrain, ablation, downstream, verify_mode, results_root, fig_root) -> dict:
     present, missing = available_scenes(scenes)
     models = list(models or registry.names())
     for m in models:
@@ -579,7 +617,8 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
         registry.get(m)
     train_extra = bool(ablation or retrain is True)
     selected = stages.select(nb_dir, only)
-    plan = make_plan(profile, present, models, selected, missing, retrain=retrain_set, train_extra=train_extra)
+    plan = make_plan(profile, present, models, selected, missing, results=results_root, retrain=retrain_set,
+                     train_extra=train_extra)
     live.print(format_plan(plan))
     if dry_run:
         return {"profile": profile, "scenes": present, "models": models, "plan": plan, "steps": [], "ok": True,
@@ -601,7 +640,7 @@ def run_notebooks(profile: str = "quick", scenes=None, models=None, nb_dir="note
             _prepare_runs(plan, profile, models, selected, retrain_set, live)
             verify.snapshot(profile, build=build)
             for stage, nb, out, params in _steps(selected, build, present, models, profile, train_extra,
-                                                 bool(downstream or retrain)):
+                                                 bool(downstream or retrain), results_root, fig_root):
                 if interrupt.flag:
                     break
                 params = {**params, **(extra_params or {})}
@@ -662,6 +701,15 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="run_all.sh", description="Regenerate every figure and table of the paper.")
     p.add_argument("--profile", default=os.environ.get("HUD_PROFILE", "quick"))
     p.add_argument("--scenes", nargs="*", default=None)
+    g = p.add_argument_group("your own cube (instead of --scenes)")
+    g.add_argument("--scene", default=None, metavar="PATH",
+                   help="an ENVI cube.hdr or cube.mat[:KEY]: train what it needs, write its tables and figures under "
+                        "results/user/<name>/ and figures/user/<name>/")
+    g.add_argument("--classes", type=int, default=None, help="number of classes = endmembers d (default: the "
+                                                             "class map's largest label)")
+    g.add_argument("--gt", default=None, help="class map: ENVI .hdr, .mat[:KEY] or .npy (0 = unlabelled)")
+    g.add_argument("--key", default=None, help="variable of a .mat cube")
+    g.add_argument("--gt-key", dest="gt_key", default=None, help="variable of a .mat class map")
     p.add_argument("--models", nargs="*", default=None, help="generators to run (default: every registered one)")
     p.add_argument("--retrain", nargs="*", default=None, metavar="MODEL",
                    help="ignore the shipped checkpoints and train from scratch: every generator (no names) or the "
@@ -683,9 +731,18 @@ def main(argv=None) -> int:
     p.add_argument("--build", default="build", help="folder for executed notebooks, logs and run_summary.json")
     a = p.parse_args(argv)
     retrain = None if a.retrain is None else (True if not a.retrain else a.retrain)
-    summary = run_notebooks(a.profile, a.scenes, a.models, nb_dir=a.notebooks, build=a.build, only=a.only,
-                            cell_timeout_s=a.cell_timeout, dry_run=a.dry_run, retrain=retrain,
-                            ablation=a.ablation, downstream=a.downstream, verify_mode=a.verify)
+    user = None
+    if a.scene is not None:
+        user = dict(path=a.scene, classes=a.classes, gt=a.gt, key=a.key, gt_key=a.gt_key)
+    elif any(v is not None for v in (a.classes, a.gt, a.key, a.gt_key)):
+        p.error("--classes/--gt/--key/--gt-key: only with --scene PATH")
+    try:
+        summary = run_notebooks(a.profile, a.scenes, a.models, nb_dir=a.notebooks, build=a.build, only=a.only,
+                                cell_timeout_s=a.cell_timeout, dry_run=a.dry_run, retrain=retrain,
+                                ablation=a.ablation, downstream=a.downstream, verify_mode=a.verify, user_scene=user)
+    except DataError as e:
+        print(f"run_all.sh: error: {e}", file=sys.stderr)
+        return 2
     if summary.get("interrupted"):
         return INTERRUPTED
     return 0 if summary["ok"] else 1

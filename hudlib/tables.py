@@ -291,7 +291,11 @@ def write_tables(profile: str, results=None, scenes=None, model_names=None, comp
              "autoencoder, the best a HUD sample can be. Only results computed from the weights present in runs/ "
              "are shown (weights hashes in each footnote).\n"]
     for scene in sorted(res):
-        parts.append(f"## {scene}\n\n" + metric_table(scene, res[scene], profile))
+        notes = sorted({r.get("labels_note") for r in res[scene].values() if r.get("labels_note")})
+        note = "".join(f"*Labels behind IS, FID and SD on {scene}: {n}.*\n\n" for n in notes)
+        skipped = sorted({(k, v) for r in res[scene].values() for k, v in (r.get("skipped_metrics") or {}).items()})
+        note += "".join(f"*{k} not computed on {scene} (shown as nan): {v}.*\n\n" for k, v in skipped)
+        parts.append(f"## {scene}\n\n" + note + metric_table(scene, res[scene], profile))
     if complexity_md:
         parts.append("## Table IV: computational complexity (ours)\n\n" + complexity_md + "\n")
     for scene in sorted(res):
@@ -304,7 +308,7 @@ def write_tables(profile: str, results=None, scenes=None, model_names=None, comp
                          f"hudlib)\n\n" + paper_exact_tables(scene, res[scene], profile))
     parts.append("## What the paper's own code shows (audit of Tables I–III)\n\n"
                  + "\n".join(f"- {f}" for f in audit.findings()) + "\n")
-    for scene in sorted(res):
+    for scene in sorted(set(res) & set(audit.load_audit()["scenes"])):  # the paper's scenes only
         parts.append(f"### Audit, {scene}: the paper's value beside the authors' logged value\n\n"
                      + audit.audit_markdown(scene) + "\n")
     parts.append("## The paper's tables\n\n" + paper_tables())

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from .data import pseudo_rgb, rgb_limits
 
 __all__ = ["band_slider", "patch_browser", "band_limits", "draw_band", "draw_patch", "StaticFigure", "draw_labelled",
-           "labelled_scene_browser", "layout_explorer"]
+           "labelled_scene_browser", "layout_explorer", "spectral_axis"]
 
 STRETCH_PERCENTILES = (1.0, 99.0)
 
@@ -98,13 +98,22 @@ def band_slider(cube: np.ndarray, title: str = "", interactive: bool | None = No
     return box
 
 
+def spectral_axis(bands: int, wavelengths=None) -> tuple[np.ndarray, str]:
+    """The x values and label of a spectrum plot: the band centres in nm where they are known (one per band), else
+    the band indices."""
+    if wavelengths is not None and len(wavelengths) == bands:
+        return np.asarray(wavelengths, np.float64), "wavelength (nm)"
+    return np.arange(bands, dtype=np.float64), "band"
+
+
 def draw_patch(fig: Figure, samples: np.ndarray, rgb_bands, index: int, band: int, row: int, col: int,
                mode: str = "pseudo-colour", class_means: np.ndarray | None = None, limits: np.ndarray | None = None,
-               title: str = "") -> None:
+               title: str = "", wavelengths=None) -> None:
     """Draw patch ``index`` of ``samples`` ``(n, bands, h, w)`` into ``fig`` (cleared): left, the patch in
     pseudo-colour (stretch ``limits`` ``(3, 2)``) or as band ``band`` (that band's own stretch over all samples,
     with a colour bar); right, the spectrum of pixel (``row``, ``col``) over ``class_means`` ``(n_classes, bands)``,
-    with the selected band marked by a vertical line (and, in pseudo-colour, the three displayed bands)."""
+    with the selected band marked by a vertical line (and, in pseudo-colour, the three displayed bands); the spectral
+    axis in nm where ``wavelengths`` are given (:func:`spectral_axis`)."""
     fig.clear()
     ax_img, ax_sp = fig.subplots(1, 2, width_ratios=[1, 1.4])
     x = samples[index]
@@ -119,27 +128,30 @@ def draw_patch(fig: Figure, samples: np.ndarray, rgb_bands, index: int, band: in
         ax_img.set_title(f"{title} patch {index}, band {band}".strip(), fontsize=9)
     ax_img.plot([col], [row], "r+", ms=12)
     ax_img.axis("off")
+    xs, xlabel = spectral_axis(x.shape[0], wavelengths)
     if class_means is not None:
         for k, m in enumerate(class_means):
-            ax_sp.plot(m, color="0.75", lw=0.8, label="real class means" if k == 0 else None)
-    ax_sp.plot(x[:, row, col], "r", lw=1.5, label=f"pixel ({row}, {col})")
+            ax_sp.plot(xs, m, color="0.75", lw=0.8, label="real class means" if k == 0 else None)
+    ax_sp.plot(xs, x[:, row, col], "r", lw=1.5, label=f"pixel ({row}, {col})")
     if mode == "pseudo-colour":
         for b, c in zip(rgb_bands, ("tab:red", "tab:green", "tab:blue")):
-            ax_sp.axvline(int(b), color=c, lw=0.8, alpha=0.6)
-    ax_sp.axvline(band, color="k", ls="--", lw=1.2, label=f"band {band}", gid="selected-band")
-    ax_sp.set_xlabel("band")
+            ax_sp.axvline(xs[int(b)], color=c, lw=0.8, alpha=0.6)
+    ax_sp.axvline(xs[band], color="k", ls="--", lw=1.2, label=f"band {band}", gid="selected-band")
+    ax_sp.set_xlabel(xlabel)
     ax_sp.set_ylabel("reflectance (normalised)")
     ax_sp.legend(fontsize=8)
 
 
 def patch_browser(samples: np.ndarray, rgb_bands, class_means: np.ndarray | None = None,
-                  limits: np.ndarray | None = None, title: str = "", interactive: bool | None = None):
+                  limits: np.ndarray | None = None, title: str = "", interactive: bool | None = None,
+                  wavelengths=None):
     """Browse generated patches ``(n, bands, h, w)``.
 
     Sliders for patch index, band and the selected pixel (row, col); a toggle between pseudo-colour and single
     band (moving the band slider while in pseudo-colour switches to single band, so it always acts); beside the
     image, the selected pixel's spectrum over the real scene's class-mean spectra ``class_means``
-    ``(n_classes, bands)`` with the selected band marked. Returns the widget box, or with ``interactive=False`` the
+    ``(n_classes, bands)`` with the selected band marked (against ``wavelengths`` in nm when given). Returns the
+    widget box, or with ``interactive=False`` the
     Figure of its first view (patch 0, pseudo-colour, centre pixel, band ``rgb_bands[0]``).
     """
     n, bands, h, wd = samples.shape
@@ -148,7 +160,8 @@ def patch_browser(samples: np.ndarray, rgb_bands, class_means: np.ndarray | None
     fig = StaticFigure(figsize=(9, 3.6), layout="constrained")
 
     def draw():
-        draw_patch(fig, samples, rgb_bands, class_means=class_means, limits=limits, title=title, **state)
+        draw_patch(fig, samples, rgb_bands, class_means=class_means, limits=limits, title=title,
+                   wavelengths=wavelengths, **state)
 
     draw()
     if not (is_interactive() if interactive is None else interactive):
@@ -201,11 +214,13 @@ def draw_labelled(fig: Figure, Y: np.ndarray, L: np.ndarray, scene, band: int, r
         a.plot([col], [row], "r+", ms=12)
         a.axis("off")
     k = int(L[row, col])
+    xs, xlabel = spectral_axis(Y.shape[0], scene.wavelengths)
     if k > 0:
-        ax_sp.plot(class_mean_spectra(scene)[k - 1], color="0.5", lw=1.2, label=f"real mean: {scene.class_name(k)}")
-    ax_sp.plot(Y[:, row, col], "r", lw=1.5, label=f"pixel ({row}, {col}): {scene.class_name(k)}")
-    ax_sp.axvline(band, color="k", ls="--", lw=1.0, label=f"band {band}")
-    ax_sp.set_xlabel("band")
+        ax_sp.plot(xs, class_mean_spectra(scene)[k - 1], color="0.5", lw=1.2,
+                   label=f"real mean: {scene.class_name(k)}")
+    ax_sp.plot(xs, Y[:, row, col], "r", lw=1.5, label=f"pixel ({row}, {col}): {scene.class_name(k)}")
+    ax_sp.axvline(xs[band], color="k", ls="--", lw=1.0, label=f"band {band}")
+    ax_sp.set_xlabel(xlabel)
     ax_sp.set_ylabel("reflectance (normalised)")
     ax_sp.legend(fontsize=7)
 

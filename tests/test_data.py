@@ -300,3 +300,35 @@ def test_samson_benchmark():
     # ... and the abundance maps are spatially smooth images (orientation itself is pinned by the synthetic test)
     water = b.abundances[2]
     assert np.corrcoef(water[:, :-1].ravel(), water[:, 1:].ravel())[0, 1] > 0.9
+
+
+# ------------------------------------------------------------------------------------------------ Samson
+SAMSON_DIR = Path("/work/shared/data/Samson")
+
+
+@pytest.mark.skipif(not SAMSON_DIR.is_dir(), reason="the Samson benchmark files are not on this machine")
+def test_samson_downloads_checked_and_loads(tmp_path):
+    """Samson's two published files come down from a local server, sha256-checked; the scene carries its reference
+    unmixing, the argmax of the reference abundances as 3 pseudo-classes, and its band centres."""
+    files = {f"/{n}": (SAMSON_DIR / n).read_bytes() for n in ("Samson.mat", "_EndSamson.mat")}
+    root = tmp_path / "dl"
+    with _Server(files) as srv:
+        data.download("Samson", root, mirror=srv.url, progress=False)
+    s = data.load_scene("Samson", root)
+    assert s.cube.shape == (156, 95, 95) and s.n_classes == 3 and s.class_name(3) == "water"
+    A = s.reference["abundances"]
+    assert A.shape == (3, 95, 95) and np.array_equal(s.gt, A.argmax(0) + 1)
+    assert s.reference["endmembers"].shape == (156, 3) and "pseudo-classes" in s.labels_note
+    assert len(s.wavelengths) == 156 and [round(s.wavelengths[b]) for b in s.rgb_bands] == [650, 549, 451]
+    # pixel order: column-major in the file; the brute-force transcription of pixel (r, c) = Y[:, r + c * 95]
+    Y = scipy.io.loadmat(SAMSON_DIR / "Samson.mat")["Y"]
+    for r, c in ((0, 0), (3, 70), (94, 1)):
+        np.testing.assert_allclose(s.cube[:, r, c], Y[:, r + c * 95] / Y.max(), rtol=1e-6)
+    # a file that differs from the published one by one byte is refused, and nothing is left
+    bad = dict(files)
+    body = bytearray(files["/_EndSamson.mat"])
+    body[-1] ^= 1
+    bad["/_EndSamson.mat"] = bytes(body)
+    with _Server(bad) as srv, pytest.raises(data.DataError, match="sha256 .* differs from the published file's"):
+        data.download("Samson", tmp_path / "bad", mirror=srv.url, progress=False)
+    assert sorted(p.name for p in (tmp_path / "bad").iterdir()) == ["Samson.mat"]

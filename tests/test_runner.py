@@ -1,12 +1,14 @@
 """The main job: ./run_all.sh's runner end to end at the smoke profile, and its failure reporting."""
 import io
 import json
+import os
 import re
 import shutil
 import time
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 from tqdm.std import tqdm
 
@@ -238,3 +240,40 @@ def test_live_line_mirrors_training_progress(tmp_path, monkeypatch):
     assert any("30/30" in ln for ln in bars)
     log = (tmp_path / "build" / "logs" / "03_train_IndianPines.log").read_text()
     assert "30/30" in log and "loss=" in log  # the text bar also reaches the notebook's log
+
+
+@pytest.mark.slow
+def test_a_users_cube_goes_through_the_main_job(tmp_path, monkeypatch, capsys):
+    """./run_all.sh --scene cube.hdr --classes d: the cube written here (no class map) is trained on, sampled,
+    drawn and tabulated under its own name, in results/user/<name>/ and figures/user/<name>/; nothing is written
+    under the registered scenes' folders; the notebooks' kernels load it by name; the variable naming it is gone
+    afterwards; a bad cube gives one line."""
+    import spectral.io.envi as envi
+
+    from hudlib.data import USER_SCENES_ENV
+
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    monkeypatch.setenv("HUD_ROOT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(USER_SCENES_ENV, raising=False)
+    rng = np.random.default_rng(3)
+    E = rng.random((12, 3)) + 0.1
+    X = rng.dirichlet(np.ones(3) * 0.3, size=(70, 70)).transpose(2, 0, 1)
+    envi.save_image(str(tmp_path / "my field.hdr"), (np.einsum("bp,prc->rcb", E, X) * 1000).astype(np.int16),
+                    interleave="bsq")
+    assert runner.main(["--profile", "smoke", "--scene", str(tmp_path / "my field.hdr"), "--classes", "3",
+                        "--models", "HUD", "--notebooks", str(tmp_path / "notebooks"),
+                        "--build", str(tmp_path / "build")]) == 0
+    summary = json.loads((tmp_path / "build" / "run_summary.json").read_text())
+    assert summary["scenes"] == ["my_field"]
+    assert [Path(s["notebook"]).name[:2] for s in summary["steps"]] == ["00", "01", "02", "03", "04", "05", "06"]
+    tables = (tmp_path / "results" / "user" / "my_field" / "tables_smoke.md").read_text()
+    assert "## my_field" in tables and "pseudo-classes" in tables and "Table IV" in tables
+    assert (tmp_path / "results" / "user" / "my_field" / "my_field" / "HUD" / "smoke.json").is_file()
+    assert (tmp_path / "figures" / "user" / "my_field" / "fig3_pseudocolour.png").stat().st_size > 1000
+    assert not (tmp_path / "results" / "tables_smoke.md").exists()
+    assert not (tmp_path / "figures" / "fig3_pseudocolour.png").exists()
+    assert USER_SCENES_ENV not in os.environ
+    (tmp_path / "bad.hdr").write_text("ENVI\nsamples = 3\n")
+    assert runner.main(["--scene", str(tmp_path / "bad.hdr"), "--classes", "3", "--dry-run"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -40,6 +40,9 @@ def test_cli_writes_envi_cube_abundances_and_png(runs, scene, tmp_path):
     assert hdr["interleave"] == "bsq" and hdr["data type"] == "4"
     for word in ("HUD", "weights_hash", "seed", "multidiffusion", "ddim"):
         assert word in hdr["description"], word
+    # the band centres travel with the cube (nm), as GDAL reads them
+    np.testing.assert_allclose([float(v) for v in hdr["wavelength"]], scene.wavelengths, atol=1e-9)
+    assert hdr["wavelength units"] == "Nanometers"
     X, _ = read_envi(files[2])
     assert X.shape == (16, 40, 50) and X.min() >= 0 and np.abs(X.sum(0) - 1).max() < 1e-6
     gen = models.load(next((runs / "IndianPines" / "HUD").iterdir()), scene)

@@ -363,7 +363,7 @@ def test_envi_round_trip(tmp_path):
     wl = np.linspace(400.5, 2500.0, 5)
     hdr, img = write_envi(tmp_path / "scene.hdr", cube.astype(np.float64), wavelengths=wl,
                           band_names=["b1", "b 2", "b3", "b4", "b5"], description="HUD full scene\nseed 3",
-                          extra={"wavelength units": "Nanometers", "hud window": 32})
+                          extra={"hud window": 32})  # wavelength units: set with the wavelengths
     assert (hdr, img) == (tmp_path / "scene.hdr", tmp_path / "scene.img")
     assert sorted(os.listdir(tmp_path)) == ["scene.hdr", "scene.img"]  # no temp files left
     assert img.stat().st_size == cube.size * 4

@@ -80,6 +80,7 @@ def test_rgb_bands_from_wavelengths(tmp_path):
     # the same centres in micrometres
     hdr = _save(tmp_path / "b.hdr", raw, metadata={"wavelength": list(wl / 1000), "wavelength units": "Micrometers"})
     assert data.load_scene(hdr, classes=3).rgb_bands == want
+    np.testing.assert_allclose(data.load_scene(hdr, classes=3).wavelengths, wl)  # kept, in nm
     # a finer visible grid: nearest band to each target by brute force
     wl2 = np.linspace(380, 1000, 24)
     hdr = _save(tmp_path / "c.hdr", raw, metadata={"wavelength": list(wl2)})
@@ -88,6 +89,7 @@ def test_rgb_bands_from_wavelengths(tmp_path):
     # no wavelengths: three evenly spread bands; explicit bands win
     hdr = _save(tmp_path / "d.hdr", raw)
     assert data.load_scene(hdr, classes=3).rgb_bands == (17, 12, 6)
+    assert data.load_scene(hdr, classes=3).wavelengths is None
     assert data.load_scene(hdr, classes=3, rgb_bands=[5, 4, 3]).rgb_bands == (5, 4, 3)
     with pytest.raises(DataError, match=r"rgb_bands: expected three band indices in 0\.\.23, got \(1, 2, 24\)"):
         data.load_scene(hdr, classes=3, rgb_bands=(1, 2, 24))
@@ -188,9 +190,10 @@ def test_benchmark_layout_ambiguous_or_mismatching_shape(tmp_path):
 
 @pytest.mark.skipif(not SAMSON.is_file(), reason=f"{SAMSON} (shared/data/PROVENANCE.md) is not on this machine")
 def test_samson_file_loads_as_a_user_scene():
-    """The real benchmark file (Y 156 x 9025, nRow = nCol = 95, values already in [0, 1]) as a user scene."""
+    """The real benchmark file (Y 156 x 9025, nRow = nCol = 95, values already in [0, 1]) as a user scene (named
+    Samson_user: the registered Samson's runs never mix with it)."""
     s = data.load_scene(SAMSON, classes=3)
-    assert s.name == "Samson" and s.shape == (156, 95, 95) and s.raw_range == (0.0, 1.0)
+    assert s.name == "Samson_user" and s.shape == (156, 95, 95) and s.raw_range == (0.0, 1.0)
     Y = scipy.io.loadmat(SAMSON)["Y"]
     for r, c in [(0, 0), (1, 0), (0, 1), (94, 3), (7, 94)]:  # pixel q = r + c * nRow
         np.testing.assert_array_equal(s.cube[:, r, c], Y[:, r + c * 95].astype(np.float32))
@@ -309,7 +312,7 @@ def test_names_and_registered_scenes_keep_their_rules(tmp_path):
 # ------------------------------------------------------------------------------------------------ authors' V
 def test_authors_clip_values_and_conversion():
     assert {n: i.authors_clip for n, i in data.SCENES.items()} == {
-        "IndianPines": 8192, "KSC": 512, "Pavia": 4096, "PaviaU": 4096, "Salinas": 4096}
+        "IndianPines": 8192, "KSC": 512, "Pavia": 4096, "PaviaU": 4096, "Salinas": 4096, "Samson": None}
     s = data.load_scene("IndianPines")  # tensorly's copy, raw max 9604 > V
     assert s.authors_clip == 8192
     A = s.to_authors_space(s.cube)
@@ -363,3 +366,39 @@ def test_cli_evaluate_passes_the_loaded_scene(tmp_path, monkeypatch, capsys):
     assert seen["scene"] == "y" == s.name and seen["model"] == "mean"
     assert s.n_classes == 2 and s.rgb_bands == (4, 2, 0) and (s.gt == 2).all()
     np.testing.assert_array_equal(s.cube, _expected(raw))
+
+
+# ------------------------------------------------------------------------------------------------ no class map
+@pytest.mark.slow
+def test_a_cube_without_class_map_is_evaluated_on_stated_pseudo_classes(tmp_path):
+    """evaluate on a cube with no class map computes every metric; the classifier-based ones on the argmax of the
+    FCLS abundances on the scene's VCA endmembers, and the record says so."""
+    import json
+
+    from hudlib.__main__ import main as cli_main
+    from hudlib.config import make_config
+    from hudlib.evaluate import PSEUDO_LABELS_NOTE, scene_endmembers, with_labels
+    from hudlib.unmixing import fcls
+
+    rng = np.random.default_rng(3)
+    E = rng.random((12, 3)) + 0.1
+    X = rng.dirichlet(np.ones(3) * 0.3, size=(40, 70)).transpose(2, 0, 1)  # 70: D_b needs two windows across
+    raw = (np.einsum("bp,prc->rcb", E, X) * 1000).astype(np.int16)
+    hdr = _save(tmp_path / "field.hdr", raw)
+    s = data.load_scene(hdr, classes=3)
+    assert not (s.gt > 0).any()
+    lab = with_labels(s, make_config(s.name, "HUD", "smoke"))
+    want = fcls(s.cube, scene_endmembers(s, make_config(s.name, "HUD", "smoke")), progress=False).argmax(0) + 1
+    np.testing.assert_array_equal(lab.gt, want)
+    assert lab.labels_note == PSEUDO_LABELS_NOTE and with_labels(lab, None) is lab
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    assert cli_main(["train", "--scene", str(hdr), "--classes", "3", "--model", "HUD", "--profile", "smoke",
+                     "--out", str(runs), "--quiet"]) == 0
+    assert cli_main(["evaluate", "--scene", str(hdr), "--classes", "3", "--model", "HUD", "--profile", "smoke",
+                     "--runs", str(runs), "--results", str(results), "--quiet"]) == 0
+    rec = json.loads(next(results.glob("*/HUD/smoke.json")).read_text())
+    assert rec["labels_note"] == PSEUDO_LABELS_NOTE
+    for m in ("FID", "IS", "SWD", "F_p", "D_b"):
+        assert np.isfinite(rec["metrics"][m]), m
+    # a 40 x 70 scene is too small for the copy rate's calibration: not computed, with the reason, not a failure
+    assert np.isnan(rec["metrics"]["copy_rate"]) and "calibration" in rec["skipped_metrics"]["copy_rate"]

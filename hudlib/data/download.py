@@ -2,6 +2,7 @@
 destination, validated, then renamed into place."""
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import urllib.request
@@ -13,7 +14,25 @@ from .scenes import SceneInfo, _check_cube, _info, read_mat
 from ..errors import DataError
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _validate_download(path: Path, info: SceneInfo, which: str) -> None:
+    """The published digest where the scene records one, then a readable .mat with the expected variable (and, for
+    the standard layout, shape)."""
+    want = info.cube_sha256 if which == "cube" else info.gt_sha256
+    if want:
+        got = _sha256(path)
+        if got != want:
+            raise DataError(f"{path}: sha256 {got} differs from the published file's {want}")
+    if info.reader is not None:  # another layout: the reader checks shapes when the scene is loaded
+        read_mat(path, info.cube_key if which == "cube" else info.gt_key)
+        return
     if which == "cube":
         _check_cube(read_mat(path, info.cube_key), info, path)
     else:
@@ -51,8 +70,8 @@ def download(name: str, root="data", mirror: str | None = None, progress: bool =
     """Download cube and ground truth of a scene into ``root`` under their official names.
 
     Each file is streamed to a temporary file beside its destination, checked (byte count against
-    Content-Length, readable .mat, expected variable and shape) and only then renamed into place, so a corrupt or
-    partial file never sits under the official name.
+    Content-Length, the published sha256 where the scene records one, readable .mat, expected variable and shape) and
+    only then renamed into place, so a corrupt or partial file never sits under the official name.
 
     Args:
         name: registered scene name.

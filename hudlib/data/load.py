@@ -2,13 +2,56 @@
 path of a user's own cube (:mod:`hudlib.data.user`)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 from ..errors import DataError
 from .scenes import SCENES, Scene, _info, load_registered
 from .user import _load_user, _split_key
 
-__all__ = ["load_scene"]
+__all__ = ["load_scene", "register_user_scene", "user_scenes", "USER_SCENES_ENV"]
+
+# A user's cube given to the main job (``./run_all.sh --scene cube.hdr``) is named once and travels to the notebooks'
+# kernels through this environment variable: JSON ``{name: {path, classes, key, gt, gt_key, rgb_bands}}``.
+USER_SCENES_ENV = "HUD_USER_SCENES"
+
+
+def user_scenes() -> dict:
+    """The user scenes named in ``$HUD_USER_SCENES`` (``{}`` when unset)."""
+    import json
+    import os
+
+    raw = os.environ.get(USER_SCENES_ENV, "").strip()
+    if not raw:
+        return {}
+    try:
+        d = json.loads(raw)
+    except ValueError:
+        raise DataError(f"${USER_SCENES_ENV}: expected JSON {{name: {{path, classes, ...}}}}, got {raw[:60]!r}") \
+            from None
+    if not isinstance(d, dict):
+        raise DataError(f"${USER_SCENES_ENV}: expected a JSON object, got {type(d).__name__}")
+    return d
+
+
+def register_user_scene(path, *, classes: int | None = None, key: str | None = None, gt=None,
+                        gt_key: str | None = None, rgb_bands: Sequence[int] | None = None) -> str:
+    """Load a user's cube once (every check, one line per problem), then name it in ``$HUD_USER_SCENES`` so that
+    :func:`load_scene` of that name, in this process and in the kernels it starts, loads the same files with the
+    same options. Returns the name (:func:`hudlib.data.user.user_scene_name`)."""
+    import json
+    import os
+    from pathlib import Path
+
+    s = load_scene(str(path), classes=classes, key=key, gt=gt, gt_key=gt_key, rgb_bands=rgb_bands)
+    p, k = _split_key(str(path), key)
+    if gt is not None:
+        gp, gt_key = _split_key(str(gt), gt_key)
+        gt = str(Path(gp if gp is not None else str(gt)).resolve())
+    spec = {"path": str(Path(p).resolve()), "classes": int(s.n_classes), "key": k, "gt": gt, "gt_key": gt_key,
+            "rgb_bands": list(s.rgb_bands)}
+    os.environ[USER_SCENES_ENV] = json.dumps({**user_scenes(), s.name: spec})
+    return s.name
 
 
 def load_scene(scene, root=None, *, classes: int | None = None, key: str | None = None, gt=None,
@@ -51,6 +94,10 @@ def load_scene(scene, root=None, *, classes: int | None = None, key: str | None 
             raise DataError(f"{', '.join(given)}: only for a user scene (an ENVI .hdr or .mat path); {scene} is a "
                             f"registered scene with fixed files, classes and bands")
         return load_registered(scene, root)
+    named = user_scenes().get(scene) if isinstance(scene, str) else None
+    if named is not None:  # a user scene named by register_user_scene
+        return _load_user(Path(named["path"]), classes=named.get("classes"), key=named.get("key"),
+                          gt=named.get("gt"), gt_key=named.get("gt_key"), rgb_bands=named.get("rgb_bands"))
     path, key = _split_key(scene, key)
     if path is None:
         _info(str(scene))  # raises: unknown scene

@@ -28,6 +28,7 @@ import scipy.io
 
 from ..errors import DataError
 from ..registry import Registry
+from .wavelengths import indian_pines_wavelengths, nearest_bands, samson_wavelengths
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -44,6 +45,12 @@ class SceneInfo:
     ``citation``/``licence``: where the data come from and under which terms (empty: not recorded here; see the
     scene's page), written into the card of every checkpoint trained on it. ``class_names``: the names of classes
     1..n_classes as the data's publisher gives them (empty: "class k"), written into class-map files.
+    ``wavelengths``: the band centres in nm (:mod:`hudlib.data.wavelengths`; empty: not known here).
+    ``reader``: for files in another layout than a (rows, cols, bands) cube and a class map, a function
+    ``(cube_path, gt_path) -> (raw (rows, cols, bands), gt (rows, cols), reference)`` (``reference``: a dict of the
+    data's reference unmixing, or None). ``cube_sha256``/``gt_sha256``: the published files' digests, checked on
+    download (empty: not checked). ``labels_note``: how the class map was made when it is not a surveyed ground truth
+    (e.g. Samson's argmax of its reference abundances), shown wherever a label-based number appears.
     """
 
     name: str
@@ -61,6 +68,11 @@ class SceneInfo:
     citation: str = ""
     licence: str = ""
     class_names: tuple[str, ...] = ()
+    wavelengths: tuple[float, ...] = ()
+    reader: Callable[[Path, Path], tuple] | None = None
+    cube_sha256: str = ""
+    gt_sha256: str = ""
+    labels_note: str = ""
 
     @property
     def bands(self) -> int:
@@ -76,6 +88,9 @@ class SceneInfo:
         if len(self.rgb_bands) != 3 or not all(0 <= b < self.shape[2] for b in self.rgb_bands):
             raise DataError(f"rgb_bands: expected three band indices in 0..{self.shape[2] - 1}, "
                             f"got {self.rgb_bands!r}")
+        if self.wavelengths and len(self.wavelengths) != self.shape[2]:
+            raise DataError(f"wavelengths: expected {self.shape[2]} band centres (one per band), got "
+                            f"{len(self.wavelengths)}")
         if self.class_names and len(self.class_names) != self.n_classes:
             raise DataError(f"class_names: expected {self.n_classes} names (classes 1..{self.n_classes}), "
                             f"got {len(self.class_names)}")
@@ -131,6 +146,11 @@ class Scene:
         source: path(s) the data came from.
         authors_clip: the HUD authors' clip value V of a registered scene (None for a user scene).
         class_names: names of classes 1..n_classes (empty: unnamed; :meth:`class_name` gives "class k").
+        wavelengths: band centres in nm ``(bands,)``, or None where they are not known (every ENVI file the project
+            writes carries them when known).
+        reference: the data's reference unmixing where it has one (``endmembers`` (bands, p), ``abundances``
+            (p, rows, cols), ``names``), else None.
+        labels_note: how ``gt`` was made when it is not a surveyed class map ("" for a ground truth).
     """
 
     name: str
@@ -142,6 +162,9 @@ class Scene:
     source: str = ""
     authors_clip: float | None = None
     class_names: tuple[str, ...] = ()
+    wavelengths: tuple[float, ...] | None = None
+    reference: dict | None = None
+    labels_note: str = ""
 
     def class_name(self, k: int) -> str:
         """The name of class ``k`` (1..n_classes; 0 is "unlabelled")."""
@@ -297,16 +320,21 @@ def load_registered(name: str, root=None) -> Scene:
             gt = np.load(gt_path)
         except Exception as e:
             raise DataError(f"{cube_path}: unreadable .npy ({type(e).__name__}: {e})") from e
+    elif info.reader is not None:
+        raw, gt, reference = info.reader(cube_path, gt_path)
     else:
         raw = read_mat(cube_path, info.cube_key)
         gt = read_mat(gt_path, info.gt_key)
+    if info.reader is None:
+        reference = None
     _check_cube(raw, info, cube_path)
     if gt.shape != raw.shape[:2]:
         raise DataError(f"{gt_path}: ground truth shape {gt.shape} does not match the cube's {raw.shape[:2]}")
     cube, (lo, hi) = _normalise(raw, cube_path)
     gt = _check_labels(gt, info.n_classes, gt_path)
     return Scene(info.name, cube, (lo, hi), gt, info.n_classes, info.rgb_bands, source=f"{cube_path}",
-                 authors_clip=info.authors_clip, class_names=tuple(info.class_names))
+                 authors_clip=info.authors_clip, class_names=tuple(info.class_names),
+                 wavelengths=tuple(info.wavelengths) or None, reference=reference, labels_note=info.labels_note)
 
 
 # ---------------------------------------------------------------------------------------------- built-in scenes
@@ -321,25 +349,68 @@ register_scene(SceneInfo(
     gt_url=f"{_EHU}/c/c4/Indian_pines_gt.mat", authors_clip=8192, fallback=_tensorly_indian_pines,
     citation="Baumgardner, Biehl, Landgrebe (2015), 220 Band AVIRIS Hyperspectral Image Data Set: June 12, 1992 "
              "Indian Pine Test Site 3, Purdue University Research Repository, doi:10.4231/R7RX991C",
-    licence="CC BY 3.0",
-    class_names=('Alfalfa', 'Corn-notill', 'Corn-mintill', 'Corn', 'Grass-pasture', 'Grass-trees', 'Grass-pasture-mowed', 'Hay-windrowed', 'Oats', 'Soybean-notill', 'Soybean-mintill', 'Soybean-clean', 'Wheat', 'Woods', 'Buildings-Grass-Trees-Drives', 'Stone-Steel-Towers')))
+    licence="CC BY 3.0", wavelengths=indian_pines_wavelengths(),
+    class_names=("Alfalfa", "Corn-notill", "Corn-mintill", "Corn", "Grass-pasture", "Grass-trees",
+                 "Grass-pasture-mowed", "Hay-windrowed", "Oats", "Soybean-notill", "Soybean-mintill",
+                 "Soybean-clean", "Wheat", "Woods", "Buildings-Grass-Trees-Drives", "Stone-Steel-Towers")))
 register_scene(SceneInfo(
     name="KSC", cube_file="KSC.mat", cube_key="KSC", gt_file="KSC_gt.mat", gt_key="KSC_gt", shape=(512, 614, 176),
     n_classes=13, rgb_bands=(28, 9, 10), cube_url=f"{_EHU}/2/26/KSC.mat", gt_url=f"{_EHU}/a/a6/KSC_gt.mat",
     authors_clip=512,
-    class_names=('Scrub', 'Willow swamp', 'CP hammock', 'Slash pine', 'Oak/Broadleaf', 'Hardwood', 'Swamp', 'Graminoid marsh', 'Spartina marsh', 'Cattail marsh', 'Salt marsh', 'Mud flats', 'Water')))
+    class_names=("Scrub", "Willow swamp", "CP hammock", "Slash pine", "Oak/Broadleaf", "Hardwood", "Swamp",
+                 "Graminoid marsh", "Spartina marsh", "Cattail marsh", "Salt marsh", "Mud flats", "Water")))
 register_scene(SceneInfo(
     name="Pavia", cube_file="Pavia.mat", cube_key="pavia", gt_file="Pavia_gt.mat", gt_key="pavia_gt",
     shape=(1096, 715, 102), n_classes=9, rgb_bands=(46, 27, 10), cube_url=f"{_EHU}/e/e3/Pavia.mat",
     gt_url=f"{_EHU}/5/53/Pavia_gt.mat", authors_clip=4096,
-    class_names=('Water', 'Trees', 'Asphalt', 'Self-Blocking Bricks', 'Bitumen', 'Tiles', 'Shadows', 'Meadows', 'Bare Soil')))
+    class_names=("Water", "Trees", "Asphalt", "Self-Blocking Bricks", "Bitumen", "Tiles", "Shadows", "Meadows",
+                 "Bare Soil")))
 register_scene(SceneInfo(
     name="PaviaU", cube_file="PaviaU.mat", cube_key="paviaU", gt_file="PaviaU_gt.mat", gt_key="paviaU_gt",
     shape=(610, 340, 103), n_classes=9, rgb_bands=(46, 27, 10), cube_url=f"{_EHU}/e/ee/PaviaU.mat",
     gt_url=f"{_EHU}/5/50/PaviaU_gt.mat", authors_clip=4096,
-    class_names=('Asphalt', 'Meadows', 'Gravel', 'Trees', 'Painted metal sheets', 'Bare Soil', 'Bitumen', 'Self-Blocking Bricks', 'Shadows')))
+    class_names=("Asphalt", "Meadows", "Gravel", "Trees", "Painted metal sheets", "Bare Soil", "Bitumen",
+                 "Self-Blocking Bricks", "Shadows")))
 register_scene(SceneInfo(
     name="Salinas", cube_file="Salinas_corrected.mat", cube_key="salinas_corrected", gt_file="Salinas_gt.mat",
     gt_key="salinas_gt", shape=(512, 217, 204), n_classes=16, rgb_bands=(36, 17, 11),
     cube_url=f"{_EHU}/a/a3/Salinas_corrected.mat", gt_url=f"{_EHU}/f/fa/Salinas_gt.mat", authors_clip=4096,
-    class_names=('Brocoli_green_weeds_1', 'Brocoli_green_weeds_2', 'Fallow', 'Fallow_rough_plow', 'Fallow_smooth', 'Stubble', 'Celery', 'Grapes_untrained', 'Soil_vinyard_develop', 'Corn_senesced_green_weeds', 'Lettuce_romaine_4wk', 'Lettuce_romaine_5wk', 'Lettuce_romaine_6wk', 'Lettuce_romaine_7wk', 'Vinyard_untrained', 'Vinyard_vertical_trellis')))
+    class_names=("Brocoli_green_weeds_1", "Brocoli_green_weeds_2", "Fallow", "Fallow_rough_plow", "Fallow_smooth",
+                 "Stubble", "Celery", "Grapes_untrained", "Soil_vinyard_develop", "Corn_senesced_green_weeds",
+                 "Lettuce_romaine_4wk", "Lettuce_romaine_5wk", "Lettuce_romaine_6wk", "Lettuce_romaine_7wk",
+                 "Vinyard_untrained", "Vinyard_vertical_trellis")))
+
+
+
+def _read_samson(cube_path: Path, gt_path: Path):
+    """Samson's two files (``Y`` bands x pixels in MATLAB column-major pixel order with ``nRow``/``nCol``; ``M``, ``A``,
+    ``cood``): the cube ``(rows, cols, bands)``, the argmax of the reference abundances + 1 as a 3-class map, and the
+    reference unmixing."""
+    from .benchmark import load_unmixing_benchmark
+
+    b = load_unmixing_benchmark(cube_path, gt_path)
+    if b.abundances is None or b.endmembers is None:
+        raise DataError(f"{gt_path}: expected Samson's reference endmembers M and abundances A")
+    gt = (np.argmax(b.abundances, axis=0) + 1).astype(np.int64)
+    reference = {"endmembers": np.asarray(b.endmembers, np.float64),
+                 "abundances": np.asarray(b.abundances, np.float64), "names": list(b.names)}
+    return np.ascontiguousarray(b.cube.transpose(1, 2, 0)), gt, reference
+
+
+_MHAUT = "https://github.com/mhaut/HSI-datasets/raw"
+
+# Samson (Zhu's unmixing benchmarks): 95 x 95 pixels, 156 bands over 401-889 nm, three endmembers (rock, tree,
+# water) with reference abundances; no surveyed class map, so the labels are the reference abundances' argmax.
+register_scene(SceneInfo(
+    name="Samson", cube_file="Samson.mat", cube_key="Y", gt_file="_EndSamson.mat", gt_key="A",
+    shape=(95, 95, 156),
+    n_classes=3, rgb_bands=nearest_bands(samson_wavelengths(), (650.0, 550.0, 450.0)),
+    cube_url=f"{_MHAUT}/29efb503bdde94f620ba3873d3a56039fef18257/Unmixing/Samson.mat",
+    gt_url=f"{_MHAUT}/724d5c826ffa8c13af9b00fe92c3eeb4a0712ad2/Unmixing/_EndSamson.mat",
+    cube_sha256="4ce4b636feb6f429f8d03ac4ecc94bb97fd87d380ff25ce505765e372d6a1cd9",
+    gt_sha256="ce768182ce5292390180f827ff5769112cf3d299f4e64ab43e950a310b7ec9fa",
+    reader=_read_samson, wavelengths=samson_wavelengths(), class_names=("rock", "tree", "water"),
+    labels_note="pseudo-classes: argmax of the reference abundances (rock, tree, water); Samson has no class map",
+    citation="Zhu, F. (2017), Hyperspectral unmixing: ground truth labeling, datasets, benchmark performances and "
+             "survey, arXiv:1708.05125 (Samson data and reference endmembers/abundances); files from GitHub "
+             "mhaut/HSI-datasets"))

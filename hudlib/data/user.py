@@ -227,10 +227,13 @@ def _load_user(path: Path, *, classes, key, gt, gt_key, rgb_bands) -> Scene:
         raise DataError(f"classes: expected a positive integer (number of endmembers d), got {classes!r}")
     labels = _check_labels(labels, int(classes), gt_source or "gt")
     bands = cube.shape[0]
+    wl = _wavelengths_nm(header)
+    wl = tuple(float(v) for v in wl) if wl is not None and len(wl) == bands else None
     if rgb_bands is None:
-        rgb_bands = default_rgb_bands(bands, _wavelengths_nm(header))
+        rgb_bands = default_rgb_bands(bands, wl)
     rgb_bands = tuple(int(b) for b in rgb_bands)
     if len(rgb_bands) != 3 or min(rgb_bands) < 0 or max(rgb_bands) >= bands:
         raise DataError(f"rgb_bands: expected three band indices in 0..{bands - 1}, got {rgb_bands}")
     source = str(path) + (f" (gt {gt_source})" if gt_source else "")
-    return Scene(user_scene_name(path), cube, raw_range, labels, int(classes), rgb_bands, source=source)
+    return Scene(user_scene_name(path), cube, raw_range, labels, int(classes), rgb_bands, source=source,
+                 wavelengths=wl)

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import torch
 
+from ..errors import NotApplicable
+
 from ._common import (EPS, _MAX_BYTES, DataError, memo, _device, _finite_float32, _check_generated, _check_real,
                      _positive_int, _tensor, _box_sum, _sq_norm_map, _sliding_dots)
 
@@ -347,7 +349,8 @@ def _check_copy_args(generated, real, criterion, quantile, n_components, stride,
     if h > H or w > W:
         raise ValueError(f"generated: patches {h}x{w} exceed the real scene {H}x{W}")
     if H < 2 * h and W < 2 * w:
-        raise ValueError(f"real: scene {H}x{W} too small for non-overlapping {h}x{w} windows (need H >= 2h or W >= 2w)")
+        raise NotApplicable(f"real: scene {H}x{W} too small for non-overlapping {h}x{w} windows (need H >= 2h or "
+                            f"W >= 2w)")
     return G, R
 
 
@@ -437,7 +440,7 @@ def copy_rate(generated, real, criterion: str = "relative", quantile: float = 0.
             stat, stat0 = d1, cal["d1_0"]
     ok = np.isfinite(stat0)
     if not ok.any():
-        raise ValueError(f"stride: {stride} leaves no admissible windows for calibration in a "
+        raise NotApplicable(f"stride: {stride} leaves no admissible windows for calibration in a "
                          f"{R.shape[1]}x{R.shape[2]} scene")
     tau = float(np.quantile(stat0[ok], quantile))
     copy = stat <= tau

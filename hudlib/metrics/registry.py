@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, NotApplicable
 from ..registry import Registry
 from ..utils import state_hash
 from . import distribution, paper, texture
@@ -71,7 +71,8 @@ class MetricContext:
     """What a metric's function may read. ``Y`` ``(n, bands, h, w)`` generated patches, ``real`` ``(n, bands, h, w)``
     real patches of the scene, ``scene`` a :class:`hudlib.data.Scene`, ``cfg`` the run's config (``cfg.eval`` holds
     the metrics' settings), ``net`` the sound classifier, ``device`` a torch device; ``values`` what the metrics
-    computed before this one returned (registration order), ``times`` seconds per group."""
+    computed before this one returned (registration order), ``times`` seconds per group, ``skipped`` ``{name: reason}``
+    of the metrics these data cannot support (:class:`hudlib.errors.NotApplicable`; their values are NaN)."""
 
     Y: np.ndarray
     real: np.ndarray
@@ -81,6 +82,7 @@ class MetricContext:
     device: Any
     values: dict = dataclasses.field(default_factory=dict)
     times: dict = dataclasses.field(default_factory=dict)
+    skipped: dict = dataclasses.field(default_factory=dict)
 
     @property
     def seed(self) -> int:
@@ -119,7 +121,8 @@ def metric_sets() -> tuple[str, ...]:
 
 def compute_metrics(ctx: MetricContext, names) -> tuple[dict[str, float], dict[str, int]]:
     """The metrics ``names`` (and whatever their groups fill) of ``ctx``: ``({name or by-product: value},
-    {name: version})``. Each group's function runs once; ``ctx.times`` gets its seconds."""
+    {name: version})``. Each group's function runs once; ``ctx.times`` gets its seconds. A group whose data cannot
+    support it (:class:`hudlib.errors.NotApplicable`) gives NaN, its reason in ``ctx.skipped``."""
     wanted = [get_metric(n) for n in _REGISTRY if n in set(names)]
     unknown = set(names) - set(_REGISTRY)
     if unknown:
@@ -130,7 +133,13 @@ def compute_metrics(ctx: MetricContext, names) -> tuple[dict[str, float], dict[s
         if key in done:
             continue
         t0 = time.perf_counter()
-        ctx.values.update({k: float(v) for k, v in m.compute(ctx).items()})
+        try:
+            ctx.values.update({k: float(v) for k, v in m.compute(ctx).items()})
+        except NotApplicable as e:  # not these data's metric: NaN, and the reason on record
+            for w in wanted:
+                if (w.group or w.name) == key:
+                    ctx.values[w.name] = float("nan")
+                    ctx.skipped[w.name] = str(e)
         ctx.times[key] = round(time.perf_counter() - t0, 2)
         done.add(key)
     missing = [m.name for m in wanted if m.name not in ctx.values]
