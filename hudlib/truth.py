@@ -154,7 +154,11 @@ def write_report(report: dict, results=None) -> Path:
 def markdown(r: dict) -> str:
     """The report as tables."""
     names = r["endmember_names"]
+    hashes = ", ".join(f"{m} {v['weights_hash']}" for m, v in r["generated"].items() if "weights_hash" in v)
     lines = [f"# Unmixing against the reference: {r['scene']} (profile `{r['profile']}`)", "",
+             f"Weights: {hashes or 'none'}; n = {r['n']} generated patches per generator; "
+             f"{r.get('machine', 'machine not recorded')}"
+             + (f", {r['wall_time_s']:.0f} s" if "wall_time_s" in r else "") + ".", "",
              "## VCA endmembers: spectral angle to the reference (radians; Hungarian matching)", "",
              "| VCA | " + " | ".join(names) + " | mean |", "|---|" + "---|" * (len(names) + 1)]
     for k, v in r["vca_sad"].items():
