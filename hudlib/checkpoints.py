@@ -24,9 +24,9 @@ import shutil
 from pathlib import Path
 
 from . import models, paths
-from .runstore import (MANIFEST, SHIPPED, _sha256, checkpoints_dir, install, manifest, remove_shipped, shipped_run,
+from .runstore import (MANIFEST, SHIPPED, checkpoints_dir, install, manifest, remove_shipped, shipped_run,
                        verify_files)
-from .utils import atomic_write_text
+from .utils import atomic_write_text, file_sha256
 
 __all__ = ["export", "write_cards", "card_text", "committed_results", "CARD", "install", "manifest", "shipped_run",
            "remove_shipped", "checkpoints_dir", "SHIPPED", "MANIFEST", "verify_files", "machine_name"]
@@ -71,7 +71,7 @@ def export(run_dirs, root=None, classifier_files=(), machine: str | None = None)
         man["runs"][rel.as_posix()] = {
             "scene": cfg.scene, "model": cfg.model, "profile": cfg.profile, "training_hash": cfg.training_hash(),
             "weights_hash": gen.weights_hash(),
-            "files": {f.name: {"sha256": _sha256(dest / f.name), "bytes": (dest / f.name).stat().st_size}
+            "files": {f.name: {"sha256": file_sha256(dest / f.name), "bytes": (dest / f.name).stat().st_size}
                       for f in files},
             "train_wall_time_s": info.get("wall_time_s"), "train_device": info.get("device"),
             "train_threads": info.get("threads"), "torch": info.get("torch"),
@@ -83,7 +83,7 @@ def export(run_dirs, root=None, classifier_files=(), machine: str | None = None)
             shutil.copy2(f, cdir / f.name)
         info = json.loads(w.with_suffix(".json").read_text())
         man["classifiers"][w.name] = {
-            "files": {f.name: {"sha256": _sha256(cdir / f.name), "bytes": (cdir / f.name).stat().st_size}
+            "files": {f.name: {"sha256": file_sha256(cdir / f.name), "bytes": (cdir / f.name).stat().st_size}
                       for f in (w, w.with_suffix(".json"))},
             "weights_sha256": info.get("weights_sha256"), "train_wall_time_s": info.get("wall_time_s"),
             "machine": machine}

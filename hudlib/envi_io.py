@@ -22,7 +22,7 @@ import spectral.io.envi as envi
 
 from .utils import usual_mode
 
-__all__ = ["write_envi", "read_envi", "check_writable"]
+__all__ = ["write_envi", "read_envi", "check_writable", "place_envi"]
 
 # Header fields written from the cube itself: ``extra`` may not set them.
 _RESERVED = ("samples", "lines", "bands", "header offset", "file type", "data type", "interleave", "byte order",
@@ -120,14 +120,23 @@ def write_envi(path, cube, *, wavelengths=None, band_names=None, description: st
         raise ValueError(f"cube: expected a real numeric array, got dtype {a.dtype}")
     meta = _metadata(a.shape[0], wavelengths, band_names, description, extra)
     data = np.ascontiguousarray(a.astype(np.float32, copy=False).transpose(1, 2, 0))  # (rows, cols, bands)
-    img = hdr.with_suffix(".img")
 
+    return place_envi(hdr, folder, lambda tmp: envi.save_image(tmp, data, dtype=np.float32, interleave="bsq",
+                                                               metadata=meta, force=True, ext=".img"))
+
+
+def place_envi(hdr: Path, folder: Path, save) -> tuple[Path, Path]:
+    """Run ``save(tmp_hdr)`` (a ``spectral`` writer that puts ``tmp.hdr`` + ``tmp.img`` in ``folder``), give both files
+    the usual mode, rename the image then the header into place as ``hdr`` and its ``.img``; on any failure remove
+    the temporary files (and an image already renamed) so nothing is left under the final names. Returns
+    ``(hdr, img)``."""
+    img = hdr.with_suffix(".img")
     fd, tmp_hdr = tempfile.mkstemp(prefix=f".{hdr.stem}.", suffix=".hdr", dir=folder)
     os.close(fd)
     tmp_img = tmp_hdr[:-len(".hdr")] + ".img"
     placed_img = False
     try:
-        envi.save_image(tmp_hdr, data, dtype=np.float32, interleave="bsq", metadata=meta, force=True, ext=".img")
+        save(tmp_hdr)
         usual_mode(tmp_hdr)
         usual_mode(tmp_img)
         os.replace(tmp_img, img)

@@ -20,8 +20,6 @@ Sources of the facts used here: docs/methods.md ("Class maps").
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +28,6 @@ from scipy import ndimage
 from sklearn.base import BaseEstimator
 
 from .errors import DataError
-from .utils import usual_mode
 
 __all__ = ["ClassMap", "read_class_map", "write_class_map", "class_table", "class_colours", "real_layout",
            "FieldLayout", "make_layout", "LAYOUT_SOURCES"]
@@ -174,7 +171,7 @@ def write_class_map(path, labels, class_names=None, colours=None, description: s
     Returns ``(hdr, img)``."""
     import spectral.io.envi as envi
 
-    from .envi_io import _hdr_path, check_writable
+    from .envi_io import _hdr_path, check_writable, place_envi
 
     hdr = _hdr_path(path)
     folder = check_writable(hdr)
@@ -184,28 +181,9 @@ def write_class_map(path, labels, class_names=None, colours=None, description: s
         raise DataError(f"description: expected a string without braces, got {description!r}")
     n = len(names)
     dtype = np.uint8 if n <= 256 else np.uint16
-    fd, tmp_hdr = tempfile.mkstemp(prefix=f".{hdr.stem}.", suffix=".hdr", dir=folder)
-    os.close(fd)
-    tmp_img = tmp_hdr[: -len(".hdr")] + ".img"
-    img = hdr.with_suffix(".img")
-    placed = False
-    try:
-        envi.save_classification(tmp_hdr, L.astype(dtype)[:, :, None], dtype=dtype, force=True, ext=".img",
-                                 interleave="bsq", class_names=names,
-                                 class_colors=[tuple(int(x) for x in c) for c in col],
-                                 metadata={"description": description or "hud class map"})
-        usual_mode(tmp_hdr)
-        usual_mode(tmp_img)
-        os.replace(tmp_img, img)
-        placed = True
-        os.replace(tmp_hdr, hdr)
-    except BaseException:
-        for p in (tmp_hdr, tmp_img):
-            Path(p).unlink(missing_ok=True)
-        if placed:
-            img.unlink(missing_ok=True)
-        raise
-    return hdr, img
+    return place_envi(hdr, folder, lambda tmp: envi.save_classification(
+        tmp, L.astype(dtype)[:, :, None], dtype=dtype, force=True, ext=".img", interleave="bsq", class_names=names,
+        class_colors=[tuple(int(x) for x in c) for c in col], metadata={"description": description or "hud class map"}))
 
 
 # --------------------------------------------------------------------------------------------- real maps

@@ -10,14 +10,13 @@ variable that the runner sets for its notebooks: ``all`` or generator names sepa
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 
 from . import paths
-from .utils import atomic_write_text
+from .utils import atomic_write_text, file_sha256
 
 __all__ = ["run_dir_for", "checkpoints_dir", "manifest", "verify_files", "shipped_run", "install", "remove_shipped",
            "retrain_requested", "reuse_or_install", "SHIPPED", "MANIFEST", "RETRAIN_ENV"]
@@ -37,14 +36,6 @@ def checkpoints_dir(override=None) -> Path:
     return paths._sub("checkpoints", override)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def manifest(root=None) -> dict:
     """The manifest of ``root`` (default ``checkpoints/``); an empty one when there is none."""
     path = checkpoints_dir(root) / MANIFEST
@@ -59,7 +50,7 @@ def verify_files(folder: Path, files: dict) -> None:
         f = Path(folder) / name
         if not f.is_file():
             raise FileNotFoundError(f"{f}: missing from the shipped checkpoint (listed in {MANIFEST})")
-        if f.stat().st_size != meta["bytes"] or _sha256(f) != meta["sha256"]:
+        if f.stat().st_size != meta["bytes"] or file_sha256(f) != meta["sha256"]:
             raise ValueError(f"{f}: does not match {MANIFEST} (size or sha256 differs); the checkpoint is damaged "
                              f"— restore it with git checkout")
 

@@ -30,6 +30,15 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         raise ValueError(f"device: expected 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from e
 
 
+def file_sha256(path) -> str:
+    """sha256 (hex) of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def usual_mode(path) -> None:
     """Give a file made by :func:`tempfile.mkstemp` (mode 0600) the mode an ordinary ``open(path, "w")`` gives:
     0666 less the process's umask, so files renamed into place are readable by others as usual."""

@@ -142,6 +142,31 @@ def draw_patch(fig: Figure, samples: np.ndarray, rgb_bands, index: int, band: in
     ax_sp.legend(fontsize=8)
 
 
+def _band_pixel_controls(state: dict, sizes: dict, fig: Figure, draw):
+    """The sliders of a band/pixel browser (``sizes``: ``{name: count}`` for each slider in ``state``, e.g. band,
+    row, col), the pseudo-colour / single-band toggle and the figure's image, wired so that any control updates
+    ``state`` and redraws; moving the band slider in pseudo-colour switches to single band, so it always acts.
+    Returns ``(controls, image)``."""
+    import ipywidgets as w
+
+    ctl = {k: w.IntSlider(state[k], 0, n - 1, description="patch" if k == "index" else k, continuous_update=False)
+           for k, n in sizes.items()}
+    ctl["mode"] = w.ToggleButtons(options=["pseudo-colour", "single band"], value=state["mode"])
+    img = w.Image(value=_png(fig), format="png")
+
+    def on_change(change):
+        state.update({k: c.value for k, c in ctl.items()})
+        if change["owner"] is ctl["band"] and state["mode"] == "pseudo-colour":
+            ctl["mode"].value = "single band"  # fires on_change again, which redraws
+            return
+        draw()
+        img.value = _png(fig)
+
+    for c in ctl.values():
+        c.observe(on_change, names="value")
+    return ctl, img
+
+
 def patch_browser(samples: np.ndarray, rgb_bands, class_means: np.ndarray | None = None,
                   limits: np.ndarray | None = None, title: str = "", interactive: bool | None = None,
                   wavelengths=None):
@@ -168,23 +193,7 @@ def patch_browser(samples: np.ndarray, rgb_bands, class_means: np.ndarray | None
         return fig
     import ipywidgets as w  # only here: a static run must not create any widget
 
-    ctl = {"index": w.IntSlider(0, 0, n - 1, description="patch", continuous_update=False),
-           "band": w.IntSlider(state["band"], 0, bands - 1, description="band", continuous_update=False),
-           "row": w.IntSlider(state["row"], 0, h - 1, description="row", continuous_update=False),
-           "col": w.IntSlider(state["col"], 0, wd - 1, description="col", continuous_update=False),
-           "mode": w.ToggleButtons(options=["pseudo-colour", "single band"], value="pseudo-colour")}
-    img = w.Image(value=_png(fig), format="png")
-
-    def on_change(change):
-        state.update({k: c.value for k, c in ctl.items()})
-        if change["owner"] is ctl["band"] and state["mode"] == "pseudo-colour":
-            ctl["mode"].value = "single band"  # fires on_change again, which redraws
-            return
-        draw()
-        img.value = _png(fig)
-
-    for c in ctl.values():
-        c.observe(on_change, names="value")
+    ctl, img = _band_pixel_controls(state, {"index": n, "band": bands, "row": h, "col": wd}, fig, draw)
     box = w.VBox([w.HBox([ctl["index"], ctl["band"]]), w.HBox([ctl["row"], ctl["col"]]), ctl["mode"], img])
     box.figure = fig
     return box
@@ -242,22 +251,7 @@ def labelled_scene_browser(Y: np.ndarray, L: np.ndarray, scene, title: str = "",
         return fig
     import ipywidgets as w  # only here: a static run must not create any widget
 
-    ctl = {"band": w.IntSlider(state["band"], 0, Y.shape[0] - 1, description="band", continuous_update=False),
-           "row": w.IntSlider(state["row"], 0, H - 1, description="row", continuous_update=False),
-           "col": w.IntSlider(state["col"], 0, W - 1, description="col", continuous_update=False),
-           "mode": w.ToggleButtons(options=["pseudo-colour", "single band"], value="pseudo-colour")}
-    img = w.Image(value=_png(fig), format="png")
-
-    def on_change(change):
-        state.update({k: c.value for k, c in ctl.items()})
-        if change["owner"] is ctl["band"] and state["mode"] == "pseudo-colour":
-            ctl["mode"].value = "single band"
-            return
-        draw()
-        img.value = _png(fig)
-
-    for c in ctl.values():
-        c.observe(on_change, names="value")
+    ctl, img = _band_pixel_controls(state, {"band": Y.shape[0], "row": H, "col": W}, fig, draw)
     box = w.VBox([w.HBox([ctl["band"], ctl["mode"]]), w.HBox([ctl["row"], ctl["col"]]), img])
     box.figure = fig
     return box

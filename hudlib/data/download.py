@@ -2,7 +2,6 @@
 destination, validated, then renamed into place."""
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import urllib.request
@@ -12,14 +11,7 @@ from tqdm.auto import tqdm
 
 from .scenes import SceneInfo, _check_cube, _info, read_mat
 from ..errors import DataError
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+from ..utils import file_sha256
 
 
 def _validate_download(path: Path, info: SceneInfo, which: str) -> None:
@@ -27,7 +19,7 @@ def _validate_download(path: Path, info: SceneInfo, which: str) -> None:
     the standard layout, shape)."""
     want = info.cube_sha256 if which == "cube" else info.gt_sha256
     if want:
-        got = _sha256(path)
+        got = file_sha256(path)
         if got != want:
             raise DataError(f"{path}: sha256 {got} differs from the published file's {want}")
     if info.reader is not None:  # another layout: the reader checks shapes when the scene is loaded
