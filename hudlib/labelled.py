@@ -31,7 +31,6 @@ Sources of the facts used here: docs/methods.md ("Labelled scenes").
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -352,17 +351,12 @@ def run_or_reuse(scene, profile: str, runs=None, results=None, recompute: bool =
     gens = fold_generators(scene, profile, runs, device=device, progress=progress, protocol=prot)
     key = study_key(gens, prot, profile, study_seeds(profile))
     old = read_study(scene.name, profile, results)
-    if old is not None and not recompute and _same(old.get("key"), key):
+    if old is not None and not recompute and old.get("key") == json.loads(json.dumps(key, default=str)):
+        write_study(old, results)  # the Markdown, rendered again from the stored study
         return old, True
     study = labelled_study(scene, profile, runs, device, progress, gens=gens)
     write_study(study, results)
     return study, False
-
-
-def _same(a, b) -> bool:
-    def norm(x):
-        return hashlib.sha1(json.dumps(x, sort_keys=True, default=str).encode()).hexdigest()
-    return a is not None and norm(a) == norm(b)
 
 
 # --------------------------------------------------------------------------------------------- report
