@@ -29,6 +29,7 @@ import numpy as np
 from . import models
 from .config import DEFAULT_MODEL, DEFAULT_PROFILE, DEFAULT_SCENE
 from .data import download, load_scene
+from .diffusion import SAMPLERS
 from .errors import DataError
 from .evaluate import evaluate
 from .utils import shutdown_distributed
@@ -73,9 +74,10 @@ def _add_selection_args(p: argparse.ArgumentParser) -> None:
 
 def _add_sampler_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sampler (generators with an iterative sampler; refused by the others)")
-    g.add_argument("--sampler", choices=["ddpm", "ddim"], default=None)
-    g.add_argument("--steps", type=int, default=None)
-    g.add_argument("--eta", type=float, default=None)
+    g.add_argument("--sampler", choices=list(SAMPLERS), default=None,
+                   help="ddpm (ancestral, T steps), ddim, or dpmpp2m (DPM-Solver++(2M)); default: the run's config")
+    g.add_argument("--steps", type=int, default=None, help="network evaluations of ddim / dpmpp2m")
+    g.add_argument("--eta", type=float, default=None, help="DDIM's η (ddim only)")
     g.add_argument("--clip-z0", dest="clip_z0", action=argparse.BooleanOptionalAction, default=None,
                    help="clip the sampler's Z0 estimate to the latent's support (default: the run's config)")
 

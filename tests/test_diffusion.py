@@ -250,7 +250,7 @@ def test_timesteps_and_network_evals():
     np.testing.assert_array_equal(diff.ddim_timesteps(100), np.arange(99, -1, -1))
     assert diff.ddim_timesteps(1).tolist() == [99]
     assert diff.network_evals("ddpm") == 100 and diff.network_evals("ddim", 50) == 50
-    with pytest.raises(ValueError, match="steps: the DDIM sampler needs its number of steps"):
+    with pytest.raises(ValueError, match="steps: the ddim sampler needs its number of steps"):
         diff.network_evals("ddim")
     calls = []
 
@@ -259,7 +259,7 @@ def test_timesteps_and_network_evals():
         assert scale == 2.0  # model_kwargs are passed through
         return torch.zeros_like(x)
 
-    for sampler, steps in (("ddpm", None), ("ddim", 13), ("ddim", 50)):
+    for sampler, steps in (("ddpm", None), ("ddim", 13), ("ddim", 50), ("dpmpp2m", 13)):
         calls.clear()
         diff.sample(model, (1, 2, 4, 4), sampler=sampler, steps=steps, model_kwargs={"scale": 2.0})
         assert len(calls) == diff.network_evals(sampler, steps)
@@ -276,6 +276,81 @@ def test_timesteps_and_network_evals():
         diff.ddpm_sample(model, (1, 2, 4, 4), sigma="learned")
     with pytest.raises(ValueError, match="model must return"):
         diff.ddim_sample(lambda x, t: x[:, :1], (1, 2, 4, 4), steps=2)
+
+
+def test_dpmpp2m_is_second_order_on_the_planted_gaussian(diff):
+    """Both samplers solve the same probability-flow ODE from the same Z_T; its endpoint (1000 steps) maps N(0, I)
+    onto N(μ, s²). DPM-Solver++(2M)'s pathwise error falls ~4x per doubling of the steps (second order), DDIM's
+    2x (first order), and 10 DPM-Solver++ steps land closer to the endpoint than 40 DDIM steps."""
+    end = sample(diff, 0, sampler="dpmpp2m", steps=1000)
+    assert end.mean().item() == pytest.approx(MU, abs=0.05) and end.std().item() == pytest.approx(S, rel=0.04)
+
+    def err(sampler, k):
+        return (sample(diff, 0, sampler=sampler, steps=k) - end).abs().max().item()
+    dpm = {k: err("dpmpp2m", k) for k in (10, 20, 40, 80)}
+    ddim = {k: err("ddim", k) for k in (20, 40, 80)}
+    assert dpm[20] / dpm[40] > 3 and dpm[40] / dpm[80] > 3          # measured 4.0, 4.6
+    assert 1.6 < ddim[20] / ddim[40] < 2.5 and 1.6 < ddim[40] / ddim[80] < 2.5  # measured 2.0, 2.0
+    assert dpm[10] < 0.5 * ddim[40]                                  # measured 0.061 vs 0.134
+    assert (sample(diff, 0, sampler="ddim", steps=1000) - end).abs().max().item() < 0.02  # one ODE
+
+
+def test_dpmpp2m_deterministic_first_step_is_ddim(diff):
+    """Z_T is the only draw; with 2 steps the solver is DDIM η = 0 (first step first order, last step Ẑ_0)."""
+    model = gaussian_eps_model(diff)
+    a = diff.dpmpp2m_sample(model, (2, 3, 8, 8), steps=2, generator=torch.Generator().manual_seed(5),
+                            dtype=torch.float64)
+    b = diff.ddim_sample(model, (2, 3, 8, 8), steps=2, generator=torch.Generator().manual_seed(5),
+                         dtype=torch.float64)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    c = diff.dpmpp2m_sample(model, (2, 3, 8, 8), steps=8, generator=torch.Generator().manual_seed(5))
+    d = diff.dpmpp2m_sample(model, (2, 3, 8, 8), steps=8, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(c, d)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+@pytest.mark.parametrize("steps", [4, 10, 20])
+def test_dpmpp2m_matches_diffusers(prediction, steps):
+    """Step for step equal to diffusers' DPMSolverMultistepScheduler (dpmsolver++, order 2, midpoint, final σ = 0)
+    on the same timesteps, with a network that is not the optimal one (so every correction term matters)."""
+    diffusers = pytest.importorskip("diffusers")
+    betas = linear_beta_schedule()
+    diff = GaussianDiffusion(betas, prediction=prediction)
+    weight = torch.linspace(-0.7, 0.9, 3, dtype=torch.float64).view(1, 3, 1, 1)
+
+    def model(x, t):  # an arbitrary smooth, t-dependent "network"
+        return weight * torch.tanh(x) + (t.to(x.dtype) / 1000.0).view(-1, 1, 1, 1) * x.roll(1, dims=-1)
+
+    ours = diff.dpmpp2m_sample(model, (2, 3, 5, 5), steps=steps, generator=torch.Generator().manual_seed(3),
+                               dtype=torch.float64)
+    sched = diffusers.DPMSolverMultistepScheduler(
+        num_train_timesteps=1000, trained_betas=betas.tolist(), solver_order=2, algorithm_type="dpmsolver++",
+        solver_type="midpoint", final_sigmas_type="zero", lower_order_final=True,
+        prediction_type="epsilon" if prediction == "eps" else "v_prediction")
+    ts = diff.logsnr_timesteps(steps)
+    sched.set_timesteps(timesteps=ts.tolist())
+    # diffusers keeps its σ's in float32; give it ours in float64 so the comparison is of the update rule only
+    abar = diff.alphas_cumprod[ts]
+    sched.sigmas = torch.from_numpy(np.append(np.sqrt((1 - abar) / abar), 0.0))
+    x = torch.randn((2, 3, 5, 5), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    for t in sched.timesteps:
+        x = sched.step(model(x, torch.full((2,), int(t))), t, x).prev_sample
+    # diffusers' step computes in float32 (measured gap ~1e-6 relative); a wrong term would be O(1e-1)
+    torch.testing.assert_close(ours, x.to(torch.float64), rtol=1e-5, atol=1e-5)
+
+
+def test_logsnr_timesteps():
+    diff = GaussianDiffusion(linear_beta_schedule())
+    lam = 0.5 * np.log(diff.alphas_cumprod / (1 - diff.alphas_cumprod))
+    for k in (1, 2, 3, 10, 20, 100, 999, 1000):
+        ts = diff.logsnr_timesteps(k)
+        assert len(ts) == k and ts[0] == 999 and np.all(np.diff(ts) < 0) and (k == 1 or ts[-1] == 0)
+    np.testing.assert_array_equal(diff.logsnr_timesteps(1000), np.arange(999, -1, -1))
+    ts = diff.logsnr_timesteps(10)  # brute force: the nearest timestep to each of 10 evenly spaced λ's
+    want = [int(np.argmin(np.abs(lam - v))) for v in np.linspace(lam[-1], lam[0], 10)]
+    assert ts.tolist() == want
+    with pytest.raises(ValueError, match="steps"):
+        diff.logsnr_timesteps(0)
 
 
 def test_ddpm_zero_model_is_not_clamped(diff):
@@ -319,9 +394,9 @@ def test_min_snr_loss_is_weighted_mean(diff):
     assert diff.training_loss(lambda x, tt: noise, z0, t=t, noise=noise, weighting="min_snr").item() == 0.0
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp2m"])
 def test_z0_range_clips_and_is_exact_when_not_binding(diff, sampler):
-    kw = dict(steps=20, eta=1.0) if sampler == "ddim" else {}
+    kw = {"ddim": dict(steps=20, eta=1.0), "dpmpp2m": dict(steps=20), "ddpm": {}}[sampler]
     zero = lambda x, t: torch.zeros_like(x)  # noqa: E731  Ẑ_0 = Z_t / sqrt(ᾱ_t): far outside any range
     g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
     z = diff.sample(zero, (2, 3, 8, 8), sampler=sampler, generator=g(), z0_range=(-10.5, 0.0), **kw)
@@ -350,7 +425,7 @@ def gaussian_v_model(diffusion, mu=MU, s=S):
 
 
 @pytest.mark.parametrize("sampler,kw", [("ddpm", {}), ("ddim", dict(steps=25, eta=0.0)),
-                                        ("ddim", dict(steps=25, eta=1.0))])
+                                        ("ddim", dict(steps=25, eta=1.0)), ("dpmpp2m", dict(steps=15))])
 def test_v_prediction_samples_equal_eps_prediction(diff, sampler, kw):
     vdiff = GaussianDiffusion(linear_beta_schedule(), prediction="v")
     a = sample(diff, 7, sampler=sampler, **kw)

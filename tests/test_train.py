@@ -138,6 +138,15 @@ def test_cli_train_and_sample(tmp_path, monkeypatch, capsys):
                      "--quiet"]) == 0
     p = np.load(tmp_path / "p.npz")
     assert json.loads(str(p["meta"]))["sampler"]["sampler"] == "ddpm" and not np.array_equal(p["Y"], z["Y"])
+    # DPM-Solver++(2M): other samples from the same Z_T, recorded; it has no eta either
+    assert cli_main(["sample", "--run", str(run), "--n", "2", "--sampler", "dpmpp2m", "--steps", "3", "--seed", "0",
+                     "--out", "m.npz", "--quiet"]) == 0
+    m = np.load(tmp_path / "m.npz")
+    assert json.loads(str(m["meta"]))["sampler"] == {"sampler": "dpmpp2m", "steps": 3, "eta": None, "clip_z0": False}
+    assert not np.array_equal(m["Y"], z["Y"])
+    assert cli_main(["sample", "--run", str(run), "--n", "2", "--sampler", "dpmpp2m", "--eta", "1", "--out", "e.npz",
+                     "--quiet"]) == 2
+    assert "eta: only the DDIM sampler has an eta; the dpmpp2m sampler takes none" in capsys.readouterr().err
     # an option a generator has not is refused in one line, nothing written
     vae = models.create("VAE").fit(load_scene("IndianPines"), "smoke", tmp_path / "runs", progress=False)
     assert cli_main(["sample", "--run", str(vae.run_dir_), "--n", "2", "--sampler", "ddpm", "--out", "v.npz",

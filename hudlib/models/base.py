@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..config import DiffusionConfig, RunConfig, UNetConfig, make_config
+from ..diffusion import SAMPLERS, STEPPED_SAMPLERS
 from ..errors import DataError
 from ..weights import SUFFIX, load_weights, save_weights, weights_file
 from ..runstore import reuse_or_install, run_dir_for
@@ -394,21 +395,24 @@ class DiffusionGenerator(Generator):
         o = self.sampler_overrides(options)
         dc = self.config_.diffusion
         sampler = o.get("sampler", dc.sampler)
-        if sampler not in ("ddim", "ddpm"):
-            raise ValueError(f"sampler: expected 'ddim' or 'ddpm', got {sampler!r}")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler: expected one of {', '.join(SAMPLERS)}, got {sampler!r}")
         if sampler == "ddpm" and o.get("steps") not in (None, dc.T):
             raise ValueError(f"steps: the ancestral sampler (ddpm) always takes T = {dc.T} steps, got {o['steps']}")
-        if sampler == "ddpm" and "eta" in o:
-            raise ValueError("eta: only the DDIM sampler has an eta; the ancestral sampler (ddpm) takes none")
-        steps = int(o.get("steps", dc.sample_steps)) if sampler == "ddim" else dc.T
+        if sampler != "ddim" and o.get("eta") is not None:
+            raise ValueError(f"eta: only the DDIM sampler has an eta; the {sampler} sampler takes none")
+        steps = int(o.get("steps", dc.sample_steps)) if sampler in STEPPED_SAMPLERS else dc.T
         return {"sampler": sampler, "steps": steps, "eta": float(o.get("eta", dc.eta)) if sampler == "ddim" else None,
                 "clip_z0": bool(o.get("clip_z0", dc.clip_z0))}
 
     def sampling_key(self, **options) -> str:
         """``"ddim50-eta1.0-clip"``-style tag of :meth:`sampler_settings`."""
         st = self.sampler_settings(**options)
+        clip = "-clip" if st["clip_z0"] else ""
+        if st["sampler"] == "dpmpp2m":
+            return f"dpmpp2m{st['steps']}{clip}"
         eta = st["eta"] if st["eta"] is not None else self.config_.diffusion.eta
-        return f"{st['sampler']}{st['steps']}-eta{eta}" + ("-clip" if st["clip_z0"] else "")
+        return f"{st['sampler']}{st['steps']}-eta{eta}{clip}"
 
     def model_for(self, dev, **options) -> tuple:
         """``(model, model_kwargs_for)``: the network the sampler calls (on ``dev``) and
@@ -426,7 +430,8 @@ class DiffusionGenerator(Generator):
 
     def _sampler_kwargs(self, st: dict) -> dict:
         z0_range = self.z0_range() if st["clip_z0"] else None
-        kw = dict(steps=st["steps"], eta=st["eta"]) if st["sampler"] == "ddim" else dict(sigma=self.ddpm_sigma)
+        kw = {"ddim": dict(steps=st["steps"], eta=st["eta"]), "dpmpp2m": dict(steps=st["steps"]),
+              "ddpm": dict(sigma=self.ddpm_sigma)}[st["sampler"]]
         return dict(sampler=st["sampler"], z0_range=z0_range, **kw)
 
     # ---------------------------------------------------------------- sampling
