@@ -1,0 +1,182 @@
+"""Sampler parity at the quick profile: does DPM-Solver++(2M) at 10-25 network evaluations give the same samples'
+quality as the quick default DDIM-50 (η = 1), within DDIM-50's own seed-to-seed spread?
+
+For each ``--models`` generator (shipped quick weights on Indian Pines, installed into runs/ as ``./run_all.sh``
+does; never trained here), each sampler setting and each ``--seeds`` seed: ``--n`` patches, then the evaluation's
+own metrics on them against the same real patches as the records (sound-classifier FID, SWD of pixel spectra, k-NN
+patch precision/recall) and the physical checks (negative reflectance / abundance share, simplex angle to the VCA
+endmembers). Settings: DDIM-50 η = 1 (the reference), DPM-Solver++(2M) at ``--dpm-steps``, and the ancestral
+DDPM-1000 for the models and seeds of ``--ddpm`` (1000 evaluations: about 20 min per model and seed on 2 cores).
+
+The adoption rule (issue 35): the fewest DPM-Solver++ steps whose every metric is within DDIM-50's seed spread.
+"Within" here: the setting's mean over the seeds lies inside [min, max] of DDIM-50's seeds, or beyond it on the
+better side; a one-sided Welch t-test of "worse than DDIM-50" is printed beside it (p < 0.05 fails the setting
+too). Physical checks must not exceed DDIM-50's worst seed (+1e-6).
+
+Results are written after every sample set to ``--out`` (JSON; a rerun skips what it holds) and the Markdown
+tables to ``--md``. Usage (alone on the machine, ~30 min for 3 models x 3 seeds on 2 cores):
+
+    python benchmarks/sampler_parity.py [--models HUD HUD-cond UD] [--seeds 0 1 2] [--n 256]
+        [--dpm-steps 10 15 20 25] [--ddpm HUD:0] [--out benchmarks/sampler_parity_quick.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import stats
+
+from hudlib import evaluate as E, paths
+from hudlib.config import make_config
+from hudlib.data import load_scene, patches
+from hudlib.metrics import registry
+from hudlib.synthesis import load_trained
+from hudlib.utils import atomic_write_text
+
+METRICS = ("FID", "SWD", "recall_patches", "precision_patches")
+ADOPTION = ("FID", "SWD", "recall_patches")  # the issue's three; patch precision is reported and explained
+PHYSICAL = ("negative_reflectance_share", "negative_abundance_share", "simplex_angle_mean")
+REFERENCE = "ddim50"
+
+
+def settings(dpm_steps) -> dict[str, dict]:
+    out = {REFERENCE: dict(sampler="ddim", steps=50, eta=1.0)}
+    out.update({f"dpmpp2m{k}": dict(sampler="dpmpp2m", steps=k) for k in dpm_steps})
+    return out
+
+
+def measure(model: str, options: dict, seed: int, n: int, s, runs, real, net, dev) -> dict:
+    cfg = make_config(s.name, model, "quick")
+    gen = load_trained(s, model, "quick", runs)
+    t0 = time.perf_counter()
+    Y, X = gen.sample(n, random_state=seed, return_abundances=True, device="cpu", **options)
+    t_sample = time.perf_counter() - t0
+    ctx = registry.MetricContext(Y, real, E.with_labels(s, cfg), cfg, net, dev, times={})
+    m, _ = registry.compute_metrics(ctx, list(METRICS))
+    phys = E._physical(Y, X, real, s, cfg, {})
+    return {"metrics": {k: float(m[k]) for k in METRICS}, "physical": {k: float(phys[k]) for k in PHYSICAL},
+            "sample_s": round(t_sample, 1), "sampler": gen.sampler_settings(**options),
+            "weights_hash": gen.weights_hash()}
+
+
+def welch_worse(ref: list[float], cand: list[float], direction: int) -> float:
+    """One-sided p of "cand is worse than ref" (Welch's t-test; NaN with fewer than 2 values a side or no spread)."""
+    if len(ref) < 2 or len(cand) < 2 or (np.ptp(ref) == 0 and np.ptp(cand) == 0):
+        return float("nan")
+    alt = "less" if direction > 0 else "greater"  # worse: lower when higher is better
+    return float(stats.ttest_ind(cand, ref, equal_var=False, alternative=alt).pvalue)
+
+
+def verdicts(res: dict, model: str, names: list[str]) -> dict:
+    """Per setting: mean, within-spread flags and Welch p per metric, and whether it passes."""
+    ref = res[model][REFERENCE]
+    out = {}
+    for name in names:
+        rows = res[model].get(name, {})
+        if not rows:
+            continue
+        v = {}
+        ok = True
+        for k in METRICS:
+            d = registry.get_metric(k).direction
+            r = [ref[s]["metrics"][k] for s in sorted(ref)]
+            c = [rows[s]["metrics"][k] for s in sorted(rows)]
+            mean = float(np.mean(c))
+            inside = (min(r) <= mean <= max(r)) or (mean > max(r) if d > 0 else mean < min(r))
+            p = welch_worse(r, c, d)
+            passes = inside and not (p < 0.05)
+            v[k] = {"mean": mean, "min": min(c), "max": max(c), "within": bool(inside), "p_worse": p,
+                    "passes": bool(passes)}
+            if k in ADOPTION and name != REFERENCE:
+                ok &= passes
+        for k in PHYSICAL:  # lower is better for all three
+            r = [ref[s]["physical"][k] for s in sorted(ref)]
+            c = [rows[s]["physical"][k] for s in sorted(rows)]
+            if k.endswith("_share"):  # a hard check: no seed may be worse than DDIM-50's worst
+                passes = max(c) <= max(r)
+            else:  # the simplex angle: the mean within DDIM-50's range (+1e-6 rad, float rounding) or better
+                passes = float(np.mean(c)) <= max(r) + 1e-6 and not (welch_worse(r, c, -1) < 0.05)
+            v[k] = {"mean": float(np.mean(c)), "max": max(c), "passes": bool(passes)}
+            ok &= v[k]["passes"] or name == REFERENCE
+        out[name] = {"values": v, "passes": bool(ok), "seeds": sorted(rows), "evals": rows[min(rows)]["sampler"]}
+    return out
+
+
+def markdown(res: dict, meta: dict, names: list[str]) -> str:
+    lines = [f"# Sampler parity, quick profile, Indian Pines (n = {meta['n']} patches per set, seeds "
+             f"{', '.join(map(str, meta['seeds']))}; {meta['machine']}; shipped quick weights)", "",
+             "Mean over seeds [min – max]. *within*: inside DDIM-50's seed range or better; p: one-sided Welch test "
+             "of \"worse than DDIM-50\". Generated by `benchmarks/sampler_parity.py`.", ""]
+    for model in res:
+        ver = verdicts(res, model, [n for n in names if n in res[model]] + sorted(
+            k for k in res[model] if k not in names))
+        lines += [f"## {model}", "", "| sampler | network evaluations | seeds | " + " | ".join(
+            f"{k} {registry.get_metric(k).arrow}" for k in METRICS) + " | physical ok | passes |",
+            "|---|---|---|" + "---|" * len(METRICS) + "---|---|"]
+        for name, v in ver.items():
+            cells = []
+            for k in METRICS:
+                x = v["values"][k]
+                fmt = (lambda y: f"{y:.4f}") if k == "SWD" else (lambda y: f"{y:.3f}")
+                flag = "" if name == REFERENCE else (" ✓" if x["passes"] else " ✗")
+                p = "" if name == REFERENCE or np.isnan(x["p_worse"]) else f", p {x['p_worse']:.2f}"
+                cells.append(f"{fmt(x['mean'])} [{fmt(x['min'])}–{fmt(x['max'])}]{flag}{p}")
+            phys = all(v["values"][k]["passes"] for k in PHYSICAL)
+            evals = v["evals"]["steps"]
+            lines.append(f"| {name} | {evals} | {len(v['seeds'])} | " + " | ".join(cells)
+                         + f" | {'yes' if phys else 'no'} | {'—' if name == REFERENCE else ('yes' if v['passes'] else 'no')} |")
+        passing = [n for n, v in ver.items() if n.startswith("dpmpp2m") and v["passes"]]
+        fewest = min(passing, key=lambda n: ver[n]["evals"]["steps"]) if passing else None
+        lines += ["", f"Fewest passing DPM-Solver++(2M) steps: **{fewest or 'none'}**.", ""]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=["HUD", "HUD-cond", "UD"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--n", type=int, default=256)
+    ap.add_argument("--dpm-steps", nargs="+", type=int, default=[10, 15, 20, 25])
+    ap.add_argument("--ddpm", nargs="*", default=[], help="MODEL:SEED pairs that also get DDPM-1000")
+    ap.add_argument("--out", default="benchmarks/sampler_parity_quick.json")
+    ap.add_argument("--md", default="benchmarks/sampler_parity_quick.md")
+    a = ap.parse_args(argv)
+    ddpm = []
+    for item in a.ddpm:
+        m, _, sd = item.partition(":")
+        if m not in a.models or not sd.isdigit():
+            ap.error(f"--ddpm: expected MODEL:SEED with MODEL among --models, got {item!r}")
+        ddpm.append((m, int(sd)))
+    torch.manual_seed(0)
+    s, dev, runs = load_scene("IndianPines"), torch.device("cpu"), paths.runs_dir()
+    out = Path(a.out)
+    res = json.loads(out.read_text()) if out.is_file() else {}
+    cfg0 = make_config(s.name, a.models[0], "quick")
+    net, _ = E.sound_classifier(E.with_labels(s, cfg0), cfg0, dev, runs / "classifiers")
+    real = patches(s, 32, a.n, random_state=cfg0.eval.seed + 1)  # the records' real patches
+    meta = {"n": a.n, "models": a.models, "seeds": a.seeds, "machine": f"{E.machine_description(dev)}, {platform.node()}",
+            "torch": torch.__version__, "git_commit": E.git_commit()}
+    grid = settings(a.dpm_steps)
+    jobs = [(m, name, opts, sd) for m in a.models for sd in a.seeds for name, opts in grid.items()]
+    jobs += [(m, "ddpm1000", dict(sampler="ddpm"), sd) for m, sd in ddpm]
+    names = list(grid) + ["ddpm1000"]
+    for model, name, opts, seed in jobs:
+        if str(seed) in res.get(model, {}).get(name, {}):
+            continue
+        r = measure(model, opts, seed, a.n, s, runs, real, net, dev)
+        res.setdefault(model, {}).setdefault(name, {})[str(seed)] = r
+        print(f"{model:9s} {name:10s} seed {seed}: " + ", ".join(f"{k} {v:.4f}" for k, v in r["metrics"].items())
+              + f"; {r['sample_s']} s", flush=True)
+        atomic_write_text(out, json.dumps(res, indent=1))
+        atomic_write_text(Path(a.md), markdown(res, meta, names))  # after every set: an interrupted run reports
+    atomic_write_text(Path(a.md), markdown(res, meta, names))
+    print(Path(a.md).read_text())
+
+
+if __name__ == "__main__":
+    main()
