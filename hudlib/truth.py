@@ -132,7 +132,8 @@ def reference_report(scene, profile: str = "quick", runs=None, device="auto", mo
             w1.append(float(wasserstein_distance(a, b)))
             ha, hb = np.histogram(np.clip(a, 0, 1), bins)[0] / a.size, np.histogram(np.clip(b, 0, 1), bins)[0] / b.size
             tv.append(float(0.5 * np.abs(ha - hb).sum()))
-        rows[m] = {"wasserstein": w1, "tv": tv, "acl": _acl(X), "weights_hash": g.weights_hash()}
+        rows[m] = {"wasserstein": w1, "tv": tv, "acl": _acl(X), "weights_hash": g.weights_hash(),
+                   "sampling": g.sampling_key()}
     out["generated"] = rows
     out["n"] = n
     out["seed"] = seed
@@ -154,7 +155,8 @@ def write_report(report: dict, results=None) -> Path:
 def markdown(r: dict) -> str:
     """The report as tables."""
     names = r["endmember_names"]
-    hashes = ", ".join(f"{m} {v['weights_hash']}" for m, v in r["generated"].items() if "weights_hash" in v)
+    hashes = ", ".join(f"{m} {v['weights_hash']}" + (f" ({v['sampling']})" if "sampling" in v else "")
+                       for m, v in r["generated"].items() if "weights_hash" in v)
     lines = [f"# Unmixing against the reference: {r['scene']} (profile `{r['profile']}`)", "",
              f"Weights: {hashes or 'none'}; n = {r['n']} generated patches per generator; "
              f"{r.get('machine', 'machine not recorded')}"
