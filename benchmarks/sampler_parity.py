@@ -9,6 +9,7 @@ endmembers). Settings: DDIM-50 η = 1 (the reference), DPM-Solver++(2M) at ``--d
 DDPM-1000 for the models and seeds of ``--ddpm`` (1000 evaluations: about 20 min per model and seed on 2 cores).
 
 The adoption rule (issue 35): the fewest DPM-Solver++ steps whose every metric is within DDIM-50's seed spread.
+``--sde-steps`` adds the SDE form (``dpmpp2m-sde``), which injects noise at each step as DDIM with η = 1 does.
 "Within" here: the setting's mean over the seeds lies inside [min, max] of DDIM-50's seeds, or beyond it on the
 better side; a one-sided Welch t-test of "worse than DDIM-50" is printed beside it (p < 0.05 fails the setting
 too). Physical checks must not exceed DDIM-50's worst seed (+1e-6).
@@ -38,15 +39,16 @@ from hudlib.metrics import registry
 from hudlib.synthesis import load_trained
 from hudlib.utils import atomic_write_text
 
-METRICS = ("FID", "SWD", "recall_patches", "precision_patches")
-ADOPTION = ("FID", "SWD", "recall_patches")  # the issue's three; patch precision is reported and explained
+METRICS = ("FID", "SWD", "recall_patches", "precision_patches", "coherence_gap", "roughness_gap")
+ADOPTION = ("FID", "SWD", "recall_patches", "coherence_gap", "roughness_gap")  # patch precision: reported
 PHYSICAL = ("negative_reflectance_share", "negative_abundance_share", "simplex_angle_mean")
 REFERENCE = "ddim50"
 
 
-def settings(dpm_steps) -> dict[str, dict]:
+def settings(dpm_steps, sde_steps=()) -> dict[str, dict]:
     out = {REFERENCE: dict(sampler="ddim", steps=50, eta=1.0)}
     out.update({f"dpmpp2m{k}": dict(sampler="dpmpp2m", steps=k) for k in dpm_steps})
+    out.update({f"dpmpp2m-sde{k}": dict(sampler="dpmpp2m-sde", steps=k) for k in sde_steps})
     return out
 
 
@@ -84,8 +86,10 @@ def verdicts(res: dict, model: str, names: list[str]) -> dict:
         ok = True
         for k in METRICS:
             d = registry.get_metric(k).direction
-            r = [ref[s]["metrics"][k] for s in sorted(ref)]
-            c = [rows[s]["metrics"][k] for s in sorted(rows)]
+            r = [ref[s]["metrics"][k] for s in sorted(ref) if k in ref[s]["metrics"]]
+            c = [rows[s]["metrics"][k] for s in sorted(rows) if k in rows[s]["metrics"]]
+            if not r or not c:
+                continue
             mean = float(np.mean(c))
             inside = (min(r) <= mean <= max(r)) or (mean > max(r) if d > 0 else mean < min(r))
             p = welch_worse(r, c, d)
@@ -121,6 +125,9 @@ def markdown(res: dict, meta: dict, names: list[str]) -> str:
         for name, v in ver.items():
             cells = []
             for k in METRICS:
+                if k not in v["values"]:
+                    cells.append("—")
+                    continue
                 x = v["values"][k]
                 fmt = (lambda y: f"{y:.4f}") if k == "SWD" else (lambda y: f"{y:.3f}")
                 flag = "" if name == REFERENCE else (" ✓" if x["passes"] else " ✗")
@@ -130,9 +137,14 @@ def markdown(res: dict, meta: dict, names: list[str]) -> str:
             evals = v["evals"]["steps"]
             lines.append(f"| {name} | {evals} | {len(v['seeds'])} | " + " | ".join(cells)
                          + f" | {'yes' if phys else 'no'} | {'—' if name == REFERENCE else ('yes' if v['passes'] else 'no')} |")
-        passing = [n for n, v in ver.items() if n.startswith("dpmpp2m") and v["passes"]]
-        fewest = min(passing, key=lambda n: ver[n]["evals"]["steps"]) if passing else None
-        lines += ["", f"Fewest passing DPM-Solver++(2M) steps: **{fewest or 'none'}**.", ""]
+        for form in ("dpmpp2m", "dpmpp2m-sde"):
+            names_f = [n for n in ver if n.rstrip("0123456789") == form]
+            if not names_f:
+                continue
+            passing = [n for n in names_f if ver[n]["passes"]]
+            fewest = min(passing, key=lambda n: ver[n]["evals"]["steps"]) if passing else None
+            lines += ["", f"Fewest passing steps of {form}: **{fewest or 'none'}**."]
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -141,7 +153,8 @@ def main(argv=None) -> None:
     ap.add_argument("--models", nargs="+", default=["HUD", "HUD-cond", "UD"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--n", type=int, default=256)
-    ap.add_argument("--dpm-steps", nargs="+", type=int, default=[10, 15, 20, 25])
+    ap.add_argument("--dpm-steps", nargs="*", type=int, default=[10, 15, 20, 25])
+    ap.add_argument("--sde-steps", nargs="*", type=int, default=[], help="steps of the SDE form (dpmpp2m-sde)")
     ap.add_argument("--ddpm", nargs="*", default=[], help="MODEL:SEED pairs that also get DDPM-1000")
     ap.add_argument("--out", default="benchmarks/sampler_parity_quick.json")
     ap.add_argument("--md", default="benchmarks/sampler_parity_quick.md")
@@ -161,7 +174,7 @@ def main(argv=None) -> None:
     real = patches(s, 32, a.n, random_state=cfg0.eval.seed + 1)  # the records' real patches
     meta = {"n": a.n, "models": a.models, "seeds": a.seeds, "machine": f"{E.machine_description(dev)}, {platform.node()}",
             "torch": torch.__version__, "git_commit": E.git_commit()}
-    grid = settings(a.dpm_steps)
+    grid = settings(a.dpm_steps, a.sde_steps)
     jobs = [(m, name, opts, sd) for m in a.models for sd in a.seeds for name, opts in grid.items()]
     jobs += [(m, "ddpm1000", dict(sampler="ddpm"), sd) for m, sd in ddpm]
     names = list(grid) + ["ddpm1000"]

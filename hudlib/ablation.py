@@ -196,10 +196,14 @@ def ablation_table(results: list[dict]) -> str:
         lines.append(f"| {rs[0]['label']} | {', '.join(str(r['seed']) for r in rs)} | "
                      f"{rs[0]['record']['sampling_key']} | " + " | ".join(cells) + " |")
     rec = results[0]["record"]
+    samplers = {r["record"]["sampling_key"].replace("-clip", "") for r in results}
+    same = ("sampler and sampling seed" if len(samplers) == 1 else
+            "sampling seed, and each generator's own sampler of the profile (the sampler column: one generator kept "
+            "DDIM-50 where HUD's passed the sampler parity at fewer steps, docs/running.md \"Sampler parity\")")
     return "\n".join(lines) + (
         f"\n\n*{rec['scene']}, profile `{rec['profile']}`, n = {rec['n']} patches per row, sampling seed "
-        f"{rec['seed']}, machine {rec['machine']}. Every row: the same U-Net, training steps, sampler and sampling "
-        f"seed; only the latent (and, in the square-root-linear β rows, the schedule) changes, and with it whether "
+        f"{rec['seed']}, machine {rec['machine']}. Every row: the same U-Net, training steps, {same}; "
+        f"only the latent (and, in the square-root-linear β rows, the schedule) changes, and with it whether "
         f"x̂₀ is clipped to the latent's support (\"-clip\" in the sampler column; HUD-asrun's latent has none, and "
         f"the authors did not clip). "
         f"Several seeds: mean ± sample std over training seeds. Sound metrics on our classifier; paper-exact "

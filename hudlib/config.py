@@ -83,7 +83,7 @@ class DiffusionConfig:
     it is; ``"standardize"`` applies one affine map (Z − mean) / std of the scene's latent; ``"per_endmember"``
     standardises each channel on its own (the authors' run). ``scale_factor`` then multiplies the network's data
     (latent diffusion's scale factor).
-    Sampler (never in the training hash): ``sampler`` ``"ddim"``, ``"ddpm"`` or ``"dpmpp2m"`` (DPM-Solver++(2M)),
+    Sampler (never in the training hash): ``sampler`` ``"ddim"``, ``"ddpm"``, ``"dpmpp2m"`` (DPM-Solver++(2M)) or ``"dpmpp2m-sde"``,
     ``sample_steps`` (DDIM's and DPM-Solver++'s network evaluations),
     ``eta`` (DDIM), ``clip_z0``: clip x̂₀ to the latent's exact support at every step.
     """

@@ -34,8 +34,8 @@ __all__ = ["linear_beta_schedule", "sqrt_linear_beta_schedule", "beta_schedule",
            "SIGMA_CHOICES", "SAMPLERS", "STEPPED_SAMPLERS", "TILINGS"]
 
 SIGMA_CHOICES = ("beta", "posterior")
-SAMPLERS = ("ddpm", "ddim", "dpmpp2m")
-STEPPED_SAMPLERS = ("ddim", "dpmpp2m")  # the samplers that take a number of steps (ddpm always takes T)
+SAMPLERS = ("ddpm", "ddim", "dpmpp2m", "dpmpp2m-sde")
+STEPPED_SAMPLERS = ("ddim", "dpmpp2m", "dpmpp2m-sde")  # the samplers that take a number of steps (ddpm always takes T)
 LOSS_WEIGHTINGS = ("uniform", "min_snr")
 PREDICTIONS = ("eps", "v")
 NORMS = ("l2", "l1")
@@ -529,7 +529,7 @@ class GaussianDiffusion:
     def dpmpp2m_sample(self, model: Model, shape: Sequence[int], steps: int, generator: torch.Generator | None = None,
                        device=None, progress: bool = False, model_kwargs: dict | None = None,
                        dtype: torch.dtype = torch.float32,
-                       z0_range: tuple[float, float] | None = None) -> torch.Tensor:
+                       z0_range: tuple[float, float] | None = None, sde: bool = False) -> torch.Tensor:
         """DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Algorithm 2 there): the probability-flow ODE of the
         same ε- (or v-) network solved by a second-order multistep method in Ẑ_0 ("data prediction") form;
         ``steps`` network evaluations on the timesteps of :meth:`logsnr_timesteps`.
@@ -545,6 +545,11 @@ class GaussianDiffusion:
         quantile-based thresholding, which does not express Z's asymmetric support; the reason this is our own).
         Deterministic given Z_T: ``generator`` draws Z_T only.
 
+        ``sde=True``: SDE-DPM-Solver++(2M) (same paper, the solver of the reverse SDE in the same form), which injects
+        fresh noise at every step like DDIM with η > 0: Z_s = (σ_s/σ_t) e^{-h} Z_t + α_s (1 - e^{-2h}) D
+        + σ_s sqrt(1 - e^{-2h}) ε (diffusers' ``algorithm_type="sde-dpmsolver++"``); one draw shaped like Z per step
+        but the last, after Z_T, from ``generator``.
+
         shape: ``(n, d, h, w)``; returns Z_0 shaped ``shape``. Other arguments as in :meth:`ddim_sample`.
         """
         timesteps = self.logsnr_timesteps(steps)
@@ -553,10 +558,10 @@ class GaussianDiffusion:
         device = self._resolve_device(model, device)
         model_kwargs = model_kwargs or {}
         return self._dpmpp2m_loop(lambda z, t: self._eps(model, z, t, model_kwargs), shape, timesteps, generator,
-                                  device, dtype, z0_range, progress)
+                                  device, dtype, z0_range, progress, sde=bool(sde))
 
     def _dpmpp2m_loop(self, eps_fn, shape, timesteps, generator, device, dtype, z0_range, progress,
-                      desc: str = "DPM-Solver++(2M)") -> torch.Tensor:
+                      desc: str = "DPM-Solver++(2M)", sde: bool = False) -> torch.Tensor:
         """The loop of :meth:`dpmpp2m_sample` on ``eps_fn(z_t, t) -> ε`` (arguments already checked)."""
         z = self._randn(shape, generator, device, dtype)  # Z_T ~ N(0, I)
         z0_prev, lam_prev = None, None
@@ -578,7 +583,12 @@ class GaussianDiffusion:
             else:
                 r = (lam_t - lam_prev) / h
                 d = z0_hat + (z0_hat - z0_prev) / (2.0 * r)
-            z = (s_s / s_t) * z - (a_s * math.expm1(-h)) * d
+            if sde:  # e^{-h} on the carried state, 1 - e^{-2h} on D, the rest of the variance as fresh noise
+                m = -math.expm1(-2.0 * h)
+                z = (s_s / s_t * math.exp(-h)) * z + (a_s * m) * d
+                z = z + (s_s * math.sqrt(m)) * self._randn(shape, generator, device, dtype)
+            else:
+                z = (s_s / s_t) * z - (a_s * math.expm1(-h)) * d
             z0_prev, lam_prev = z0_hat, lam_t
         return z
 
@@ -597,16 +607,17 @@ class GaussianDiffusion:
         return int(steps)
 
     def network_evals(self, sampler: str = "ddpm", steps: int | None = None) -> int:
-        """Number of network evaluations per sample: T for ``"ddpm"``, ``steps`` for ``"ddim"`` and ``"dpmpp2m"``."""
+        """Number of network evaluations per sample: T for ``"ddpm"``, ``steps`` for the others."""
         return self._resolve_steps(sampler, steps)
 
     def sample(self, model: Model, shape: Sequence[int], sampler: str = "ddpm", steps: int | None = None,
                eta: float = 0.0, generator: torch.Generator | None = None, device=None,
                progress: bool = False, sigma: str = "beta", model_kwargs: dict | None = None,
                dtype: torch.dtype = torch.float32, z0_range: tuple[float, float] | None = None) -> torch.Tensor:
-        """Draw Z_0 samples shaped ``shape = (n, d, h, w)`` with ``sampler`` ``"ddpm"``, ``"ddim"`` or ``"dpmpp2m"``.
+        """Draw Z_0 samples shaped ``shape = (n, d, h, w)`` with ``sampler`` ``"ddpm"``, ``"ddim"``, ``"dpmpp2m"`` or
+        ``"dpmpp2m-sde"`` (:meth:`dpmpp2m_sample` with ``sde=True``).
 
-        ``steps``: for ddpm must be None or T (it always takes T steps); for ddim and dpmpp2m the number of
+        ``steps``: for ddpm must be None or T (it always takes T steps); for the others the number of
         steps = network evaluations (required: a run's ``diffusion.sample_steps``).
         ``eta`` is used by ddim only, ``sigma`` by ddpm only; ``z0_range`` by all (see the samplers).
         Returns relaxed abundances Z (no softmax).
@@ -615,9 +626,10 @@ class GaussianDiffusion:
         if sampler == "ddpm":
             return self.ddpm_sample(model, shape, generator=generator, device=device, progress=progress,
                                     sigma=sigma, model_kwargs=model_kwargs, dtype=dtype, z0_range=z0_range)
-        if sampler == "dpmpp2m":
+        if sampler in ("dpmpp2m", "dpmpp2m-sde"):
             return self.dpmpp2m_sample(model, shape, steps=steps, generator=generator, device=device,
-                                       progress=progress, model_kwargs=model_kwargs, dtype=dtype, z0_range=z0_range)
+                                       progress=progress, model_kwargs=model_kwargs, dtype=dtype, z0_range=z0_range,
+                                       sde=sampler == "dpmpp2m-sde")
         return self.ddim_sample(model, shape, steps=steps, eta=eta, generator=generator, device=device,
                                 progress=progress, model_kwargs=model_kwargs, dtype=dtype, z0_range=z0_range)
 
@@ -697,9 +709,9 @@ class GaussianDiffusion:
                                     canvas, device, dtype)
         if sampler == "ddpm":
             z = self._ddpm_loop(eps_fn, canvas, generator, device, dtype, sigma, z0_range, progress, desc="DDPM tiled")
-        elif sampler == "dpmpp2m":
+        elif sampler in ("dpmpp2m", "dpmpp2m-sde"):
             z = self._dpmpp2m_loop(eps_fn, canvas, self.logsnr_timesteps(steps), generator, device, dtype, z0_range,
-                                   progress, desc="DPM-Solver++(2M) tiled")
+                                   progress, desc="DPM-Solver++(2M) tiled", sde=sampler == "dpmpp2m-sde")
         else:
             z = self._ddim_loop(eps_fn, canvas, self.ddim_timesteps(steps), eta, generator, device, dtype, z0_range,
                                 progress, desc="DDIM tiled")

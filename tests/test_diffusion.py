@@ -259,7 +259,7 @@ def test_timesteps_and_network_evals():
         assert scale == 2.0  # model_kwargs are passed through
         return torch.zeros_like(x)
 
-    for sampler, steps in (("ddpm", None), ("ddim", 13), ("ddim", 50), ("dpmpp2m", 13)):
+    for sampler, steps in (("ddpm", None), ("ddim", 13), ("ddim", 50), ("dpmpp2m", 13), ("dpmpp2m-sde", 13)):
         calls.clear()
         diff.sample(model, (1, 2, 4, 4), sampler=sampler, steps=steps, model_kwargs={"scale": 2.0})
         assert len(calls) == diff.network_evals(sampler, steps)
@@ -339,6 +339,48 @@ def test_dpmpp2m_matches_diffusers(prediction, steps):
     torch.testing.assert_close(ours, x.to(torch.float64), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+@pytest.mark.parametrize("steps", [4, 12])
+def test_dpmpp2m_sde_matches_diffusers(prediction, steps):
+    """The SDE form equals diffusers' sde-dpmsolver++ (order 2, midpoint, final σ = 0) given the same noise draws:
+    Z_T, then one draw per step but the last, in that order from the generator."""
+    import diffusers
+
+    betas = linear_beta_schedule()
+    diff = GaussianDiffusion(betas, prediction=prediction)
+    model = lambda x, t: torch.tanh(x) * 0.8 + (t.to(x.dtype) / 1000.0).view(-1, 1, 1, 1) * x.roll(1, -2)  # noqa: E731
+    shape = (2, 3, 5, 5)
+    ours = diff.dpmpp2m_sample(model, shape, steps=steps, generator=torch.Generator().manual_seed(4),
+                               dtype=torch.float64, sde=True)
+    sched = diffusers.DPMSolverMultistepScheduler(
+        num_train_timesteps=1000, trained_betas=betas.tolist(), solver_order=2, algorithm_type="sde-dpmsolver++",
+        solver_type="midpoint", final_sigmas_type="zero", lower_order_final=True,
+        prediction_type="epsilon" if prediction == "eps" else "v_prediction")
+    ts = diff.logsnr_timesteps(steps)
+    sched.set_timesteps(timesteps=ts.tolist())
+    abar = diff.alphas_cumprod[ts]
+    sched.sigmas = torch.from_numpy(np.append(np.sqrt((1 - abar) / abar), 0.0))
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(shape, generator=g, dtype=torch.float64)
+    for i, t in enumerate(sched.timesteps):
+        noise = torch.randn(shape, generator=g, dtype=torch.float64) if i < steps - 1 else torch.zeros(shape)
+        x = sched.step(model(x, torch.full((2,), int(t))), t, x, variance_noise=noise).prev_sample
+    # diffusers computes in float32 (noise included): measured gap up to 4e-5; a wrong term would be O(1e-1)
+    torch.testing.assert_close(ours, x.to(torch.float64), rtol=1e-4, atol=1e-4)
+    ode = diff.dpmpp2m_sample(model, shape, steps=steps, generator=torch.Generator().manual_seed(4),
+                              dtype=torch.float64)
+    assert not torch.allclose(ours, ode)  # the noise really enters
+
+
+def test_dpmpp2m_sde_recovers_the_planted_gaussian(diff):
+    """A stochastic solver keeps no pathwise link to the ODE; its samples' spread converges to s as steps grow."""
+    errs = {k: abs(sample(diff, 0, sampler="dpmpp2m-sde", steps=k).std().item() - S) for k in (10, 25, 100)}
+    z = sample(diff, 0, sampler="dpmpp2m-sde", steps=25)
+    assert z.mean().item() == pytest.approx(MU, abs=0.05)
+    assert errs[25] < 0.04 * S and errs[100] < 0.04 * S   # ~3 SE of the std of 8192 scalars
+    assert errs[10] < 0.12 * S
+
+
 def test_logsnr_timesteps():
     diff = GaussianDiffusion(linear_beta_schedule())
     lam = 0.5 * np.log(diff.alphas_cumprod / (1 - diff.alphas_cumprod))
@@ -394,9 +436,9 @@ def test_min_snr_loss_is_weighted_mean(diff):
     assert diff.training_loss(lambda x, tt: noise, z0, t=t, noise=noise, weighting="min_snr").item() == 0.0
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp2m"])
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp2m", "dpmpp2m-sde"])
 def test_z0_range_clips_and_is_exact_when_not_binding(diff, sampler):
-    kw = {"ddim": dict(steps=20, eta=1.0), "dpmpp2m": dict(steps=20), "ddpm": {}}[sampler]
+    kw = {"ddim": dict(steps=20, eta=1.0), "ddpm": {}}.get(sampler, dict(steps=20))
     zero = lambda x, t: torch.zeros_like(x)  # noqa: E731  Ẑ_0 = Z_t / sqrt(ᾱ_t): far outside any range
     g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
     z = diff.sample(zero, (2, 3, 8, 8), sampler=sampler, generator=g(), z0_range=(-10.5, 0.0), **kw)
@@ -425,7 +467,8 @@ def gaussian_v_model(diffusion, mu=MU, s=S):
 
 
 @pytest.mark.parametrize("sampler,kw", [("ddpm", {}), ("ddim", dict(steps=25, eta=0.0)),
-                                        ("ddim", dict(steps=25, eta=1.0)), ("dpmpp2m", dict(steps=15))])
+                                        ("ddim", dict(steps=25, eta=1.0)), ("dpmpp2m", dict(steps=15)),
+                                        ("dpmpp2m-sde", dict(steps=15))])
 def test_v_prediction_samples_equal_eps_prediction(diff, sampler, kw):
     vdiff = GaussianDiffusion(linear_beta_schedule(), prediction="v")
     a = sample(diff, 7, sampler=sampler, **kw)

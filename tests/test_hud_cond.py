@@ -4,7 +4,6 @@ Synthetic scenes built with numpy: two endmember spectra and a block class map (
 three-class scene with unlabelled pixels (the split). Tiny U-Nets on one intra-op thread (small CPU workloads only
 lose to thread synchronisation, and far more on a busy machine).
 """
-import dataclasses
 import functools
 import json
 
@@ -299,12 +298,8 @@ def test_config_profiles_and_training_hash():
     assert q.unet.model_channels == 24 and q.train.steps == 2000
     assert (q.unet.channel_mult, q.unet.attention_resolutions, q.unet.num_heads) == \
         (h.unet.channel_mult, h.unet.attention_resolutions, h.unet.num_heads)
-    assert (q.unmixing, q.train.batch_size, q.train.lr) == (h.unmixing, h.train.batch_size, h.train.lr)
-    # the same diffusion but for the sampler: HUD-cond keeps DDIM-50 at quick (its stored studies were sampled so)
-    assert q.diffusion == dataclasses.replace(h.diffusion, sampler="ddim", sample_steps=50)
-    assert (h.diffusion.sampler, h.diffusion.sample_steps) == ("dpmpp2m", 10) and q.diffusion.eta == 1.0
-    assert q.training_hash() == make_config("IndianPines", "HUD-cond", "quick",
-                                            {"diffusion": {"sampler": "dpmpp2m", "sample_steps": 10}}).training_hash()
+    assert (q.diffusion, q.unmixing, q.train.batch_size, q.train.lr) == (h.diffusion, h.unmixing, h.train.batch_size,
+                                                                         h.train.lr)
     for p in ("smoke", "paper"):
         c, hp = make_config("IndianPines", "HUD-cond", p), make_config("IndianPines", "HUD", p)
         assert (c.unet, c.diffusion, c.train) == (hp.unet, hp.diffusion, hp.train)

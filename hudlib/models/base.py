@@ -342,13 +342,12 @@ _DIFFUSION_PROFILES = {
                            num_heads=1),
               "diffusion": dict(sample_steps=10)},
     # quick (docs/results.md "Why the quick profile predicts v"): on a 2-core CPU an eps-network's x0-hat at t = T drifts far
-    # outside the latent; v-prediction keeps its scale, clipping x0-hat to the latent's support removes the rest.
-    # Sampler: DPM-Solver++(2M) at 10 network evaluations, the fewest whose FID, SWD, patch recall and physical checks
-    # stay within DDIM-50's (eta = 1) seed spread for HUD (docs/running.md "Sampler parity"); eta = 1 is what
-    # `sampler="ddim"` then runs with, the former default
+    # outside the latent; v-prediction keeps its scale, clipping x0-hat to the latent's support removes the rest,
+    # and DDIM-50 with eta = 1 is smoother than eta = 0. DPM-Solver++(2M) at 10-25 steps keeps FID, SWD and patch
+    # recall but doubles the texture gaps (docs/running.md "Sampler parity"): not adopted
     "quick": {"unet": dict(model_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1, attention_resolutions=(8,),
                            num_heads=2),
-              "diffusion": dict(sampler="dpmpp2m", sample_steps=10, eta=1.0, prediction="v", clip_z0=True)},
+              "diffusion": dict(sample_steps=50, eta=1.0, prediction="v", clip_z0=True)},
     # a 32-px U-Net in the spirit of DDPM / improved-diffusion, ancestral sampling over all T steps as printed
     "paper": {"unet": dict(model_channels=128, channel_mult=(1, 2, 2, 2), num_res_blocks=2,
                            attention_resolutions=(16,), dropout=0.1, num_heads=4),
@@ -411,8 +410,8 @@ class DiffusionGenerator(Generator):
         """``"ddim50-eta1.0-clip"``-style tag of :meth:`sampler_settings`."""
         st = self.sampler_settings(**options)
         clip = "-clip" if st["clip_z0"] else ""
-        if st["sampler"] == "dpmpp2m":
-            return f"dpmpp2m{st['steps']}{clip}"
+        if st["sampler"] in ("dpmpp2m", "dpmpp2m-sde"):
+            return f"{st['sampler']}{st['steps']}{clip}"
         eta = st["eta"] if st["eta"] is not None else self.config_.diffusion.eta
         return f"{st['sampler']}{st['steps']}-eta{eta}{clip}"
 
@@ -432,8 +431,8 @@ class DiffusionGenerator(Generator):
 
     def _sampler_kwargs(self, st: dict) -> dict:
         z0_range = self.z0_range() if st["clip_z0"] else None
-        kw = {"ddim": dict(steps=st["steps"], eta=st["eta"]), "dpmpp2m": dict(steps=st["steps"]),
-              "ddpm": dict(sigma=self.ddpm_sigma)}[st["sampler"]]
+        kw = {"ddim": dict(steps=st["steps"], eta=st["eta"]), "ddpm": dict(sigma=self.ddpm_sigma)}.get(
+            st["sampler"], dict(steps=st["steps"]))
         return dict(sampler=st["sampler"], z0_range=z0_range, **kw)
 
     # ---------------------------------------------------------------- sampling

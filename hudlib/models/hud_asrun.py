@@ -27,15 +27,13 @@ class HUDAsRun(HUD):
     """HUD with the authors' as-run latent (no projection, per-endmember standardisation, scale factor)."""
 
     name = "HUD-asrun"
-    # smoke/quick: only the latent changes (HUD's U-Net, steps and prediction, so that the ablation compares like with
-    # like; no x̂₀ clipping, as run); quick keeps DDIM-50 (η = 1): DPM-Solver++(2M) at 10 steps, HUD's quick sampler,
-    # fails the sampler parity on this latent (docs/running.md "Sampler parity"); the ablation table names each row's
-    # sampler; paper: their schedule, ε, DDIM-250 with η = 1, their U-Net size and
+    # smoke/quick: only the latent changes (HUD's U-Net, steps, sampler and prediction, so that the ablation compares
+    # like with like; no x̂₀ clipping, as run); paper: their schedule, ε, DDIM-250 with η = 1, their U-Net size and
     # optimisation (docs/authors_code.md §A; lr = 1e-6 x batch 32 x one GPU: their December script asks for two GPUs,
     # i.e. 6.4e-5, which no surviving log confirms)
     profiles = merge_layers(HUD.profiles, {
         "smoke": {"unmixing": _UNMIXING, "diffusion": _DIFFUSION},
-        "quick": {"unmixing": _UNMIXING, "diffusion": dict(_DIFFUSION, sampler="ddim", sample_steps=50)},
+        "quick": {"unmixing": _UNMIXING, "diffusion": _DIFFUSION},
         "paper": {"unmixing": _UNMIXING,
                   "diffusion": dict(_DIFFUSION, **AUTHORS_SCHEDULE, sampler="ddim", sample_steps=250, eta=1.0,
                                     prediction="eps"),

@@ -155,10 +155,7 @@ class HUDCond(HUD):
     sections = {**HUD.sections, "cond": CondConfig}
     # quick: a smaller U-Net (a shipped checkpoint fits 100 MB; the downstream benchmark trains one per fold)
     profiles = merge_layers(HUD.profiles, {
-        # sampler: DDIM-50 (eta = 1) kept; DPM-Solver++ passes parity at 15 steps, but the downstream benchmark and the
-        # labelled-scene study stored with these weights were sampled with DDIM-50 (docs/running.md "Sampler parity")
-        "quick": {"unet": dict(model_channels=24), "train": dict(steps=2000),
-                  "diffusion": dict(sampler="ddim", sample_steps=50)},
+        "quick": {"unet": dict(model_channels=24), "train": dict(steps=2000)},
     })
     sampler_options = HUD.sampler_options + ("layout", "guidance")
     _ground: np.ndarray | None = None  # the fold's training ground while _fit prepares the UAE (all VCA may see)
