@@ -505,11 +505,9 @@ class GaussianDiffusion:
         """``steps`` 0-indexed timesteps from T-1 down to 0 evenly spaced in λ_t = ln(sqrt(ᾱ_t)/sqrt(1-ᾱ_t)) (half
         the log-SNR): the grid DPM-Solver recommends for low-resolution data. Each λ is rounded to the nearest
         timestep; near t = 0, where λ moves fastest, equal neighbours are pushed one timestep up so the values stay
-        distinct. Returns int64 ``(steps,)``, descending, first T-1, last 0 (steps = T: every timestep).
-
-        On the planted Gaussian of the tests DPM-Solver++(2M) on the time-uniform DDIM grid overshoots the spread by
-        ~40 % at 10 steps (its last steps are huge in λ and the multistep extrapolation ratio 1/r is large); on this
-        grid it is within ~3 %.
+        distinct. Returns int64 ``(steps,)``, descending, first T-1, last 0 (steps = T: every timestep). Why not the
+        DDIM grid: on the linear schedule its last steps are huge in λ, where the multistep extrapolation factor is
+        large (docs/methods.md "DPM-Solver++(2M)").
         """
         self.ddim_timesteps(steps)  # validates steps
         lam = 0.5 * np.log(self.alphas_cumprod / (1.0 - self.alphas_cumprod))  # decreasing in t

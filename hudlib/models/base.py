@@ -343,8 +343,7 @@ _DIFFUSION_PROFILES = {
               "diffusion": dict(sample_steps=10)},
     # quick (docs/results.md "Why the quick profile predicts v"): on a 2-core CPU an eps-network's x0-hat at t = T drifts far
     # outside the latent; v-prediction keeps its scale, clipping x0-hat to the latent's support removes the rest,
-    # and DDIM-50 with eta = 1 is smoother than eta = 0. DPM-Solver++(2M) at 10-25 steps keeps FID, SWD and patch
-    # recall but doubles the texture gaps (docs/running.md "Sampler parity"): not adopted
+    # and DDIM-50 with eta = 1 is smoother than eta = 0; why not DPM-Solver++: docs/running.md "Sampler parity"
     "quick": {"unet": dict(model_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1, attention_resolutions=(8,),
                            num_heads=2),
               "diffusion": dict(sample_steps=50, eta=1.0, prediction="v", clip_z0=True)},

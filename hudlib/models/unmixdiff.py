@@ -100,8 +100,8 @@ _UD_PROFILES = {
     # 32 px) and stage 2 (HUD quick's U-Net) together about HUD quick's training time
     "quick": {"unet": dict(model_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1, attention_resolutions=(8,),
                            num_heads=2),
-              # v-prediction at quick, as HUD quick and for the same measured reason (docs/results.md); DPM-Solver++(2M)
-              # fails the sampler parity at 10-25 steps (docs/running.md "Sampler parity")
+              # v-prediction at quick, as HUD quick and for the same measured reason (docs/results.md); sampler:
+              # docs/running.md "Sampler parity"
               "diffusion": dict(_UD_DIFFUSION, sampler="ddim", sample_steps=50, eta=1.0, prediction="v"),
               "train": dict(steps=2500, batch_size=16, ckpt_every=250, lr=5e-4, ema_decay=0.995),
               "unmixdiff": dict(widths=(16, 32, 32, 24, 16), n_blocks=1, reduction=4, uae_steps=800, uae_batch=16,
