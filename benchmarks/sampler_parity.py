@@ -53,9 +53,9 @@ def settings(dpm_steps, sde_steps=()) -> dict[str, dict]:
     return out
 
 
-def measure(model: str, options: dict, seed: int, n: int, s, runs, real, net, dev) -> dict:
-    cfg = make_config(s.name, model, "quick")
-    gen = load_trained(s, model, "quick", runs)
+def measure(gen, options: dict, seed: int, n: int, s, real, net, dev) -> dict:
+    """One sample set of the fitted generator ``gen`` with sampler ``options``: its metrics, physical checks, time."""
+    cfg = gen.config_
     t0 = time.perf_counter()
     Y, X = gen.sample(n, random_state=seed, return_abundances=True, device="cpu", **options)
     t_sample = time.perf_counter() - t0
@@ -186,10 +186,13 @@ def main(argv=None) -> None:
     jobs = [(m, name, opts, sd) for m in a.models for sd in a.seeds for name, opts in grid.items()]
     jobs += [(m, "ddpm1000", dict(sampler="ddpm"), sd) for m, sd in ddpm]
     names = list(grid) + ["ddpm1000"]
+    gens: dict = {}
     for model, name, opts, seed in jobs:
         if str(seed) in res.get(model, {}).get(name, {}):
             continue
-        r = measure(model, opts, seed, a.n, s, runs, real, net, dev)
+        if model not in gens:  # each generator loaded once
+            gens[model] = load_trained(s, model, "quick", runs)
+        r = measure(gens[model], opts, seed, a.n, s, real, net, dev)
         res.setdefault(model, {}).setdefault(name, {})[str(seed)] = r
         print(f"{model:9s} {name:10s} seed {seed}: " + ", ".join(f"{k} {v:.4f}" for k, v in r["metrics"].items())
               + f"; {r['sample_s']} s", flush=True)

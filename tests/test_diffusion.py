@@ -308,14 +308,29 @@ def test_dpmpp2m_deterministic_first_step_is_ddim(diff):
     assert torch.equal(c, d)
 
 
+def diffusers_scheduler(diff, steps: int, algorithm: str):
+    """diffusers' DPMSolverMultistepScheduler as the reference for :meth:`GaussianDiffusion.dpmpp2m_sample`: order 2,
+    midpoint, final σ = 0, on our betas, prediction and λ-uniform timesteps."""
+    import diffusers  # a dev dependency: the reference implementation
+
+    sched = diffusers.DPMSolverMultistepScheduler(
+        num_train_timesteps=diff.T, trained_betas=diff.betas.tolist(), solver_order=2, algorithm_type=algorithm,
+        solver_type="midpoint", final_sigmas_type="zero", lower_order_final=True,
+        prediction_type="epsilon" if diff.prediction == "eps" else "v_prediction")
+    ts = diff.logsnr_timesteps(steps)
+    sched.set_timesteps(timesteps=ts.tolist())
+    # diffusers keeps its σ's in float32; give it ours in float64 so the comparison is of the update rule only
+    abar = diff.alphas_cumprod[ts]
+    sched.sigmas = torch.from_numpy(np.append(np.sqrt((1 - abar) / abar), 0.0))
+    return sched
+
+
 @pytest.mark.parametrize("prediction", ["eps", "v"])
 @pytest.mark.parametrize("steps", [4, 10, 20])
 def test_dpmpp2m_matches_diffusers(prediction, steps):
     """Step for step equal to diffusers' DPMSolverMultistepScheduler (dpmsolver++, order 2, midpoint, final σ = 0)
     on the same timesteps, with a network that is not the optimal one (so every correction term matters)."""
-    import diffusers  # a dev dependency: the reference implementation
-    betas = linear_beta_schedule()
-    diff = GaussianDiffusion(betas, prediction=prediction)
+    diff = GaussianDiffusion(linear_beta_schedule(), prediction=prediction)
     weight = torch.linspace(-0.7, 0.9, 3, dtype=torch.float64).view(1, 3, 1, 1)
 
     def model(x, t):  # an arbitrary smooth, t-dependent "network"
@@ -323,15 +338,7 @@ def test_dpmpp2m_matches_diffusers(prediction, steps):
 
     ours = diff.dpmpp2m_sample(model, (2, 3, 5, 5), steps=steps, generator=torch.Generator().manual_seed(3),
                                dtype=torch.float64)
-    sched = diffusers.DPMSolverMultistepScheduler(
-        num_train_timesteps=1000, trained_betas=betas.tolist(), solver_order=2, algorithm_type="dpmsolver++",
-        solver_type="midpoint", final_sigmas_type="zero", lower_order_final=True,
-        prediction_type="epsilon" if prediction == "eps" else "v_prediction")
-    ts = diff.logsnr_timesteps(steps)
-    sched.set_timesteps(timesteps=ts.tolist())
-    # diffusers keeps its σ's in float32; give it ours in float64 so the comparison is of the update rule only
-    abar = diff.alphas_cumprod[ts]
-    sched.sigmas = torch.from_numpy(np.append(np.sqrt((1 - abar) / abar), 0.0))
+    sched = diffusers_scheduler(diff, steps, "dpmsolver++")
     x = torch.randn((2, 3, 5, 5), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     for t in sched.timesteps:
         x = sched.step(model(x, torch.full((2,), int(t))), t, x).prev_sample
@@ -344,22 +351,12 @@ def test_dpmpp2m_matches_diffusers(prediction, steps):
 def test_dpmpp2m_sde_matches_diffusers(prediction, steps):
     """The SDE form equals diffusers' sde-dpmsolver++ (order 2, midpoint, final σ = 0) given the same noise draws:
     Z_T, then one draw per step but the last, in that order from the generator."""
-    import diffusers
-
-    betas = linear_beta_schedule()
-    diff = GaussianDiffusion(betas, prediction=prediction)
+    diff = GaussianDiffusion(linear_beta_schedule(), prediction=prediction)
     model = lambda x, t: torch.tanh(x) * 0.8 + (t.to(x.dtype) / 1000.0).view(-1, 1, 1, 1) * x.roll(1, -2)  # noqa: E731
     shape = (2, 3, 5, 5)
     ours = diff.dpmpp2m_sample(model, shape, steps=steps, generator=torch.Generator().manual_seed(4),
                                dtype=torch.float64, sde=True)
-    sched = diffusers.DPMSolverMultistepScheduler(
-        num_train_timesteps=1000, trained_betas=betas.tolist(), solver_order=2, algorithm_type="sde-dpmsolver++",
-        solver_type="midpoint", final_sigmas_type="zero", lower_order_final=True,
-        prediction_type="epsilon" if prediction == "eps" else "v_prediction")
-    ts = diff.logsnr_timesteps(steps)
-    sched.set_timesteps(timesteps=ts.tolist())
-    abar = diff.alphas_cumprod[ts]
-    sched.sigmas = torch.from_numpy(np.append(np.sqrt((1 - abar) / abar), 0.0))
+    sched = diffusers_scheduler(diff, steps, "sde-dpmsolver++")
     g = torch.Generator().manual_seed(4)
     x = torch.randn(shape, generator=g, dtype=torch.float64)
     for i, t in enumerate(sched.timesteps):
