@@ -9,7 +9,9 @@ endmembers). Settings: DDIM-50 η = 1 (the reference), DPM-Solver++(2M) at ``--d
 DDPM-1000 for the models and seeds of ``--ddpm`` (1000 evaluations: about 20 min per model and seed on 2 cores).
 
 The adoption rule (issue 35): the fewest DPM-Solver++ steps whose every metric is within DDIM-50's seed spread.
-``--sde-steps`` adds the SDE form (``dpmpp2m-sde``), which injects noise at each step as DDIM with η = 1 does.
+``--sde-steps`` adds the SDE form (``dpmpp2m-sde``), which injects noise at each step as DDIM with η = 1 does;
+``--lambda-steps`` DDIM η = 1 on DPM-Solver's λ-uniform grid (``ddim-lambda``), ``--ddim-steps`` DDIM η = 1 at other
+step counts of its own time grid (the control that separates the grid from the step count).
 "Within" here: the setting's mean over the seeds lies inside [min, max] of DDIM-50's seeds, or beyond it on the
 better side; a one-sided Welch t-test of "worse than DDIM-50" is printed beside it (p < 0.05 fails the setting
 too). Physical checks must not exceed DDIM-50's worst seed (+1e-6).
@@ -30,12 +32,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import stats
 
 from hudlib import evaluate as E, paths
 from hudlib.config import make_config
 from hudlib.data import load_scene, patches
 from hudlib.metrics import registry
+from hudlib.parity import no_worse, welch_worse  # noqa: F401  (welch_worse: the tests' handle)
 from hudlib.synthesis import load_trained
 from hudlib.utils import atomic_write_text
 
@@ -46,8 +48,10 @@ PHYSICAL = ("negative_reflectance_share", "negative_abundance_share", "simplex_a
 REFERENCE = "ddim50"
 
 
-def settings(dpm_steps, sde_steps=()) -> dict[str, dict]:
+def settings(dpm_steps, sde_steps=(), lambda_steps=(), ddim_steps=()) -> dict[str, dict]:
     out = {REFERENCE: dict(sampler="ddim", steps=50, eta=1.0)}
+    out.update({f"ddim{k}": dict(sampler="ddim", steps=k, eta=1.0) for k in ddim_steps if k != 50})
+    out.update({f"ddim-lambda{k}": dict(sampler="ddim-lambda", steps=k, eta=1.0) for k in lambda_steps})
     out.update({f"dpmpp2m{k}": dict(sampler="dpmpp2m", steps=k) for k in dpm_steps})
     out.update({f"dpmpp2m-sde{k}": dict(sampler="dpmpp2m-sde", steps=k) for k in sde_steps})
     return out
@@ -67,14 +71,6 @@ def measure(gen, options: dict, seed: int, n: int, s, real, net, dev) -> dict:
             "weights_hash": gen.weights_hash()}
 
 
-def welch_worse(ref: list[float], cand: list[float], direction: int) -> float:
-    """One-sided p of "cand is worse than ref" (Welch's t-test; NaN with fewer than 2 values a side or no spread)."""
-    if len(ref) < 2 or len(cand) < 2 or (np.ptp(ref) == 0 and np.ptp(cand) == 0):
-        return float("nan")
-    alt = "less" if direction > 0 else "greater"  # worse: lower when higher is better
-    return float(stats.ttest_ind(cand, ref, equal_var=False, alternative=alt).pvalue)
-
-
 def verdicts(res: dict, model: str, names: list[str]) -> dict:
     """Per setting: mean, within-spread flags and Welch p per metric, and whether it passes."""
     ref = res[model][REFERENCE]
@@ -91,14 +87,9 @@ def verdicts(res: dict, model: str, names: list[str]) -> dict:
             c = [rows[s]["metrics"][k] for s in sorted(rows) if k in rows[s]["metrics"]]
             if not r or not c:
                 continue
-            mean = float(np.mean(c))
-            inside = (min(r) <= mean <= max(r)) or (mean > max(r) if d > 0 else mean < min(r))
-            p = welch_worse(r, c, d)
-            passes = inside and not (p < 0.05)
-            v[k] = {"mean": mean, "min": min(c), "max": max(c), "within": bool(inside), "p_worse": p,
-                    "passes": bool(passes)}
+            v[k] = no_worse(r, c, d)
             if k in ADOPTION and name != REFERENCE:
-                ok &= passes
+                ok &= v[k]["passes"]
         for k in PHYSICAL:  # lower is better for all three
             r = [ref[s]["physical"][k] for s in sorted(ref)]
             c = [rows[s]["physical"][k] for s in sorted(rows)]
@@ -145,8 +136,8 @@ def markdown(res: dict, meta: dict, names: list[str]) -> str:
                          + f" | {'yes' if phys else 'no'} | " + ("—" if name == REFERENCE else "not measured"
                                                                    if v["passes"] is None else
                                                                    "yes" if v["passes"] else "no") + " |")
-        for form in ("dpmpp2m", "dpmpp2m-sde"):
-            names_f = [n for n in ver if n.rstrip("0123456789") == form]
+        for form in ("ddim", "ddim-lambda", "dpmpp2m", "dpmpp2m-sde"):
+            names_f = [n for n in ver if n.rstrip("0123456789") == form and n != REFERENCE]
             if not names_f:
                 continue
             passing = [n for n in names_f if ver[n]["passes"] is True]
@@ -163,6 +154,10 @@ def main(argv=None) -> None:
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--dpm-steps", nargs="*", type=int, default=[10, 15, 20, 25])
     ap.add_argument("--sde-steps", nargs="*", type=int, default=[], help="steps of the SDE form (dpmpp2m-sde)")
+    ap.add_argument("--lambda-steps", nargs="*", type=int, default=[],
+                    help="steps of DDIM (η = 1) on the λ-uniform grid (ddim-lambda)")
+    ap.add_argument("--ddim-steps", nargs="*", type=int, default=[],
+                    help="other step counts of DDIM (η = 1) on the time grid, as a control")
     ap.add_argument("--ddpm", nargs="*", default=[], help="MODEL:SEED pairs that also get DDPM-1000")
     ap.add_argument("--out", default="benchmarks/sampler_parity_quick.json")
     ap.add_argument("--md", default="benchmarks/sampler_parity_quick.md")
@@ -182,7 +177,7 @@ def main(argv=None) -> None:
     real = patches(s, 32, a.n, random_state=cfg0.eval.seed + 1)  # the records' real patches
     meta = {"n": a.n, "models": a.models, "seeds": a.seeds, "machine": f"{E.machine_description(dev)}, {platform.node()}",
             "torch": torch.__version__, "git_commit": E.git_commit()}
-    grid = settings(a.dpm_steps, a.sde_steps)
+    grid = settings(a.dpm_steps, a.sde_steps, a.lambda_steps, a.ddim_steps)
     jobs = [(m, name, opts, sd) for m in a.models for sd in a.seeds for name, opts in grid.items()]
     jobs += [(m, "ddpm1000", dict(sampler="ddpm"), sd) for m, sd in ddpm]
     names = list(grid) + ["ddpm1000"]

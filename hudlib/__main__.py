@@ -75,10 +75,10 @@ def _add_selection_args(p: argparse.ArgumentParser) -> None:
 def _add_sampler_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sampler (generators with an iterative sampler; refused by the others)")
     g.add_argument("--sampler", choices=list(SAMPLERS), default=None,
-                   help="ddpm (ancestral, T steps), ddim, dpmpp2m (DPM-Solver++(2M)) or dpmpp2m-sde (its SDE "
-                        "form); default: the run's config")
-    g.add_argument("--steps", type=int, default=None, help="network evaluations of ddim / dpmpp2m / dpmpp2m-sde")
-    g.add_argument("--eta", type=float, default=None, help="DDIM's η (ddim only)")
+                   help="ddpm (ancestral, T steps), ddim, ddim-lambda (DDIM on the λ-uniform step grid), dpmpp2m "
+                        "(DPM-Solver++(2M)) or dpmpp2m-sde (its SDE form); default: the run's config")
+    g.add_argument("--steps", type=int, default=None, help="network evaluations of every sampler but ddpm")
+    g.add_argument("--eta", type=float, default=None, help="DDIM's η (ddim and ddim-lambda only)")
     g.add_argument("--clip-z0", dest="clip_z0", action=argparse.BooleanOptionalAction, default=None,
                    help="clip the sampler's Z0 estimate to the latent's support (default: the run's config)")
 

@@ -83,9 +83,9 @@ class DiffusionConfig:
     it is; ``"standardize"`` applies one affine map (Z − mean) / std of the scene's latent; ``"per_endmember"``
     standardises each channel on its own (the authors' run). ``scale_factor`` then multiplies the network's data
     (latent diffusion's scale factor).
-    Sampler (never in the training hash): ``sampler`` ``"ddim"``, ``"ddpm"``, ``"dpmpp2m"`` (DPM-Solver++(2M)) or ``"dpmpp2m-sde"``,
-    ``sample_steps`` (DDIM's and DPM-Solver++'s network evaluations),
-    ``eta`` (DDIM), ``clip_z0``: clip x̂₀ to the latent's exact support at every step.
+    Sampler (never in the training hash): ``sampler`` ``"ddim"``, ``"ddim-lambda"`` (DDIM on the λ-uniform grid),
+    ``"ddpm"``, ``"dpmpp2m"`` (DPM-Solver++(2M)) or ``"dpmpp2m-sde"``, ``sample_steps`` (DDIM's and DPM-Solver++'s
+    network evaluations), ``eta`` (both DDIM forms), ``clip_z0``: clip x̂₀ to the latent's exact support at every step.
     """
 
     T: int = 1000

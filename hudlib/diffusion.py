@@ -31,11 +31,13 @@ import torch
 from tqdm.auto import tqdm
 
 __all__ = ["linear_beta_schedule", "sqrt_linear_beta_schedule", "beta_schedule", "tile_origins", "GaussianDiffusion",
-           "SIGMA_CHOICES", "SAMPLERS", "STEPPED_SAMPLERS", "TILINGS"]
+           "SIGMA_CHOICES", "SAMPLERS", "STEPPED_SAMPLERS", "ETA_SAMPLERS", "GRIDS", "TILINGS"]
 
 SIGMA_CHOICES = ("beta", "posterior")
-SAMPLERS = ("ddpm", "ddim", "dpmpp2m", "dpmpp2m-sde")
-STEPPED_SAMPLERS = ("ddim", "dpmpp2m", "dpmpp2m-sde")  # the samplers that take a number of steps (ddpm always takes T)
+SAMPLERS = ("ddpm", "ddim", "ddim-lambda", "dpmpp2m", "dpmpp2m-sde")
+STEPPED_SAMPLERS = ("ddim", "ddim-lambda", "dpmpp2m", "dpmpp2m-sde")  # take a number of steps (ddpm always takes T)
+ETA_SAMPLERS = ("ddim", "ddim-lambda")  # the samplers with an η (DDIM's update on either step grid)
+GRIDS = ("time", "lambda")  # DDIM's step grids: evenly spaced timesteps, or evenly spaced λ (logsnr_timesteps)
 LOSS_WEIGHTINGS = ("uniform", "min_snr")
 PREDICTIONS = ("eps", "v")
 NORMS = ("l2", "l1")
@@ -448,10 +450,13 @@ class GaussianDiffusion:
                     eta: float = 0.0, generator: torch.Generator | None = None, device=None,
                     progress: bool = False, model_kwargs: dict | None = None,
                     dtype: torch.dtype = torch.float32,
-                    z0_range: tuple[float, float] | None = None) -> torch.Tensor:
+                    z0_range: tuple[float, float] | None = None, grid: str = "time") -> torch.Tensor:
         """DDIM sampler (Song et al. 2021, eq. 12 there) on the same ε-network; ``steps`` evaluations.
 
-        Timesteps are :meth:`ddim_timesteps` (evenly spaced from T-1 down to 0). For a step t -> s
+        Timesteps: ``grid="time"`` (default) :meth:`ddim_timesteps`, evenly spaced from T-1 down to 0 (Song et al.'s
+        choice); ``grid="lambda"`` :meth:`logsnr_timesteps`, evenly spaced in λ (the sampler ``"ddim-lambda"``): the
+        same update on DPM-Solver's grid, which spends the steps where the log-SNR moves, near the data end, instead
+        of on the nearly pure-noise stretch the time grid crosses evenly. For a step t -> s
         (s the next timestep, ᾱ_s = 1 after the last):
         Ẑ_0 = (Z_t - sqrt(1-ᾱ_t) ε_θ)/sqrt(ᾱ_t),
         σ = η sqrt((1-ᾱ_s)/(1-ᾱ_t)) sqrt(1-ᾱ_t/ᾱ_s),
@@ -465,7 +470,7 @@ class GaussianDiffusion:
         shape: ``(n, d, h, w)``; eta in [0, 1]; returns Z_0 shaped ``shape``. Other arguments as in
         :meth:`ddpm_sample`.
         """
-        timesteps = self.ddim_timesteps(steps)
+        timesteps = self._grid_timesteps(grid, steps)
         eta = self._check_eta(eta)
         z0_range = self._check_range(z0_range)
         shape = self._check_shape(shape)
@@ -473,6 +478,11 @@ class GaussianDiffusion:
         model_kwargs = model_kwargs or {}
         return self._ddim_loop(lambda z, t: self._eps(model, z, t, model_kwargs), shape, timesteps, eta,
                                generator, device, dtype, z0_range, progress)
+
+    def _grid_timesteps(self, grid: str, steps: int) -> np.ndarray:
+        if grid not in GRIDS:
+            raise ValueError(f"grid: expected one of {GRIDS}, got {grid!r}")
+        return self.ddim_timesteps(steps) if grid == "time" else self.logsnr_timesteps(steps)
 
     @staticmethod
     def _check_eta(eta) -> float:
@@ -612,12 +622,13 @@ class GaussianDiffusion:
                eta: float = 0.0, generator: torch.Generator | None = None, device=None,
                progress: bool = False, sigma: str = "beta", model_kwargs: dict | None = None,
                dtype: torch.dtype = torch.float32, z0_range: tuple[float, float] | None = None) -> torch.Tensor:
-        """Draw Z_0 samples shaped ``shape = (n, d, h, w)`` with ``sampler`` ``"ddpm"``, ``"ddim"``, ``"dpmpp2m"`` or
-        ``"dpmpp2m-sde"`` (:meth:`dpmpp2m_sample` with ``sde=True``).
+        """Draw Z_0 samples shaped ``shape = (n, d, h, w)`` with ``sampler`` ``"ddpm"``, ``"ddim"``, ``"ddim-lambda"``
+        (:meth:`ddim_sample` with ``grid="lambda"``), ``"dpmpp2m"`` or ``"dpmpp2m-sde"`` (:meth:`dpmpp2m_sample` with
+        ``sde=True``).
 
         ``steps``: for ddpm must be None or T (it always takes T steps); for the others the number of
         steps = network evaluations (required: a run's ``diffusion.sample_steps``).
-        ``eta`` is used by ddim only, ``sigma`` by ddpm only; ``z0_range`` by all (see the samplers).
+        ``eta`` is used by the two DDIM forms only, ``sigma`` by ddpm only; ``z0_range`` by all (see the samplers).
         Returns relaxed abundances Z (no softmax).
         """
         steps = self._resolve_steps(sampler, steps)
@@ -629,7 +640,8 @@ class GaussianDiffusion:
                                        progress=progress, model_kwargs=model_kwargs, dtype=dtype, z0_range=z0_range,
                                        sde=sampler == "dpmpp2m-sde")
         return self.ddim_sample(model, shape, steps=steps, eta=eta, generator=generator, device=device,
-                                progress=progress, model_kwargs=model_kwargs, dtype=dtype, z0_range=z0_range)
+                                progress=progress, model_kwargs=model_kwargs, dtype=dtype, z0_range=z0_range,
+                                grid="lambda" if sampler == "ddim-lambda" else "time")
 
     # ------------------------------------------------------------------ full-scene synthesis
     @torch.no_grad()
@@ -679,7 +691,7 @@ class GaussianDiffusion:
             raise ValueError(f"tiling: expected one of {TILINGS}, got {tiling!r}")
         steps = self._resolve_steps(sampler, steps)
         z0_range = self._check_range(z0_range)
-        if sampler == "ddim":
+        if sampler in ETA_SAMPLERS:
             eta = self._check_eta(eta)
         elif sampler == "ddpm":
             self._check_sigma(sigma)
@@ -711,7 +723,8 @@ class GaussianDiffusion:
             z = self._dpmpp2m_loop(eps_fn, canvas, self.logsnr_timesteps(steps), generator, device, dtype, z0_range,
                                    progress, desc="DPM-Solver++(2M) tiled", sde=sampler == "dpmpp2m-sde")
         else:
-            z = self._ddim_loop(eps_fn, canvas, self.ddim_timesteps(steps), eta, generator, device, dtype, z0_range,
+            z = self._ddim_loop(eps_fn, canvas, self._grid_timesteps("lambda" if sampler == "ddim-lambda" else "time",
+                                                                     steps), eta, generator, device, dtype, z0_range,
                                 progress, desc="DDIM tiled")
         return z if canvas == shape else z[:, :, :H, :W]
 

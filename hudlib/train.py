@@ -243,9 +243,12 @@ def build_diffusion(cfg: RunConfig) -> GaussianDiffusion:
 
 def diffusion_plan(cfg: RunConfig, d: int, device: torch.device,
                    make_net: Callable[[], nn.Module] | None = None,
-                   condition: Callable[[StepContext, torch.Tensor], tuple[torch.Tensor, dict]] | None = None
-                   ) -> TrainPlan:
+                   condition: Callable[[StepContext, torch.Tensor], tuple[torch.Tensor, dict]] | None = None,
+                   init: dict | None = None) -> TrainPlan:
     """Algorithm 1: a U-Net on ``d`` channels, AdamW, EMA, loss eq. 15 (ε or v, ``cfg.diffusion.prediction``).
+
+    ``init``: a state dict the network starts from instead of its seeded random weights (fine-tuning a prior
+    trained on another scene, :mod:`hudlib.transfer`); the EMA starts from it too, the optimiser afresh.
 
     A conditioned denoiser (HUD-cond) brings ``make_net() -> module`` (called here, after the loop's seeding;
     default :func:`build_unet`) and ``condition(ctx, batch) -> (z0, model_kwargs)``, which splits each batch of
@@ -253,7 +256,10 @@ def diffusion_plan(cfg: RunConfig, d: int, device: torch.device,
     None the plan is the unconditional one, draw for draw."""
     tc, dc = cfg.train, cfg.diffusion
     diffusion = build_diffusion(cfg)
-    model = (build_unet(cfg, d) if make_net is None else make_net()).to(device)
+    model = build_unet(cfg, d) if make_net is None else make_net()
+    if init is not None:
+        model.load_state_dict(init)  # strict: a prior of another shape is refused by torch, naming the tensors
+    model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
 
     def step(ctx: StepContext) -> dict[str, float]:
@@ -275,16 +281,17 @@ def train_diffusion(cfg: RunConfig, Z_scene: torch.Tensor, run_dir: Path, device
                     resume: bool = False, progress: bool = True,
                     on_step: Callable[[int, float], None] | None = None, corners: np.ndarray | None = None,
                     make_net: Callable[[], nn.Module] | None = None,
-                    condition: Callable[[StepContext, torch.Tensor], tuple[torch.Tensor, dict]] | None = None
-                    ) -> dict:
+                    condition: Callable[[StepContext, torch.Tensor], tuple[torch.Tensor, dict]] | None = None,
+                    init: dict | None = None) -> dict:
     """Train the U-Net on random crops of ``Z_scene`` ``(d, rows, cols)`` (HUD's relaxed abundances) with
     :func:`train_loop`; rank 0 writes the EMA weights used for sampling to ``run_dir/ema.safetensors``. Returns the info.
 
     ``corners``: the crops' allowed top-left corners (:func:`train_loop`); ``make_net``, ``condition``: a
     conditioned denoiser (:func:`diffusion_plan`; ``Z_scene`` then stacks the latent and the condition, and
-    ``make_net()`` must have a JSON-able ``config``). All None: HUD's training, unchanged."""
+    ``make_net()`` must have a JSON-able ``config``). ``init``: the U-Net's starting weights (:func:`diffusion_plan`;
+    ignored on resume, where the checkpoint's weights win). All None: HUD's training, unchanged."""
     d = Z_scene.shape[0]
-    info, plan, emas = train_loop(cfg, lambda dev: diffusion_plan(cfg, d, dev, make_net, condition), Z_scene,
+    info, plan, emas = train_loop(cfg, lambda dev: diffusion_plan(cfg, d, dev, make_net, condition, init), Z_scene,
                                   run_dir, device=device, resume=resume, progress=progress, on_step=on_step,
                                   corners=corners)
     if dist_info()[0] == 0:

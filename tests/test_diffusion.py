@@ -259,7 +259,8 @@ def test_timesteps_and_network_evals():
         assert scale == 2.0  # model_kwargs are passed through
         return torch.zeros_like(x)
 
-    for sampler, steps in (("ddpm", None), ("ddim", 13), ("ddim", 50), ("dpmpp2m", 13), ("dpmpp2m-sde", 13)):
+    for sampler, steps in (("ddpm", None), ("ddim", 13), ("ddim", 50), ("ddim-lambda", 13), ("dpmpp2m", 13),
+                           ("dpmpp2m-sde", 13)):
         calls.clear()
         diff.sample(model, (1, 2, 4, 4), sampler=sampler, steps=steps, model_kwargs={"scale": 2.0})
         assert len(calls) == diff.network_evals(sampler, steps)
@@ -378,6 +379,34 @@ def test_dpmpp2m_sde_recovers_the_planted_gaussian(diff):
     assert errs[10] < 0.12 * S
 
 
+def test_ddim_lambda_is_ddim_on_the_logsnr_grid(diff):
+    """"ddim-lambda" is DDIM's update on logsnr_timesteps: each network call sees the λ grid's timestep, the
+    result is the DDIM loop on that grid bit for bit, and it differs from the time grid's; with every timestep
+    (steps = T) the two grids coincide."""
+    small = GaussianDiffusion(linear_beta_schedule(T=100))
+    seen = []
+
+    def model(z, t):
+        seen.append(int(t[0]))
+        return 0.1 * z
+
+    def run(**kw):
+        return small.sample(model, (2, 3, 4, 4), generator=torch.Generator().manual_seed(2), eta=1.0, **kw)
+
+    lam = run(sampler="ddim-lambda", steps=9)
+    assert seen == small.logsnr_timesteps(9).tolist()
+    assert seen != small.ddim_timesteps(9).tolist()
+    assert torch.equal(lam, small.ddim_sample(model, (2, 3, 4, 4), steps=9, eta=1.0, grid="lambda",
+                                              generator=torch.Generator().manual_seed(2)))
+    assert not torch.equal(lam, run(sampler="ddim", steps=9))
+    assert torch.equal(run(sampler="ddim-lambda", steps=100), run(sampler="ddim", steps=100))
+    # on the planted Gaussian the λ grid is a sampler of the same distribution
+    z = sample(diff, 0, sampler="ddim-lambda", steps=20, eta=1.0)
+    assert z.mean().item() == pytest.approx(MU, abs=0.05) and z.std().item() == pytest.approx(S, rel=0.1)
+    with pytest.raises(ValueError, match="grid: expected one of"):
+        small.ddim_sample(model, (1, 3, 4, 4), steps=3, grid="cosine")
+
+
 def test_logsnr_timesteps():
     diff = GaussianDiffusion(linear_beta_schedule())
     lam = 0.5 * np.log(diff.alphas_cumprod / (1 - diff.alphas_cumprod))
@@ -433,9 +462,10 @@ def test_min_snr_loss_is_weighted_mean(diff):
     assert diff.training_loss(lambda x, tt: noise, z0, t=t, noise=noise, weighting="min_snr").item() == 0.0
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp2m", "dpmpp2m-sde"])
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "ddim-lambda", "dpmpp2m", "dpmpp2m-sde"])
 def test_z0_range_clips_and_is_exact_when_not_binding(diff, sampler):
-    kw = {"ddim": dict(steps=20, eta=1.0), "ddpm": {}}.get(sampler, dict(steps=20))
+    kw = {"ddim": dict(steps=20, eta=1.0), "ddim-lambda": dict(steps=20, eta=1.0), "ddpm": {}}.get(sampler,
+                                                                                                dict(steps=20))
     zero = lambda x, t: torch.zeros_like(x)  # noqa: E731  Ẑ_0 = Z_t / sqrt(ᾱ_t): far outside any range
     g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
     z = diff.sample(zero, (2, 3, 8, 8), sampler=sampler, generator=g(), z0_range=(-10.5, 0.0), **kw)
@@ -465,6 +495,7 @@ def gaussian_v_model(diffusion, mu=MU, s=S):
 
 @pytest.mark.parametrize("sampler,kw", [("ddpm", {}), ("ddim", dict(steps=25, eta=0.0)),
                                         ("ddim", dict(steps=25, eta=1.0)), ("dpmpp2m", dict(steps=15)),
+                                        ("ddim-lambda", dict(steps=25, eta=1.0)),
                                         ("dpmpp2m-sde", dict(steps=15))])
 def test_v_prediction_samples_equal_eps_prediction(diff, sampler, kw):
     vdiff = GaussianDiffusion(linear_beta_schedule(), prediction="v")

@@ -66,3 +66,6 @@ def test_settings_names_and_evaluations(sp):
     assert g["ddim50"] == dict(sampler="ddim", steps=50, eta=1.0)
     assert g["dpmpp2m10"] == dict(sampler="dpmpp2m", steps=10) and g["dpmpp2m-sde25"]["sampler"] == "dpmpp2m-sde"
     assert list(g) == ["ddim50", "dpmpp2m10", "dpmpp2m15", "dpmpp2m-sde25"]
+    g = sp.settings([], lambda_steps=[20], ddim_steps=[50, 30])  # DDIM-50 is the reference, not a setting again
+    assert list(g) == ["ddim50", "ddim30", "ddim-lambda20"]
+    assert g["ddim-lambda20"] == dict(sampler="ddim-lambda", steps=20, eta=1.0)

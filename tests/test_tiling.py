@@ -107,8 +107,10 @@ def test_tile_origins_bad_inputs(args, name):
 @pytest.mark.parametrize("prediction", ["eps", "v"])
 @pytest.mark.parametrize("kw", [dict(sampler="ddim", steps=10, eta=0.0), dict(sampler="ddim", steps=10, eta=1.0),
                                 dict(sampler="ddpm", sigma="beta"), dict(sampler="ddpm", sigma="posterior"),
-                                dict(sampler="dpmpp2m", steps=10), dict(sampler="dpmpp2m-sde", steps=10)],
-                         ids=["ddim-eta0", "ddim-eta1", "ddpm-beta", "ddpm-posterior", "dpmpp2m", "dpmpp2m-sde"])
+                                dict(sampler="dpmpp2m", steps=10), dict(sampler="dpmpp2m-sde", steps=10),
+                                dict(sampler="ddim-lambda", steps=10, eta=1.0)],
+                         ids=["ddim-eta0", "ddim-eta1", "ddpm-beta", "ddpm-posterior", "dpmpp2m", "dpmpp2m-sde",
+                              "ddim-lambda"])
 @pytest.mark.parametrize("z0_range", [None, (-1.5, 0.5)], ids=["noclip", "clip"])
 def test_one_window_canvas_equals_sample_bitwise(prediction, kw, z0_range):
     diffusion = GaussianDiffusion(linear_beta_schedule(T=T), prediction=prediction)
@@ -132,7 +134,7 @@ def test_one_window_float64_and_module(diff):
 
 # ----------------------------------------------------------------------------- averaging, batching, kwargs
 
-@pytest.mark.parametrize("sampler", ["ddim", "ddpm", "dpmpp2m", "dpmpp2m-sde"])
+@pytest.mark.parametrize("sampler", ["ddim", "ddim-lambda", "ddpm", "dpmpp2m", "dpmpp2m-sde"])
 def test_pointwise_model_tiled_equals_untiled(diff, sampler):
     """A pointwise network gives every window the same output at a pixel: the average is that output, so an odd
     canvas with an odd stride must reproduce the untiled sample (up to the rounding of the average)."""

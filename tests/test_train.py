@@ -146,7 +146,16 @@ def test_cli_train_and_sample(tmp_path, monkeypatch, capsys):
     assert not np.array_equal(m["Y"], z["Y"])
     assert cli_main(["sample", "--run", str(run), "--n", "2", "--sampler", "dpmpp2m", "--eta", "1", "--out", "e.npz",
                      "--quiet"]) == 2
-    assert "eta: only the DDIM sampler has an eta; the dpmpp2m sampler takes none" in capsys.readouterr().err
+    assert ("eta: only the DDIM samplers (ddim, ddim-lambda) have an eta; the dpmpp2m sampler takes none"
+            in capsys.readouterr().err)
+    # DDIM on the λ grid: takes η, recorded under its own name, other samples than the time grid's
+    assert cli_main(["sample", "--run", str(run), "--n", "2", "--sampler", "ddim-lambda", "--steps", "3", "--eta",
+                     "1", "--seed", "0", "--out", "l.npz", "--quiet"]) == 0
+    lam = np.load(tmp_path / "l.npz")
+    assert json.loads(str(lam["meta"]))["sampler"] == {"sampler": "ddim-lambda", "steps": 3, "eta": 1.0,
+                                                       "clip_z0": False}
+    assert json.loads(str(lam["meta"]))["sampling_key"] == "ddim-lambda3-eta1.0"
+    assert not np.array_equal(lam["Y"], z["Y"])
     # an option a generator has not is refused in one line, nothing written
     vae = models.create("VAE").fit(load_scene("IndianPines"), "smoke", tmp_path / "runs", progress=False)
     assert cli_main(["sample", "--run", str(vae.run_dir_), "--n", "2", "--sampler", "ddpm", "--out", "v.npz",

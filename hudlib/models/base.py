@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..config import DiffusionConfig, RunConfig, UNetConfig, make_config
-from ..diffusion import SAMPLERS, STEPPED_SAMPLERS
+from ..diffusion import ETA_SAMPLERS, SAMPLERS, STEPPED_SAMPLERS
 from ..errors import DataError
 from ..weights import SUFFIX, load_weights, save_weights, weights_file
 from ..runstore import reuse_or_install, run_dir_for
@@ -399,10 +399,11 @@ class DiffusionGenerator(Generator):
             raise ValueError(f"sampler: expected one of {', '.join(SAMPLERS)}, got {sampler!r}")
         if sampler == "ddpm" and o.get("steps") not in (None, dc.T):
             raise ValueError(f"steps: the ancestral sampler (ddpm) always takes T = {dc.T} steps, got {o['steps']}")
-        if sampler != "ddim" and o.get("eta") is not None:
-            raise ValueError(f"eta: only the DDIM sampler has an eta; the {sampler} sampler takes none")
+        if sampler not in ETA_SAMPLERS and o.get("eta") is not None:
+            raise ValueError(f"eta: only the DDIM samplers ({', '.join(ETA_SAMPLERS)}) have an eta; the {sampler} "
+                             f"sampler takes none")
         steps = int(o.get("steps", dc.sample_steps)) if sampler in STEPPED_SAMPLERS else dc.T
-        return {"sampler": sampler, "steps": steps, "eta": float(o.get("eta", dc.eta)) if sampler == "ddim" else None,
+        return {"sampler": sampler, "steps": steps, "eta": float(o.get("eta", dc.eta)) if sampler in ETA_SAMPLERS else None,
                 "clip_z0": bool(o.get("clip_z0", dc.clip_z0))}
 
     def sampling_key(self, **options) -> str:
@@ -430,8 +431,8 @@ class DiffusionGenerator(Generator):
 
     def _sampler_kwargs(self, st: dict) -> dict:
         z0_range = self.z0_range() if st["clip_z0"] else None
-        kw = {"ddim": dict(steps=st["steps"], eta=st["eta"]), "ddpm": dict(sigma=self.ddpm_sigma)}.get(
-            st["sampler"], dict(steps=st["steps"]))
+        kw = ({"ddpm": dict(sigma=self.ddpm_sigma)}.get(st["sampler"], dict(steps=st["steps"]))
+              if st["sampler"] not in ETA_SAMPLERS else dict(steps=st["steps"], eta=st["eta"]))
         return dict(sampler=st["sampler"], z0_range=z0_range, **kw)
 
     # ---------------------------------------------------------------- sampling

@@ -15,7 +15,8 @@ from .. import uae as uae_mod
 from ..config import UnmixingConfig, merge_layers
 from ..data import centre_square
 from ..train import build_diffusion, build_unet, train_diffusion
-from ..utils import atomic_torch_save
+from ..runstore import reuse_or_install, run_dir_for
+from ..utils import atomic_torch_save, atomic_write_text
 from ..weights import SUFFIX, load_weights, save_weights, weights_file
 from .base import ComplexitySpec, DiffusionGenerator
 
@@ -100,6 +101,21 @@ class HUD(DiffusionGenerator):
         Zt = self._latent(X)
         atomic_torch_save({"Z": Zt}, zpath)
         return Zt if latent else None
+
+    def unmix(self, scene, profile=None, out_dir="runs", overrides=None) -> torch.Tensor:
+        """Only the per-scene half of HUD: fit (or reload) the frozen UAE of the config in its run directory and
+        return the scene's latent Z ``(d, rows, cols)`` in network units, without training a diffusion prior (a
+        finished or shipped run of the same config lends its UAE, so both halves stay one run).
+        What a prior shared across scenes needs of each scene (:mod:`hudlib.transfer`); afterwards
+        :meth:`decode_latent` and :meth:`z0_range` work, sampling needs ``unet_`` and ``diffusion_`` set."""
+        cfg = self._resolve_config(scene, profile, overrides)
+        run_dir = run_dir_for(cfg, out_dir)
+        self.config_, self.run_dir_ = cfg, run_dir
+        reuse_or_install(cfg, out_dir)  # a finished or shipped run of this config brings its UAE
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / "config.json").exists():
+            atomic_write_text(run_dir / "config.json", cfg.to_json())
+        return self._prepare(scene, cfg, run_dir)
 
     def _encode_scene(self, Y: np.ndarray) -> np.ndarray:
         """The abundances X ``(d, rows, cols)`` of the cube the UAE reads (every pixel)."""
