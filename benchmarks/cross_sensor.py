@@ -2,7 +2,8 @@
 one scene's abundances, used on another scene with the same number of endmembers — as is, fine-tuned N steps, or
 replaced by a prior trained N steps from scratch (:mod:`hudlib.transfer`, where the study is defined).
 
-Writes ``--out`` (JSON, after every sample set; a rerun continues) and ``--md``; the runs (the source prior, each
+Writes ``--out`` (JSON, after every sample set; a rerun continues), ``--md`` and the curves
+``figures/<target>/cross_sensor_<profile>.{png,pdf}``; the runs (the source prior, each
 arm's resumable run and its EMA snapshot at every budget) live under ``runs/transfer/``. On the 2-core CPU at quick
 this trains 3000 + 1500 + 3000 steps of HUD's U-Net (about 35 min) and samples 19 sets of 256 patches.
 
@@ -18,7 +19,7 @@ import json
 import time
 from pathlib import Path
 
-from hudlib import transfer
+from hudlib import figures, transfer
 from hudlib.utils import atomic_write_text
 
 
@@ -41,6 +42,7 @@ def main(argv=None) -> None:
     res["meta"]["wall_s_last_call"] = round(time.perf_counter() - t0, 1)
     atomic_write_text(out, json.dumps(res, indent=1))
     atomic_write_text(md, transfer.markdown(res))
+    figures.save(transfer.plot(res), Path("figures") / a.target, f"cross_sensor_{a.profile}")
     print(md.read_text())
 
 

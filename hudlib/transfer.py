@@ -69,7 +69,8 @@ class TransferStudy:
     ``as_is`` arm); ``goal_fraction``: the goal's budget ratio (fine-tuned at ``goal_fraction`` × the full budget
     against scratch at the full budget = the profile's HUD training steps); ``n`` patches per sample set;
     ``seeds``: sampling seeds at every budget; ``goal_seeds``: at the two budgets the goal compares (the spread the
-    test needs)."""
+    test needs); ``full_steps``: the full budget — the source prior's training and the goal's scratch budget
+    (default: HUD's training steps at the profile)."""
 
     source: str = "IndianPines"
     target: str = "Samson"
@@ -81,6 +82,7 @@ class TransferStudy:
     n: int = 256
     seeds: tuple[int, ...] = (0,)
     goal_seeds: tuple[int, ...] = (0, 1, 2)
+    full_steps: int | None = None
 
     # ----------------------------------------------------------------------------------------- setup
     def _check(self, full: int) -> None:
@@ -115,7 +117,10 @@ class TransferStudy:
         d = int(self.d or tgt_scene.n_classes)
         study = dataclasses.replace(self, d=d)
         tgt_cfg, src_cfg = (_config_at(s, self.profile, d) for s in (tgt_scene, src_scene))
-        full = int(tgt_cfg.train.steps)
+        full = int(self.full_steps or tgt_cfg.train.steps)
+        if full < 1:
+            raise DataError(f"full_steps: expected a positive number of training steps, got {self.full_steps!r}")
+        study = dataclasses.replace(study, full_steps=full)
         study._check(full)
         if tgt_cfg.unet != src_cfg.unet or tgt_cfg.diffusion != src_cfg.diffusion:
             raise DataError(f"profile {self.profile}: HUD's network or diffusion differ between {self.source} and "
@@ -284,3 +289,37 @@ def markdown(res: dict) -> str:
                          f"p(worse) {p} → {'passes' if v['passes'] else 'fails'}")
         lines.append(f"\nVerdict: **{'met' if g['passes'] else 'missed'}**.")
     return "\n".join(lines) + "\n"
+
+
+def plot(res: dict):
+    """Quality against training steps on the target, one panel per metric of :data:`RULE`: the fine-tuned prior
+    (its 0 is the source prior as is) and the prior from scratch; error bars span the sampling seeds where there
+    are several. Returns the matplotlib figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    meta, st = res["meta"], res["meta"]["study"]
+    fig, axes = plt.subplots(1, len(RULE), figsize=(4.0 * len(RULE), 3.2))
+    for ax, k in zip(axes, RULE):
+        for arm, label, colour in (("finetune", f"{st['source']} prior fine-tuned", "C0"),
+                                   ("scratch", "from scratch", "C1")):
+            cells = dict(res["arms"].get(arm, {}))
+            if arm == "finetune" and "0" in res["arms"].get("as_is", {}):
+                cells["0"] = res["arms"]["as_is"]["0"]
+            Ns = sorted(cells, key=int)
+            vals = [[cells[N][s]["metrics"][k] for s in cells[N]] for N in Ns]
+            x = [int(N) for N in Ns]
+            mean = [float(np.mean(v)) for v in vals]
+            err = [[m - min(v) for m, v in zip(mean, vals)], [max(v) - m for m, v in zip(mean, vals)]]
+            ax.errorbar(x, mean, yerr=err, marker="o", ms=3, capsize=2, color=colour, label=label)
+        fine, scratch = meta["goal_budgets"]
+        ax.axvline(fine, color="0.6", lw=0.8, ls=":")
+        ax.set_xlabel("training steps on the target")
+        ax.set_title(f"{k} {registry.get_metric(k).arrow}", fontsize=9)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"One abundance prior across sensors: {st['source']} → {st['target']}, d = {st['d']} "
+                 f"[profile {st['profile']}, n = {st['n']}, {meta['machine']}]", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -400,9 +400,15 @@ def test_ddim_lambda_is_ddim_on_the_logsnr_grid(diff):
                                               generator=torch.Generator().manual_seed(2)))
     assert not torch.equal(lam, run(sampler="ddim", steps=9))
     assert torch.equal(run(sampler="ddim-lambda", steps=100), run(sampler="ddim", steps=100))
-    # on the planted Gaussian the λ grid is a sampler of the same distribution
-    z = sample(diff, 0, sampler="ddim-lambda", steps=20, eta=1.0)
-    assert z.mean().item() == pytest.approx(MU, abs=0.05) and z.std().item() == pytest.approx(S, rel=0.1)
+    # on the planted Gaussian both grids keep the mean; with η = 1 few steps shrink the spread (time grid at 20
+    # steps: 0.39 for s = 0.5, measured), the λ grid no more than the time grid, and less as the steps grow
+    err = {}
+    for sampler in ("ddim", "ddim-lambda"):
+        for k in (20, 100):
+            z = sample(diff, 0, sampler=sampler, steps=k, eta=1.0)
+            assert z.mean().item() == pytest.approx(MU, abs=0.05)
+            err[sampler, k] = abs(z.std().item() - S)
+    assert err["ddim-lambda", 20] <= err["ddim", 20] and err["ddim-lambda", 100] < 0.5 * err["ddim-lambda", 20]
     with pytest.raises(ValueError, match="grid: expected one of"):
         small.ddim_sample(model, (1, 3, 4, 4), steps=3, grid="cosine")
 

@@ -65,7 +65,7 @@ def test_cli_writes_envi_cube_abundances_and_png(runs, scene, tmp_path):
     (("--stride", "40"), ("40", "50"), "stride: expected an integer in [1, 32]"),
     (("--tiling", "patchwork"), ("40", "50"), "tiling: expected one of multidiffusion, naive"),
     (("--tiling", "naive", "--stride", "16"), ("40", "50"), "stride: naive tiling uses stride = window = 32"),
-    (("--sampler", "ddpm", "--eta", "1"), ("40", "50"), "eta: only the DDIM sampler has an eta"),
+    (("--sampler", "ddpm", "--eta", "1"), ("40", "50"), "eta: only the DDIM samplers (ddim, ddim-lambda) have an eta"),
 ])
 def test_bad_requests_give_one_line_and_write_nothing(runs, tmp_path, capsys, extra, size, message):
     out = tmp_path / "scene.hdr"

@@ -164,7 +164,7 @@ def test_cli_train_and_sample(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "v.npz").exists()
     assert cli_main(["sample", "--run", str(run), "--n", "2", "--sampler", "ddpm", "--eta", "0.5", "--out", "e.npz",
                      "--quiet"]) == 2  # the ancestral sampler has no eta
-    assert "eta: only the DDIM sampler has an eta" in capsys.readouterr().err
+    assert "eta: only the DDIM samplers (ddim, ddim-lambda) have an eta" in capsys.readouterr().err
 
 
 def test_cli_lists_exactly_its_subcommands(capsys):

@@ -46,22 +46,22 @@ def test_smoke_study_end_to_end(tmp_path, monkeypatch):
                     interleave="bsq")
     name = register_user_scene(tmp_path / "field.hdr", classes=3)
     runs, out = tmp_path / "runs", tmp_path / "study.json"
-    study = transfer.TransferStudy(target=name, profile="smoke", finetune_steps=(0, 8, 16), scratch_steps=(16, 30),
-                                   n=8, goal_seeds=(0, 1))
+    study = transfer.TransferStudy(target=name, profile="smoke", finetune_steps=(0, 3, 6), scratch_steps=(4, 12),
+                                   n=8, goal_seeds=(0, 1), full_steps=12)
     res = study.run(runs, out=out, progress=False)
     assert set(res["arms"]) == {"as_is", "finetune", "scratch"}
-    assert sorted(res["arms"]["finetune"], key=int) == ["8", "16"] and sorted(res["arms"]["scratch"]) == ["16", "30"]
-    assert sorted(res["arms"]["finetune"]["8"]) == ["0", "1"] and sorted(res["arms"]["scratch"]["30"]) == ["0", "1"]
-    assert sorted(res["arms"]["scratch"]["16"]) == ["0"]
+    assert sorted(res["arms"]["finetune"], key=int) == ["3", "6"] and sorted(res["arms"]["scratch"]) == ["12", "4"]
+    assert sorted(res["arms"]["finetune"]["3"]) == ["0", "1"] and sorted(res["arms"]["scratch"]["12"]) == ["0", "1"]
+    assert sorted(res["arms"]["scratch"]["4"]) == ["0"]
     g = res["goal"]
-    assert g["budgets"] == [8, 30] and set(g["metrics"]) == set(transfer.RULE) and isinstance(g["passes"], bool)
+    assert g["budgets"] == [3, 12] and set(g["metrics"]) == set(transfer.RULE) and isinstance(g["passes"], bool)
     assert res["meta"]["study"]["d"] == 3 and json.loads(out.read_text())["goal"]["passes"] == g["passes"]
     rec = res["arms"]["as_is"]["0"]["0"]
     assert all(np.isfinite(v) for v in rec["metrics"].values()) and rec["sampling_key"].startswith("ddim")
-    assert rec["metrics"] != res["arms"]["finetune"]["8"]["0"]["metrics"]  # fine-tuning changed the samples
+    assert rec["metrics"] != res["arms"]["finetune"]["3"]["0"]["metrics"]  # fine-tuning changed the samples
 
     root = runs / "transfer" / f"IndianPines-to-{name}-d3-smoke"
-    # the scratch budget of 16 reached on the way to 30 is the uninterrupted 16-step run
+    # the scratch budget of 4 reached on the way to 12 is the uninterrupted 4-step run
     from hudlib import models
     from hudlib.config import make_config
     from hudlib.data import load_scene
@@ -71,15 +71,15 @@ def test_smoke_study_end_to_end(tmp_path, monkeypatch):
     cfg = make_config(name, "HUD", "smoke")
     Z = tgt.unmix(load_scene(name), cfg, runs)
     order = transfer.canonical_order(tgt.decode_latent(Z.numpy()[None])[1][0])
-    train_diffusion(cfg.replace(train=__import__("dataclasses").replace(cfg.train, steps=16)), Z[order],
+    train_diffusion(cfg.replace(train=__import__("dataclasses").replace(cfg.train, steps=4)), Z[order],
                     tmp_path / "direct", device="cpu", progress=False)
     direct = load_weights(tmp_path / "direct" / "ema.safetensors")["ema"]
-    snap = load_weights(root / "scratch" / "ema-16.safetensors")["ema"]
+    snap = load_weights(root / "scratch" / "ema-4.safetensors")["ema"]
     assert all(torch.equal(direct[k], snap[k]) for k in direct)
-    # the fine-tuning arm started from the source prior: its 8-step EMA is the prior moved by 8 EMA updates,
+    # the fine-tuning arm started from the source prior: its 3-step EMA is the prior moved by 3 EMA updates,
     # far closer to the prior than the scratch arm's weights are
-    prior = load_weights(root / "source" / "ema-30.safetensors")["ema"]
-    fine = load_weights(root / "finetune" / "ema-8.safetensors")["ema"]
+    prior = load_weights(root / "source" / "ema-12.safetensors")["ema"]
+    fine = load_weights(root / "finetune" / "ema-3.safetensors")["ema"]
 
     def dist(a, b):
         return float(sum((a[k].float() - b[k].float()).pow(2).sum() for k in a))
@@ -90,7 +90,10 @@ def test_smoke_study_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setattr(transfer, "train_diffusion", lambda *a, **k: pytest.fail("re-trained"))
     assert study.run(runs, out=out, progress=False)["arms"] == res["arms"]
     md = transfer.markdown(res)
-    assert "| finetune | 8 | 2 |" in md and "Verdict: **" in md and "pseudo-classes" in md
-    other = transfer.TransferStudy(target=name, profile="smoke", finetune_steps=(0, 8), scratch_steps=(30,), n=8)
+    assert "| finetune | 3 | 2 |" in md and "Verdict: **" in md and "pseudo-classes" in md
+    fig = transfer.plot(res)
+    assert len(fig.axes) == len(transfer.RULE) and len(fig.axes[0].lines) >= 2
+    other = transfer.TransferStudy(target=name, profile="smoke", finetune_steps=(0, 3), scratch_steps=(12,), n=8,
+                                   full_steps=12)
     with pytest.raises(DataError, match="holds another study's results"):
         other.run(runs, out=out, progress=False)
