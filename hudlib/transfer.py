@@ -155,12 +155,13 @@ class TransferStudy:
                 res["goal"] = study.goal(res)
                 atomic_write_text(out, json.dumps(res, indent=1))
 
-        prior = _budget_snapshots(src_cfg, Z_s[order_s], root / "source", (full,), None, progress)[full]
+        prior = _budget_snapshots(src_cfg, Z_s[order_s], root / "source", (full,), None, progress, str(dev))[full]
         tgt_canon = Z_t[order_t]
         plans = {"finetune": (study.finetune_steps, prior), "scratch": (study.scratch_steps, None)}
         for arm, (budgets, init) in plans.items():
             wanted = [N for N in budgets if not _done(res, arm if N else "as_is", N, study.seeds_at(arm, N, full))]
-            snaps = _budget_snapshots(tgt_cfg, tgt_canon, root / arm, [N for N in wanted if N > 0], init, progress)
+            snaps = _budget_snapshots(tgt_cfg, tgt_canon, root / arm, [N for N in wanted if N > 0], init, progress,
+                                      str(dev))
             snaps[0] = prior
             for N in wanted:
                 name = arm if N else "as_is"
@@ -213,7 +214,8 @@ def _done(res: dict, arm: str, N: int, seeds) -> bool:
     return all(str(s) in cell for s in seeds)
 
 
-def _budget_snapshots(cfg, Z: torch.Tensor, run_dir: Path, budgets, init, progress: bool) -> dict[int, dict]:
+def _budget_snapshots(cfg, Z: torch.Tensor, run_dir: Path, budgets, init, progress: bool,
+                      device: str = "cpu") -> dict[int, dict]:
     """EMA state dicts of the prior trained on ``Z`` (canonical order) at each of ``budgets`` (ascending), resuming
     ``run_dir``'s run from one budget to the next; a budget whose snapshot exists is read, not trained."""
     out: dict[int, dict] = {}
@@ -227,7 +229,7 @@ def _budget_snapshots(cfg, Z: torch.Tensor, run_dir: Path, budgets, init, progre
                 raise DataError(f"{run_dir}: its run is at step {at}, past the budget {N} whose snapshot is missing; "
                                 f"remove the directory to retrain the arm")
             c = cfg.replace(train=dataclasses.replace(cfg.train, steps=int(N)))
-            train_diffusion(c, Z, run_dir, device="cpu", resume=True, progress=progress, init=init)
+            train_diffusion(c, Z, run_dir, device=device, resume=True, progress=progress, init=init)
             save_weights(load_weights(run_dir / "ema.safetensors"), snap)
         out[N] = load_weights(snap)["ema"]
     return out
