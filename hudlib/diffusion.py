@@ -31,13 +31,14 @@ import torch
 from tqdm.auto import tqdm
 
 __all__ = ["linear_beta_schedule", "sqrt_linear_beta_schedule", "beta_schedule", "tile_origins", "GaussianDiffusion",
-           "SIGMA_CHOICES", "SAMPLERS", "STEPPED_SAMPLERS", "ETA_SAMPLERS", "GRIDS", "TILINGS"]
+           "SIGMA_CHOICES", "SAMPLERS", "STEPPED_SAMPLERS", "ETA_SAMPLERS", "GRIDS", "DDIM_GRID", "TILINGS"]
 
 SIGMA_CHOICES = ("beta", "posterior")
 SAMPLERS = ("ddpm", "ddim", "ddim-lambda", "dpmpp2m", "dpmpp2m-sde")
 STEPPED_SAMPLERS = ("ddim", "ddim-lambda", "dpmpp2m", "dpmpp2m-sde")  # take a number of steps (ddpm always takes T)
-ETA_SAMPLERS = ("ddim", "ddim-lambda")  # the samplers with an η (DDIM's update on either step grid)
 GRIDS = ("time", "lambda")  # DDIM's step grids: evenly spaced timesteps, or evenly spaced λ (logsnr_timesteps)
+DDIM_GRID = {"ddim": "time", "ddim-lambda": "lambda"}  # the DDIM samplers and the step grid each runs on
+ETA_SAMPLERS = tuple(DDIM_GRID)  # the samplers with an η (DDIM's update on either grid)
 LOSS_WEIGHTINGS = ("uniform", "min_snr")
 PREDICTIONS = ("eps", "v")
 NORMS = ("l2", "l1")
@@ -641,7 +642,7 @@ class GaussianDiffusion:
                                        sde=sampler == "dpmpp2m-sde")
         return self.ddim_sample(model, shape, steps=steps, eta=eta, generator=generator, device=device,
                                 progress=progress, model_kwargs=model_kwargs, dtype=dtype, z0_range=z0_range,
-                                grid="lambda" if sampler == "ddim-lambda" else "time")
+                                grid=DDIM_GRID[sampler])
 
     # ------------------------------------------------------------------ full-scene synthesis
     @torch.no_grad()
@@ -723,9 +724,8 @@ class GaussianDiffusion:
             z = self._dpmpp2m_loop(eps_fn, canvas, self.logsnr_timesteps(steps), generator, device, dtype, z0_range,
                                    progress, desc="DPM-Solver++(2M) tiled", sde=sampler == "dpmpp2m-sde")
         else:
-            z = self._ddim_loop(eps_fn, canvas, self._grid_timesteps("lambda" if sampler == "ddim-lambda" else "time",
-                                                                     steps), eta, generator, device, dtype, z0_range,
-                                progress, desc="DDIM tiled")
+            z = self._ddim_loop(eps_fn, canvas, self._grid_timesteps(DDIM_GRID[sampler], steps), eta, generator,
+                                device, dtype, z0_range, progress, desc="DDIM tiled")
         return z if canvas == shape else z[:, :, :H, :W]
 
     def _tiled_eps_fn(self, model, origins, window, n, batch_size, model_kwargs, window_kwargs, canvas, device,

@@ -143,16 +143,16 @@ class TransferStudy:
         scored = E.with_labels(tgt_scene, tgt_cfg)
         net, _ = E.sound_classifier(scored, tgt_cfg, dev, runs / "classifiers", progress=progress)
         real = patches(tgt_scene, tgt_cfg.train.patch_size, self.n, random_state=tgt_cfg.eval.seed + 1)
-        res["meta"] = {"study": dataclasses.asdict(study), "machine": E.machine_description(dev),
+        res["meta"] = {"study": spec, "machine": E.machine_description(dev),
                        "git_commit": E.git_commit(), "labels": scored.labels_note or "the scene's class map",
                        "channel_order": {self.source: order_s.tolist(), self.target: order_t.tolist()},
                        "uae_runs": {self.source: str(src.run_dir_.relative_to(runs)),
                                     self.target: str(tgt.run_dir_.relative_to(runs))},
                        "full_budget": full, "goal_budgets": list(study.goal_budgets(full))}
 
-        def save():
+        def save():  # the goal follows what is measured; the file, after every sample set
+            res["goal"] = study.goal(res)
             if out is not None:
-                res["goal"] = study.goal(res)
                 atomic_write_text(out, json.dumps(res, indent=1))
 
         prior = _budget_snapshots(src_cfg, Z_s[order_s], root / "source", (full,), None, progress, str(dev))[full]
@@ -172,7 +172,6 @@ class TransferStudy:
                     cell[str(seed)] = _measure(tgt, tgt_cfg, snaps[N], inverse_t, seed, self.n, scored, real, net,
                                                dev, progress)
                     save()
-        res["goal"] = study.goal(res)
         save()
         return res
 

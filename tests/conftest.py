@@ -27,3 +27,19 @@ def torchrun(tmp_path):
         assert r.returncode == 0, r.stderr[-3000:]
         return r
     return run
+
+
+@pytest.fixture
+def envi_cube():
+    """``write(path, rows, cols, seed)``: a 12-band, 3-endmember ENVI cube (int16, BSQ) of random positive
+    endmembers mixed by Dirichlet(0.3) abundances, written to ``path`` (a ``.hdr``); a user's cube with no class map."""
+    def write(path, rows: int, cols: int, seed: int):
+        import numpy as np
+        import spectral.io.envi as envi
+
+        rng = np.random.default_rng(seed)
+        E = rng.random((12, 3)) + 0.1
+        X = rng.dirichlet(np.ones(3) * 0.3, size=(rows, cols)).transpose(2, 0, 1)
+        envi.save_image(str(path), (np.einsum("bp,prc->rcb", E, X) * 1000).astype(np.int16), interleave="bsq")
+        return path
+    return write

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import pytest
 from tqdm.std import tqdm
 
@@ -243,24 +242,18 @@ def test_live_line_mirrors_training_progress(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_users_cube_goes_through_the_main_job(tmp_path, monkeypatch, capsys):
+def test_a_users_cube_goes_through_the_main_job(tmp_path, monkeypatch, capsys, envi_cube):
     """./run_all.sh --scene cube.hdr --classes d: the cube written here (no class map) is trained on, sampled,
     drawn and tabulated under its own name, in results/user/<name>/ and figures/user/<name>/; nothing is written
     under the registered scenes' folders; the notebooks' kernels load it by name; the variable naming it is gone
     afterwards; a bad cube gives one line."""
-    import spectral.io.envi as envi
-
     from hudlib.data import USER_SCENES_ENV
 
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
     monkeypatch.setenv("HUD_ROOT", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(USER_SCENES_ENV, raising=False)
-    rng = np.random.default_rng(3)
-    E = rng.random((12, 3)) + 0.1
-    X = rng.dirichlet(np.ones(3) * 0.3, size=(70, 70)).transpose(2, 0, 1)
-    envi.save_image(str(tmp_path / "my field.hdr"), (np.einsum("bp,prc->rcb", E, X) * 1000).astype(np.int16),
-                    interleave="bsq")
+    envi_cube(tmp_path / "my field.hdr", 70, 70, seed=3)
     assert runner.main(["--profile", "smoke", "--scene", str(tmp_path / "my field.hdr"), "--classes", "3",
                         "--models", "HUD", "--notebooks", str(tmp_path / "notebooks"),
                         "--build", str(tmp_path / "build")]) == 0

@@ -32,19 +32,12 @@ def test_study_budgets_are_checked():
 
 
 @pytest.mark.slow
-def test_smoke_study_end_to_end(tmp_path, monkeypatch):
+def test_smoke_study_end_to_end(tmp_path, monkeypatch, envi_cube):
     """Indian Pines' prior at d = 3 carried to a 3-endmember cube written here (another sensor: 12 bands): every
     arm and budget measured, the goal judged; the scratch arm's snapshot at 16 steps is the 16-step run; the
     fine-tuning arm started from the prior; a rerun measures nothing; another study is refused on the same file."""
-    import spectral.io.envi as envi
-
     monkeypatch.delenv(USER_SCENES_ENV, raising=False)
-    rng = np.random.default_rng(5)
-    E = rng.random((12, 3)) + 0.1
-    X = rng.dirichlet(np.ones(3) * 0.3, size=(48, 48)).transpose(2, 0, 1)
-    envi.save_image(str(tmp_path / "field.hdr"), (np.einsum("bp,prc->rcb", E, X) * 1000).astype(np.int16),
-                    interleave="bsq")
-    name = register_user_scene(tmp_path / "field.hdr", classes=3)
+    name = register_user_scene(envi_cube(tmp_path / "field.hdr", 48, 48, seed=5), classes=3)
     runs, out = tmp_path / "runs", tmp_path / "study.json"
     study = transfer.TransferStudy(target=name, profile="smoke", finetune_steps=(0, 3, 6), scratch_steps=(4, 12),
                                    n=8, goal_seeds=(0, 1), full_steps=12)
