@@ -28,10 +28,14 @@ from .runstore import (MANIFEST, SHIPPED, checkpoints_dir, install, manifest, re
                        verify_files)
 from .utils import atomic_write_text, file_sha256
 
-__all__ = ["export", "write_cards", "card_text", "committed_results", "CARD", "install", "manifest", "shipped_run",
+__all__ = ["BUDGET_BYTES", "export", "write_cards", "card_text", "committed_results", "CARD", "install", "manifest", "shipped_run",
            "remove_shipped", "checkpoints_dir", "SHIPPED", "MANIFEST", "verify_files", "machine_name"]
 
 _RUN_FILES = ("config.json", "train_info.json", "losses.json", "DONE")
+
+# the most the shipped checkpoints may weigh together (MANIFEST's total_bytes): 100 MB for one scene's generators,
+# raised to 150 MB by issue 34 so that a second scene (Samson) ships all its generators too (docs/running.md)
+BUDGET_BYTES = 150 * 2 ** 20
 
 
 def machine_name() -> str:

@@ -191,7 +191,7 @@ def write_manifest(folder, files: list[Path], profile: str, label: str, scenes: 
 
 def add_to_manifest(folder, files: list[Path], weights_hashes: dict[str, str]) -> Path:
     """Add ``files`` (their sha256) and the weights hashes they show to ``figures/MANIFEST.json`` (a notebook after
-    05 adding a figure, e.g. 08's ``fig_scene``)."""
+    05 adding a figure, e.g. 08's ``fig_scene_<scene>``)."""
     folder = Path(folder)
     path = folder / "MANIFEST.json"
     man = json.loads(path.read_text()) if path.is_file() else {"files": {}, "weights_hashes": {}}

@@ -277,7 +277,7 @@ def labelled_study(scene, profile: str = "quick", runs=None, device="auto", prog
     # statistics: paired one-sided tests, Holm over the family
     tests = _tests(records, prot, paired_test, holm_adjust)
     return {"scene": scene.name, "model": cfg0.model, "profile": profile, "key": study_key(gens, prot, profile, seeds),
-            "size": [H, W], "window": window, "seeds": seeds, "folds": sorted(int(f) for f in gens),
+            "labels_note": scene.labels_note, "size": [H, W], "window": window, "seeds": seeds, "folds": sorted(int(f) for f in gens),
             "field_scale": field, "seams": seams, "maps": maps_stats, "agreement": agreement,
             "quality": quality, "quality_n": quality_n, "records": records, "tests": tests,
             "synthesis_s": [round(t, 2) for t in times], "machine": ev.machine_description(dev),
@@ -323,14 +323,16 @@ def _json_path(results, scene: str, model: str, profile: str) -> Path:
 
 def write_study(study: dict, results=None) -> tuple[Path, Path]:
     """``results/<scene>/<model>/labelled_<profile>.json`` (the study without its arrays) and
-    ``results/labelled_<profile>.md`` (:func:`markdown`)."""
+    ``results/labelled_<profile>.md`` (:func:`markdown` of every scene's stored study of this model and profile, in
+    scene-name order: the page covers every scene studied, not only the last one)."""
     from .utils import atomic_write_text
 
     out = _json_path(results, study["scene"], study["model"], study["profile"])
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps({k: v for k, v in study.items() if not k.startswith("_")}, indent=1))
     md = paths.results_dir(results) / f"labelled_{study['profile']}.md"
-    atomic_write_text(md, markdown(study))
+    stored = sorted(paths.results_dir(results).glob(f"*/{study['model']}/labelled_{study['profile']}.json"))
+    atomic_write_text(md, "\n\n".join(markdown(json.loads(f.read_text())) for f in stored))
     return out, md
 
 
@@ -378,7 +380,8 @@ def markdown(study: dict) -> str:
              f"{', '.join(f'{k} {v}' for k, v in study['key']['sampler'].items() if v is not None and k != 'sampler')}"
              f" ({study['key']['sampler']['sampler']}), "
              f"scenes of the real size {study['size'][0]} × {study['size'][1]}, seeds {study['seeds']}, machine "
-             f"{study['machine']}, wall time {study['wall_time_s']:.0f} s (commit {study['git_commit']}).", "",
+             f"{study['machine']}, wall time {study['wall_time_s']:.0f} s (commit {study['git_commit']})."
+             + (f" Class map: {study['labels_note']}." if study.get("labels_note") else ""), "",
              "## Field scale (fold 1's generator)", "",
              f"FCLS abundances on the scene's VCA endmembers; statistics on {f['crop']} × {f['crop']} crops at "
              f"{f['shifts']} shifts, a seed's value the median over the shifts; real: min..max over the shifts. "

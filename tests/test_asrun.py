@@ -196,3 +196,21 @@ def test_ablation_table_reports_seed_spread_and_counts_runs():
     assert "sampler and sampling seed;" not in md
     # extra trainings: 2 single-seed rows + 2 main rows x 2 more seeds + 2 schedule rows; smoke: one seed
     assert ablation.extra_runs("quick") == 8 and ablation.extra_runs("smoke") == 4
+
+
+def test_ablation_page_has_a_section_per_scene_and_names_a_scene_without_rows(tmp_path):
+    from hudlib import ablation
+
+    def row(scene, fid):
+        return {"row": "hud", "label": "HUD", "seed": 0, "schedule": "linear",
+                "record": {"scene": scene, "profile": "quick", "n": 256, "seed": 0, "machine": "CPU",
+                           "sampling_key": "ddim50", "metrics": {"FID": fid}}}
+
+    one = ablation.write_ablation([row("IndianPines", 10.0)], tmp_path, scene="IndianPines").read_text()
+    assert "(IndianPines, profile `quick`)" in one and "## IndianPines" not in one and "| HUD | 0 | ddim50 | 10.000 |" in one
+    both = ablation.write_ablation([row("IndianPines", 10.0), row("Samson", 30.0)], tmp_path,
+                                   scene=["IndianPines", "Samson", "Other"], profile="quick").read_text()
+    ip, sam, other = (both.index(f"## {s}\n") for s in ("IndianPines", "Samson", "Other"))
+    assert ip < both.index("| 10.000 |") < sam < both.index("| 30.000 |") < other
+    assert "No row has a trained run" in both[other:]
+    assert "No row has a trained run" in ablation.write_ablation([], tmp_path, profile="quick").read_text()

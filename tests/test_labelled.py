@@ -62,3 +62,20 @@ def test_study_at_smoke_is_reused_redrawn_and_leak_free(scene, tmp_path):
     key = dict(again["key"], weights={"0": "0" * 16})
     (results / "IndianPines" / "HUD-cond" / "labelled_smoke.json").write_text(json.dumps(dict(again, key=key)))
     assert not labelled.run_or_reuse(scene, "smoke", runs=runs, results=results)[1]
+
+
+def test_the_results_page_holds_every_scene_studied(tmp_path):
+    """write_study of one scene renders the page from every stored study of that model and profile, so a second
+    scene's study adds a section instead of replacing the first; a scene's class-map note is printed."""
+    from pathlib import Path
+
+    stored = json.loads((Path(__file__).parents[1] / "results" / "IndianPines" / "HUD-cond" /
+                         "labelled_quick.json").read_text())
+    labelled.write_study(stored, tmp_path)
+    other = {**stored, "scene": "Samson", "labels_note": "pseudo-classes: planted note"}
+    _, md = labelled.write_study(other, tmp_path)
+    text = md.read_text()
+    first, second = text.index("on IndianPines"), text.index("on Samson")
+    assert first < second and text.count("# Labelled synthetic scenes") == 2
+    assert "Class map: pseudo-classes: planted note." in text[second:] and "Class map: " not in text[:second]
+    assert json.loads((tmp_path / "Samson" / "HUD-cond" / "labelled_quick.json").read_text())["scene"] == "Samson"
