@@ -210,6 +210,10 @@ def make_figures(scenes, model_names, profile: str, fig_dir=None, runs=None, dev
     hashes, trained = {}, {}
     for s in scenes:
         for m in model_names:
+            why = models.unsupported(m, S[s], profile)
+            if why:  # its panels say "not run"
+                print(f"{s:12} {m:14} not run: {why}", flush=True)
+                continue
             gen = models.create(m).fit(S[s], profile, paths.runs_dir(runs), device=device, progress=progress)
             if (gen.run_dir_ / "losses.json").is_file():  # trained generators (the controls have no losses)
                 trained[f"{s}/{m}" if len(scenes) > 1 else m] = gen.run_dir_

@@ -187,6 +187,10 @@ def make_plan(profile: str, scenes: list[str], models: list[str], selected: list
                 n_eval += 0 if cached else 1
             rows.append({"scene": s, "model": label, "kind": kind, "control": registry.is_control(cfg.model),
                          "training": status, "train_steps": steps, "cached": cached})
+        if any(stage.trainings for stage, _ in selected):
+            for label, why in stages.unsupported_generators(s, models, profile).items():
+                rows.append({"scene": s, "model": label, "kind": "unsupported", "control": False,
+                             "training": f"left out: {why}", "train_steps": 0, "cached": None})
     n_runs = sum(len(scenes) if stage.per_scene else 1 for stage, nb in selected if nb is not None)
     parts = {"evaluation": (n_eval, r["eval_s"]), "notebooks": (n_runs, r["notebook_s"])}
     est = {"training": train_s,

@@ -21,16 +21,45 @@ from .errors import DataError
 from .registry import Registry
 
 __all__ = ["Stage", "STAGES", "register_stage", "unregister_stage", "stage_names", "select", "ordered",
-           "generator_trainings", "reference_training", "ablation_trainings", "downstream_trainings"]
+           "generator_trainings", "unsupported_generators", "reference_training", "ablation_trainings", "downstream_trainings"]
+
+
+def _scene(name: str):
+    from .data import load_scene
+
+    return load_scene(name)
+
+
+def unsupported_generators(scene: str, models: list[str], profile: str) -> dict[str, str]:
+    """``{label: reason}`` of the generators (and their variants) that cannot be trained on ``scene``
+    (:meth:`hudlib.models.Generator.unsupported`), and of the downstream folds when HUD-cond is selected and they
+    cannot: the main job leaves them out and says why."""
+    from . import models as gens
+
+    s, out = _scene(scene), {}
+    for m in models:
+        for tag, ov in [(None, None), *registry.get(m).variants.items()]:
+            why = gens.unsupported(m, s, profile, ov)
+            if why:
+                out[m if tag is None else f"{m} [{tag}]"] = why
+    if downstream.GENERATOR in models and downstream.GENERATOR not in out:
+        why = downstream.unsupported(s, profile)
+        if why:
+            out[f"{downstream.GENERATOR} (folds)"] = why
+    return out
 
 
 def generator_trainings(scene: str, models: list[str], profile: str) -> list[tuple[str, str, object]]:
-    """Each generator and each of its variants with weights of its own (kind ``"generator"``)."""
-    out = []
+    """Each generator and each of its variants with weights of its own (kind ``"generator"``), but those that cannot
+    be trained on the scene (:func:`unsupported_generators`)."""
+    out, skip = [], unsupported_generators(scene, models, profile)
     for m in models:
+        if m in skip:
+            continue
         out.append((m, "generator", make_config(scene, m, profile)))
         for tag, ov in registry.get(m).variants.items():
-            out.append((f"{m} [{tag}]", "generator", make_config(scene, m, profile, ov)))
+            if f"{m} [{tag}]" not in skip:
+                out.append((f"{m} [{tag}]", "generator", make_config(scene, m, profile, ov)))
     return out
 
 
@@ -50,7 +79,7 @@ def ablation_trainings(scene: str, models: list[str], profile: str) -> list[tupl
 
 def downstream_trainings(scene: str, models: list[str], profile: str) -> list[tuple[str, str, object]]:
     """One HUD-cond per fold of the downstream protocol's split (kind ``"downstream"``), if HUD-cond is selected."""
-    if downstream.GENERATOR not in models:
+    if downstream.GENERATOR not in models or downstream.unsupported(_scene(scene), profile):
         return []
     return [(f"{downstream.GENERATOR} (fold {f + 1})", "downstream", cfg)
             for f, cfg in downstream.fold_configs(scene, profile).items()]

@@ -32,7 +32,7 @@ from .protocol import DOWNSTREAM_VERSION, Protocol, protocol_for
 from .providers import FoldResources, Ground, layout_crops, pool_draw
 from .report import summarise, write_result
 
-__all__ = ["GENERATOR", "fold_configs", "fold_generators", "prepare_resources", "leak_audit", "assemble",
+__all__ = ["GENERATOR", "fold_configs", "fold_generators", "unsupported", "prepare_resources", "leak_audit", "assemble",
            "experiment", "experiment_key", "run_or_reuse"]
 
 GENERATOR = "HUD-cond"
@@ -45,6 +45,18 @@ def fold_configs(scene_name: str, profile: str, protocol: Protocol | None = None
     protocol = protocol or protocol_for(profile)
     return {f: make_config(scene_name, GENERATOR, profile, {"cond": {"fold": int(f), "split": protocol.splitter.spec}})
             for f in protocol.fold_indices}
+
+
+def unsupported(scene, profile: str, protocol: Protocol | None = None) -> str | None:
+    """Why the protocol's folds cannot all be trained on ``scene`` (the first fold's reason), or None: the downstream
+    benchmark and the labelled-scene study need every fold's generator."""
+    from .. import models
+
+    for f, cfg in fold_configs(scene.name, profile, protocol).items():
+        why = models.unsupported(GENERATOR, scene, cfg)
+        if why:
+            return f"{GENERATOR}: {why} (the protocol's split {cfg.cond.split})"
+    return None
 
 
 def fold_generators(scene, profile: str, runs=None, device="auto", progress: bool = False,

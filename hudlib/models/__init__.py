@@ -13,7 +13,7 @@ from .base import ComplexitySpec, DiffusionGenerator, Generator, NetworkGenerato
 
 __all__ = ["register", "get", "names", "info", "reference_name", "is_control", "create", "load", "Generator",
            "NetworkGenerator", "DiffusionGenerator", "ComplexitySpec", "run_dir_for", "ModelInfo",
-           "finished_profile", "paper_name", "all_sections", "unregister", "from_pretrained"]
+           "finished_profile", "paper_name", "all_sections", "unregister", "from_pretrained", "unsupported"]
 
 
 def create(name: str, config: RunConfig | None = None) -> Generator:
@@ -22,6 +22,13 @@ def create(name: str, config: RunConfig | None = None) -> Generator:
     if cls.name != name:
         raise ValueError(f"model {name!r}: registered class {cls.__name__} has name {cls.name!r}")
     return cls(config)
+
+
+def unsupported(name: str, scene, profile="quick", overrides=None) -> str | None:
+    """Why generator ``name`` cannot be trained on ``scene`` (a :class:`hudlib.data.Scene`) at ``profile`` (a name or
+    a :class:`RunConfig`) with ``overrides``, or None (:meth:`Generator.unsupported`)."""
+    cfg = profile if isinstance(profile, RunConfig) else make_config(scene.name, name, profile, overrides)
+    return get(name).unsupported(scene, cfg)
 
 
 def load(run_dir, scene=None) -> Generator:

@@ -243,6 +243,13 @@ class Generator:
         return sha256_files(files)
 
     @classmethod
+    def unsupported(cls, scene, cfg: RunConfig) -> str | None:
+        """Why this generator cannot be trained on ``scene`` (a :class:`hudlib.data.Scene`) under ``cfg``, in one line,
+        or None. The main job leaves such a pair out and prints the reason where its row would be, rather than
+        failing the whole run."""
+        return None
+
+    @classmethod
     def training_iterations(cls, cfg: RunConfig) -> dict[str, int]:
         """Iterations of each training stage under ``cfg`` (``{"": steps}`` for a one-stage model; keys are the
         ``stages`` of ``train_info.json`` where a model has several)."""

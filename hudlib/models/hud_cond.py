@@ -161,6 +161,16 @@ class HUDCond(HUD):
     _ground: np.ndarray | None = None  # the fold's training ground while _fit prepares the UAE (all VCA may see)
 
     # ---------------------------------------------------------------- config and data checks
+    @classmethod
+    def unsupported(cls, scene, cfg):
+        """A fold whose training ground holds no ``patch_size`` crop cannot be trained on (e.g. a small scene under
+        the project's split, whose buffers leave the ground in pieces)."""
+        fold = cond_fold(scene, cfg)
+        size = cfg.train.patch_size
+        if fold is not None and len(fold.corners(size)) == 0:
+            return f"the training ground of {fold.name} holds no {size} x {size} crop"
+        return None
+
     @staticmethod
     def _check_config(cfg) -> None:
         """One-line errors for ``cfg.cond`` and for what a split cannot keep off the held-out region."""
@@ -257,8 +267,8 @@ class HUDCond(HUD):
         d, size = int(Z.shape[0]), cfg.train.patch_size
         corners = None if fold is None else fold.corners(size)
         if corners is not None and len(corners) == 0:
-            raise ValueError(f"cond.fold: the training ground of {fold.name} holds no {size} x {size} crop; use "
-                             f"another split (cond.split) or cond.fold=None")
+            raise ValueError(f"cond.fold: {self.unsupported(scene, cfg)}; use another split (cond.split) or "
+                             f"cond.fold=None")
         data = torch.cat([Z, one_hot(view.gt, K)])  # (d + K + 1, rows, cols): random crops stay aligned
         if fold is not None:
             data[:, torch.from_numpy(~fold.train)] = float("nan")  # never read (corners); NaN losses if it were
