@@ -207,7 +207,8 @@ def ablation_table(results: list[dict]) -> str:
         f"x̂₀ is clipped to the latent's support (\"-clip\" in the sampler column; HUD-asrun's latent has none, and "
         f"the authors did not clip). "
         f"Several seeds: mean ± sample std over training seeds. Sound metrics on our classifier; paper-exact "
-        f"as the authors' code; physical consistency against the scene's VCA simplex.*\n")
+        f"as the authors' code; physical consistency against the scene's VCA simplex."
+        + (f" Labels behind IS and FID: {rec['labels_note']}." if rec.get("labels_note") else "") + "*\n")
 
 
 def row_samples(results: list[dict]) -> dict[str, np.ndarray]:

@@ -66,10 +66,15 @@ def reference_report(scene, profile: str = "quick", runs=None, device="auto", mo
     :data:`GENERATORS` among ``models`` (default all of them) at ``profile`` (trained or installed by ``fit``)."""
     from scipy.stats import wasserstein_distance
 
+    import time
+
     from . import models as registry
     from .data import crop, patch_corners
+    from .evaluate import machine_description
+    from .utils import resolve_device
     from .unmixing import fcls, vca
 
+    t0 = time.perf_counter()
     if scene.reference is None:
         raise DataError(f"scene: {scene.name} has no reference unmixing to judge against")
     M = np.asarray(scene.reference["endmembers"], np.float64)
@@ -137,6 +142,8 @@ def reference_report(scene, profile: str = "quick", runs=None, device="auto", mo
     out["generated"] = rows
     out["n"] = n
     out["seed"] = seed
+    out["machine"] = machine_description(resolve_device(device))
+    out["wall_time_s"] = round(time.perf_counter() - t0, 1)
     return out
 
 
