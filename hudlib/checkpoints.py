@@ -28,8 +28,8 @@ from .runstore import (MANIFEST, SHIPPED, checkpoints_dir, install, manifest, re
                        verify_files)
 from .utils import atomic_write_text, file_sha256
 
-__all__ = ["BUDGET_BYTES", "export", "write_cards", "card_text", "committed_results", "CARD", "install", "manifest", "shipped_run",
-           "remove_shipped", "checkpoints_dir", "SHIPPED", "MANIFEST", "verify_files", "machine_name"]
+__all__ = ["BUDGET_BYTES", "export", "write_cards", "card_text", "committed_results", "CARD", "install", "manifest",
+           "shipped_run", "remove_shipped", "checkpoints_dir", "SHIPPED", "MANIFEST", "verify_files", "machine_name"]
 
 _RUN_FILES = ("config.json", "train_info.json", "losses.json", "DONE")
 

@@ -277,7 +277,8 @@ def labelled_study(scene, profile: str = "quick", runs=None, device="auto", prog
     # statistics: paired one-sided tests, Holm over the family
     tests = _tests(records, prot, paired_test, holm_adjust)
     return {"scene": scene.name, "model": cfg0.model, "profile": profile, "key": study_key(gens, prot, profile, seeds),
-            "labels_note": scene.labels_note, "size": [H, W], "window": window, "seeds": seeds, "folds": sorted(int(f) for f in gens),
+            "labels_note": scene.labels_note, "size": [H, W], "window": window,
+            "seeds": seeds, "folds": sorted(int(f) for f in gens),
             "field_scale": field, "seams": seams, "maps": maps_stats, "agreement": agreement,
             "quality": quality, "quality_n": quality_n, "records": records, "tests": tests,
             "synthesis_s": [round(t, 2) for t in times], "machine": ev.machine_description(dev),

@@ -21,7 +21,8 @@ from .errors import DataError
 from .registry import Registry
 
 __all__ = ["Stage", "STAGES", "register_stage", "unregister_stage", "stage_names", "select", "ordered",
-           "generator_trainings", "unsupported_generators", "reference_training", "ablation_trainings", "downstream_trainings"]
+           "generator_trainings", "unsupported_generators", "reference_training", "ablation_trainings",
+           "downstream_trainings"]
 
 
 def _scene(name: str):

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from .benchmark import RealSet, run, run_fold_budget
 from .classifiers import NetClassifier, confidence, fit_classifier, make_svm, tune_svm
-from .experiment import (GENERATOR, assemble, experiment, experiment_key, fold_configs, fold_generators, leak_audit, unsupported,
-                         prepare_resources, run_or_reuse)
+from .experiment import (GENERATOR, assemble, experiment, experiment_key, fold_configs, fold_generators, leak_audit,
+                         prepare_resources, run_or_reuse, unsupported)
 from .labels import (centre_spectra, classification_metrics, draw_labels, ground_windows, patch_windows,
                      scene_windows, validation_score)
 from .protocol import CLASSIFIERS, DOWNSTREAM_VERSION, LEVERS, PROTOCOLS, Protocol, protocol_for
@@ -41,6 +41,6 @@ __all__ = [
     "pool_draw",
     "make_svm", "tune_svm", "NetClassifier", "fit_classifier", "confidence",
     "RealSet", "run_fold_budget", "run", "paired_test", "holm", "summarise", "markdown", "write_result", "plot_gains",
-    "GENERATOR", "assemble", "fold_configs", "fold_generators", "unsupported", "prepare_resources", "leak_audit", "experiment",
-    "experiment_key", "run_or_reuse",
+    "GENERATOR", "assemble", "fold_configs", "fold_generators", "unsupported", "prepare_resources", "leak_audit",
+    "experiment", "experiment_key", "run_or_reuse",
 ]
